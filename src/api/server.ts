@@ -1,0 +1,100 @@
+// The HTTP server: provider webhooks, the admin API, health, metrics and OpenAPI. Every error is
+// RFC 9457 problem+json with a stable code; nothing about a request's secrets reaches a log.
+import { timingSafeEqual, createHash } from 'node:crypto';
+import Fastify, { type FastifyInstance, type FastifyError } from 'fastify';
+import { SeigoError, problem } from '../kernel/errors.ts';
+import type { Engine } from '../engine/engine.ts';
+import { adminRoutes } from './admin.ts';
+import { openApiDocument, type OpenApiRegistry, type Role } from './route.ts';
+import { webhookRoutes } from './webhooks.ts';
+
+declare module 'fastify' {
+  interface FastifyContextConfig { role?: Role | undefined }
+  interface FastifyRequest { admin?: { name: string; role: Role } }
+}
+
+const ROLE_RANK: Record<Role, number> = { viewer: 1, operator: 2 };
+const digest = (s: string) => createHash('sha256').update(s).digest();
+
+export interface ServerOptions {
+  /** Stop answering /readyz (graceful shutdown in progress). */
+  isShuttingDown?: () => boolean;
+}
+
+export async function createServer(engine: Engine, opts: ServerOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: false,
+    bodyLimit: engine.config.intake.maxBodyBytes,
+    // Operators' ids travel in paths; keep them exact.
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 300 },
+    return503OnClosing: true,
+  });
+  const registry: OpenApiRegistry = { routes: [] };
+  const tokens = engine.config.adminTokens.map((t) => ({ ...t, digest: digest(t.token) }));
+
+  app.setErrorHandler((error: FastifyError | SeigoError | Error, req, reply) => {
+    let status = 500;
+    let code = 'internal_error';
+    let detail = 'an unexpected error occurred; it has been logged';
+    let extra: Record<string, unknown> | undefined;
+    if (error instanceof SeigoError) {
+      ({ status, code } = error);
+      detail = error.message;
+      extra = error.detail;
+    } else if ('statusCode' in error && typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+      status = error.statusCode;
+      code = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : 'invalid_request';
+      detail = status === 413 ? `body exceeds the limit of ${engine.config.intake.maxBodyBytes} bytes` : error.message;
+    }
+    if (status >= 500) engine.log.error({ err: { message: error.message, stack: error.stack }, method: req.method, url: req.routeOptions.url }, 'request failed');
+    void reply.code(status).type('application/problem+json').send(problem(status, code, detail, extra));
+  });
+  app.setNotFoundHandler((req, reply) => {
+    void reply.code(404).type('application/problem+json').send(problem(404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`));
+  });
+
+  // Admin routes carry a role in their config; a bearer token from the configuration must grant it.
+  app.addHook('onRequest', async (req, reply) => {
+    const need = req.routeOptions.config.role;
+    if (!need) return;
+    const auth = req.headers.authorization ?? '';
+    const m = /^Bearer\s+(\S+)$/i.exec(auth);
+    const given = m ? digest(m[1]!) : null;
+    const who = given ? tokens.find((t) => timingSafeEqual(t.digest, given)) : undefined;
+    if (!who) {
+      return reply.code(401).header('www-authenticate', 'Bearer').type('application/problem+json')
+        .send(problem(401, 'unauthorized', 'a valid admin bearer token is required'));
+    }
+    if (ROLE_RANK[who.role] < ROLE_RANK[need]) {
+      return reply.code(403).type('application/problem+json').send(problem(403, 'forbidden', `this route needs the ${need} role; the token has ${who.role}`));
+    }
+    req.admin = { name: who.name, role: who.role };
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    engine.metrics.httpRequests.inc({ route, method: req.method, status: String(reply.statusCode) });
+    engine.metrics.httpDuration.observe({ route, method: req.method }, reply.elapsedTime / 1000);
+  });
+
+  await app.register(async (scope) => webhookRoutes(scope, engine, registry));
+  await app.register(async (scope) => adminRoutes(scope, engine, registry));
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  app.get('/readyz', async (_req, reply) => {
+    if (opts.isShuttingDown?.()) return reply.code(503).type('application/problem+json').send(problem(503, 'shutting_down', 'this process is stopping'));
+    try {
+      await engine.db.pool.query('SELECT 1');
+      return { status: 'ready' };
+    } catch (e) {
+      return reply.code(503).type('application/problem+json').send(problem(503, 'database_unavailable', (e as Error).message));
+    }
+  });
+  app.get('/metrics', async (_req, reply) => {
+    const body = await engine.metrics.registry.metrics();
+    return reply.type(engine.metrics.registry.contentType).send(body);
+  });
+  const doc = openApiDocument(registry, { title: 'seigo', version: '0.1.0' });
+  app.get('/openapi.json', async () => doc);
+  return app;
+}

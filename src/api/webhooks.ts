@@ -1,0 +1,41 @@
+// POST /webhooks/:provider — thin on purpose: verify, store durably (group-committed), acknowledge.
+// Everything else happens in a worker.
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import { NotFoundError, SeigoError, UnauthorizedError } from '../kernel/errors.ts';
+import type { Engine } from '../engine/engine.ts';
+import { route, type OpenApiRegistry } from './route.ts';
+
+export const webhookAck = z.object({ id: z.string().uuid(), duplicate: z.boolean() });
+
+export async function webhookRoutes(app: FastifyInstance, engine: Engine, registry: OpenApiRegistry): Promise<void> {
+  // Every content type arrives as raw bytes: the signature is over the exact body.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: engine.config.intake.maxBodyBytes }, (_req, body, done) => done(null, body));
+
+  route(app, registry, {
+    method: 'POST', url: '/webhooks/:provider', tags: ['intake'],
+    summary: 'Receive a provider notification: verified, stored durably, then acknowledged',
+    params: z.object({ provider: z.string().max(100) }),
+    response: webhookAck,
+  }, async ({ params, req }) => {
+    const { provider } = params;
+    const adapter = engine.providers.get(provider);
+    if (!adapter) {
+      engine.metrics.webhooks.inc({ provider: 'unknown', outcome: 'unknown_provider' });
+      throw new NotFoundError('unknown_provider', `no provider named "${provider}" is configured`);
+    }
+    const rawBody = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
+    const headers: Record<string, string | undefined> = {};
+    for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : v;
+    const verified = adapter.verify({ headers, rawBody, receivedAt: engine.clock.now() });
+    if (!verified.ok) {
+      engine.metrics.webhooks.inc({ provider, outcome: verified.error.code });
+      if (verified.error.code === 'invalid_signature') throw new UnauthorizedError('invalid_signature', verified.error.message);
+      throw new SeigoError('unparseable_payload', verified.error.message, 400);
+    }
+    const r = await engine.inboxWriter.write({ provider, eventId: verified.value.eventId, headers: verified.value.headers, body: rawBody });
+    engine.metrics.webhooks.inc({ provider, outcome: r.duplicate ? 'duplicate' : 'accepted' });
+    return { id: r.id, duplicate: r.duplicate };
+  });
+}

@@ -1,0 +1,94 @@
+// Composition: builds every part of seigo from explicit resources (config, db, log, clock) with
+// no container. The api and worker roles take what they need from the engine.
+import type { Dispatcher } from 'undici';
+import type { Clock } from '../kernel/clock.ts';
+import { systemClock } from '../kernel/clock.ts';
+import type { Config } from '../kernel/config.ts';
+import type { Db } from '../kernel/db.ts';
+import { egressAgent, egressPolicy } from '../kernel/egress.ts';
+import type { Logger } from '../kernel/logger.ts';
+import { createMetrics, type Metrics } from '../kernel/metrics.ts';
+import { EventHandlers, InboxProcessor, InboxWriter } from '../intake/index.ts';
+import { Consumers, HandlerDeliveryProcessor, HttpDeliveryProcessor } from '../outbox/index.ts';
+import { Operations, Resilience } from '../operations/index.ts';
+import { buildProviders, type ProviderRegistry } from '../providers/registry.ts';
+import type { ProviderAdapter } from '../providers/types.ts';
+import { WorkerRuntime, type PeriodicJob, type WorkLoop } from '../worker/runtime.ts';
+
+export interface EngineOptions {
+  config: Config;
+  db: Db;
+  log: Logger;
+  clock?: Clock;
+  /** Provider adapters beyond the ones the config declares (your own, or a simulator's). */
+  providers?: readonly ProviderAdapter[];
+  metrics?: Metrics;
+}
+
+export interface Engine {
+  config: Config;
+  db: Db;
+  log: Logger;
+  clock: Clock;
+  metrics: Metrics;
+  providers: ProviderRegistry;
+  /** Register handlers for canonical provider events. */
+  handlers: EventHandlers;
+  /** Register in-process consumers for subscriptions with a handler target. */
+  consumers: Consumers;
+  operations: Operations;
+  inboxWriter: InboxWriter;
+  inbox: InboxProcessor;
+  handlerDeliveries: HandlerDeliveryProcessor;
+  httpDeliveries: HttpDeliveryProcessor;
+  egress: Dispatcher;
+  createWorker(role?: string, extra?: { loops?: WorkLoop[]; periodic?: PeriodicJob[] }): WorkerRuntime;
+  close(): Promise<void>;
+}
+
+export function createEngine(opts: EngineOptions): Engine {
+  const { config, db, log } = opts;
+  const clock = opts.clock ?? systemClock;
+  const metrics = opts.metrics ?? createMetrics(db.pool);
+  const providers = buildProviders(config, opts.providers);
+  const handlers = new EventHandlers();
+  const consumers = new Consumers();
+  const egress = egressAgent(egressPolicy(config.outbound.allow));
+  const operations = new Operations({
+    pool: db.pool, providers, resilience: new Resilience(config.endpoints), log, clock,
+    inquiryScheduleMs: config.operations.inquirySchedule, unknownDeadlineMs: config.operations.unknownDeadlineMs,
+    onTransition: (provider, status) => metrics.operationTransitions.inc({ provider, status }),
+  });
+  const inboxWriter = new InboxWriter(db.pool, { maxBatch: config.intake.batchMaxRows, onBatch: (n) => metrics.intakeBatchRows.observe(n) });
+  const inbox = new InboxProcessor({
+    pool: db.pool, providers, handlers, log, retryScheduleMs: config.intake.retrySchedule,
+    onProcessed: (provider, outcome) => metrics.inboxProcessed.inc({ provider, outcome }),
+  });
+  const onOutcome = (subscription: string, outcome: string, seconds?: number) => {
+    metrics.deliveries.inc({ subscription, outcome });
+    if (seconds !== undefined) metrics.deliveryDuration.observe({ subscription }, seconds);
+  };
+  const handlerDeliveries = new HandlerDeliveryProcessor({ pool: db.pool, log, onOutcome }, consumers);
+  const httpDeliveries = new HttpDeliveryProcessor({ pool: db.pool, log, onOutcome }, { dispatcher: egress, leaseMs: config.worker.leaseMs, userAgent: 'seigo/0.1' });
+  const batch = config.worker.batchSize;
+
+  return {
+    config, db, log, clock, metrics, providers, handlers, consumers, operations, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
+    createWorker(role = 'worker', extra = {}) {
+      const loops: WorkLoop[] = [
+        { name: 'inbox', channel: 'inbox', concurrency: 2, runOnce: () => inbox.runOnce(batch) },
+        { name: 'deliveries.handler', channel: 'deliveries', concurrency: 2, runOnce: () => handlerDeliveries.runOnce(batch) },
+        { name: 'deliveries.http', channel: 'deliveries', concurrency: 1, runOnce: () => httpDeliveries.runOnce(Math.min(batch, config.worker.concurrency * 8)) },
+        ...(extra.loops ?? []),
+      ];
+      const periodic: PeriodicJob[] = [
+        { name: 'operations.janitor', intervalMs: 10_000, run: async () => { await operations.janitorOnce(); } },
+        ...(extra.periodic ?? []),
+      ];
+      return new WorkerRuntime({ pool: db.pool, databaseUrl: db.url, log, role, pollIntervalMs: config.worker.pollIntervalMs, loops, periodic });
+    },
+    async close() {
+      await egress.close().catch(() => undefined);
+    },
+  };
+}

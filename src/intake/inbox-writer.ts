@@ -1,0 +1,114 @@
+// Group commit for the inbox: concurrent webhook requests are written in micro-batches, so many
+// requests share one INSERT and one commit. A request's promise settles only after that commit,
+// so "acknowledged" always means durable.
+import type pg from 'pg';
+import { uuidv7 } from '../kernel/ids.ts';
+
+export interface InboxRowInput {
+  provider: string;
+  eventId: string;
+  headers: Record<string, string>;
+  body: Buffer;
+  source?: 'webhook' | 'reconciliation' | 'manual';
+}
+export interface InboxWriteResult { id: string; duplicate: boolean }
+
+interface Pending { row: InboxRowInput; resolve(r: InboxWriteResult): void; reject(e: Error): void }
+
+const INSERT = `
+INSERT INTO inbox (id, provider, event_id, source, headers, body)
+SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bytea[])
+ON CONFLICT (provider, event_id) DO NOTHING
+RETURNING id, provider, event_id`;
+
+// A separate statement (a new snapshot) so that rows committed by a concurrent batch are seen.
+const EXISTING = `
+SELECT i.id, i.provider, i.event_id FROM inbox i
+JOIN unnest($1::text[], $2::text[]) AS k(provider, event_id) ON i.provider = k.provider AND i.event_id = k.event_id`;
+
+export interface InboxWriterOptions {
+  /** Most rows in one INSERT. */
+  maxBatch?: number;
+  /** Batches in flight at once; more requests wait and join the next batch. */
+  maxInFlight?: number;
+  /** Called after each batch commits, with its size (metrics). */
+  onBatch?: (rows: number) => void;
+}
+
+export class InboxWriter {
+  private queue: Pending[] = [];
+  private inFlight = 0;
+  private readonly maxBatch: number;
+  private readonly maxInFlight: number;
+
+  constructor(private readonly pool: pg.Pool, private readonly opts: InboxWriterOptions = {}) {
+    this.maxBatch = opts.maxBatch ?? 500;
+    this.maxInFlight = opts.maxInFlight ?? 2;
+  }
+
+  write(row: InboxRowInput): Promise<InboxWriteResult> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ row, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.maxBatch);
+      this.inFlight++;
+      this.flush(batch)
+        .catch((e: Error) => { for (const p of batch) p.reject(e); })
+        .finally(() => { this.inFlight--; this.pump(); });
+    }
+  }
+
+  private async flush(batch: Pending[]): Promise<void> {
+    // Within a batch the first request for a key inserts; later ones are duplicates of it.
+    const firstByKey = new Map<string, { id: string; index: number }>();
+    const rows: { id: string; row: InboxRowInput }[] = [];
+    batch.forEach((p, index) => {
+      const key = `${p.row.provider}\u0000${p.row.eventId}`;
+      if (!firstByKey.has(key)) {
+        const id = uuidv7();
+        firstByKey.set(key, { id, index });
+        rows.push({ id, row: p.row });
+      }
+    });
+    const res = await this.pool.query<{ id: string; provider: string; event_id: string }>({
+      name: 'inbox_insert_batch',
+      text: INSERT,
+      values: [
+        rows.map((r) => r.id),
+        rows.map((r) => r.row.provider),
+        rows.map((r) => r.row.eventId),
+        rows.map((r) => r.row.source ?? 'webhook'),
+        rows.map((r) => JSON.stringify(r.row.headers)),
+        rows.map((r) => r.row.body),
+      ],
+    });
+    this.opts.onBatch?.(res.rowCount ?? 0);
+    const inserted = new Set(res.rows.map((r) => r.id));
+    const existing = new Map<string, string>();
+    if (inserted.size < rows.length) {
+      const missing = rows.filter((r) => !inserted.has(r.id));
+      const ex = await this.pool.query<{ id: string; provider: string; event_id: string }>({
+        name: 'inbox_existing_batch',
+        text: EXISTING,
+        values: [missing.map((r) => r.row.provider), missing.map((r) => r.row.eventId)],
+      });
+      for (const r of ex.rows) existing.set(`${r.provider}\u0000${r.event_id}`, r.id);
+    }
+    batch.forEach((p, index) => {
+      const key = `${p.row.provider}\u0000${p.row.eventId}`;
+      const first = firstByKey.get(key)!;
+      if (inserted.has(first.id)) {
+        p.resolve({ id: first.id, duplicate: index !== first.index });
+        return;
+      }
+      const id = existing.get(key);
+      if (id) p.resolve({ id, duplicate: true });
+      else p.reject(new Error(`inbox row for ${p.row.provider}/${p.row.eventId} was neither inserted nor found`));
+    });
+  }
+}

@@ -1,0 +1,147 @@
+// Configuration: environment variables plus an optional JSON file (SEIGO_CONFIG, default
+// ./seigo.config.json), validated once at start with messages that name the bad key.
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from './errors.ts';
+import { parseDuration } from './backoff.ts';
+
+const duration = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
+  try {
+    return parseDuration(v);
+  } catch (e) {
+    ctx.addIssue({ code: 'custom', message: (e as Error).message });
+    return z.NEVER;
+  }
+});
+
+const whsecSecret = z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, 'must be a Standard Webhooks secret: "whsec_" followed by base64');
+
+export const providerSchema = z.discriminatedUnion('kind', [
+  z.object({
+    kind: z.literal('standard-webhooks'),
+    secrets: z.array(whsecSecret).min(1, 'needs at least one secret'),
+    toleranceSeconds: z.number().int().positive().default(300),
+  }).strict(),
+]);
+
+const filterSchema = z.record(z.string(), z.unknown()).default({});
+
+export const subscriptionTargetSchema = z.discriminatedUnion('type', [
+  z.object({
+    type: z.literal('http'),
+    url: z.string().url(),
+    secret: whsecSecret.optional(),
+    timeoutMs: duration.default(10_000),
+  }).strict(),
+  z.object({ type: z.literal('handler'), handler: z.string().min(1) }).strict(),
+]);
+
+export const subscriptionSchema = z.object({
+  name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,99}$/, 'lowercase letters, digits, ".", "_" and "-"'),
+  topic: z.string().min(1),
+  filter: filterSchema,
+  target: subscriptionTargetSchema,
+  retrySchedule: z.array(duration).max(50).optional(),
+}).strict();
+
+const endpointSchema = z.object({
+  timeoutMs: duration.default(10_000),
+  maxAttempts: z.number().int().min(1).max(10).default(3),
+  concurrency: z.number().int().min(1).max(1000).default(16),
+  breaker: z.object({
+    consecutiveFailures: z.number().int().min(1).default(5),
+    halfOpenAfterMs: duration.default(30_000),
+  }).strict().default({ consecutiveFailures: 5, halfOpenAfterMs: 30_000 }),
+}).strict();
+
+export const configSchema = z.object({
+  port: z.number().int().min(0).max(65535).default(8787),
+  host: z.string().default('127.0.0.1'),
+  databaseUrl: z.string().optional(),
+  dataDir: z.string().default('.seigo'),
+  log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().default({ level: 'info' }),
+  intake: z.object({
+    maxBodyBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    batchMaxRows: z.number().int().min(1).max(5000).default(500),
+    retrySchedule: z.array(duration).default([1_000, 5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000]),
+  }).strict().default({ maxBodyBytes: 1024 * 1024, batchMaxRows: 500, retrySchedule: [1_000, 5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000] }),
+  providers: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'provider names are lowercase letters, digits, "_" and "-"'), providerSchema).default({}),
+  subscriptions: z.array(subscriptionSchema).default([]),
+  adminTokens: z.array(z.object({
+    name: z.string().min(1),
+    token: z.string().min(16, 'admin tokens must be at least 16 characters'),
+    role: z.enum(['viewer', 'operator']),
+  }).strict()).default([]),
+  outbound: z.object({
+    /** Hosts or CIDR ranges that outbound HTTP may reach even though they are private or loopback. */
+    allow: z.array(z.string()).default([]),
+  }).strict().default({ allow: [] }),
+  endpoints: z.record(z.string(), endpointSchema).default({}),
+  worker: z.object({
+    pollIntervalMs: duration.default(1_000),
+    leaseMs: duration.default(30_000),
+    batchSize: z.number().int().min(1).max(5000).default(200),
+    concurrency: z.number().int().min(1).max(256).default(8),
+  }).strict().default({ pollIntervalMs: 1_000, leaseMs: 30_000, batchSize: 200, concurrency: 8 }),
+  operations: z.object({
+    unknownDeadlineMs: duration.default(24 * 3_600_000),
+    inquirySchedule: z.array(duration).default([30_000, 120_000, 600_000, 1_800_000, 3_600_000, 6 * 3_600_000]),
+  }).strict().default({ unknownDeadlineMs: 24 * 3_600_000, inquirySchedule: [30_000, 120_000, 600_000, 1_800_000, 3_600_000, 6 * 3_600_000] }),
+}).strict();
+
+export type Config = z.output<typeof configSchema>;
+export type ConfigInput = z.input<typeof configSchema>;
+export type ProviderConfig = z.output<typeof providerSchema>;
+export type SubscriptionConfig = z.output<typeof subscriptionSchema>;
+
+function formatIssues(error: z.ZodError, source: string): string {
+  return error.issues
+    .map((i) => `  ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
+    .join('\n')
+    .replace(/^/, `invalid configuration in ${source}:\n`);
+}
+
+/** Validates a config object (file contents merged with env); throws ConfigError naming each bad key. */
+export function parseConfig(input: unknown, source = 'configuration'): Config {
+  const r = configSchema.safeParse(input);
+  if (!r.success) throw new ConfigError(formatIssues(r.error, source));
+  return r.data;
+}
+
+/** Loads SEIGO_CONFIG (or ./seigo.config.json if present) and applies environment overrides. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): Config {
+  const explicit = env.SEIGO_CONFIG;
+  const path = resolve(cwd, explicit ?? 'seigo.config.json');
+  let file: Record<string, unknown> = {};
+  if (existsSync(path)) {
+    try {
+      file = JSON.parse(readFileSync(path, 'utf8')) as Record<string, unknown>;
+    } catch (e) {
+      throw new ConfigError(`invalid configuration in ${path}: not valid JSON (${(e as Error).message})`);
+    }
+    if (typeof file !== 'object' || file === null || Array.isArray(file)) {
+      throw new ConfigError(`invalid configuration in ${path}: the file must hold a JSON object`);
+    }
+  } else if (explicit) {
+    throw new ConfigError(`SEIGO_CONFIG names ${path}, which does not exist`);
+  }
+  const merged: Record<string, unknown> = { ...file };
+  if (env.SEIGO_PORT !== undefined) {
+    const port = Number(env.SEIGO_PORT);
+    if (!Number.isInteger(port)) throw new ConfigError(`SEIGO_PORT must be a port number, got ${JSON.stringify(env.SEIGO_PORT)}`);
+    merged.port = port;
+  }
+  if (env.SEIGO_HOST) merged.host = env.SEIGO_HOST;
+  if (env.DATABASE_URL) merged.databaseUrl = env.DATABASE_URL;
+  if (env.SEIGO_DATA_DIR) merged.dataDir = env.SEIGO_DATA_DIR;
+  if (env.SEIGO_LOG_LEVEL) merged.log = { ...(merged.log as object | undefined), level: env.SEIGO_LOG_LEVEL };
+  if (env.SEIGO_ADMIN_TOKEN) {
+    const tokens = Array.isArray(merged.adminTokens) ? [...(merged.adminTokens as unknown[])] : [];
+    tokens.push({ name: 'env', token: env.SEIGO_ADMIN_TOKEN, role: 'operator' });
+    merged.adminTokens = tokens;
+  }
+  const cfg = parseConfig(merged, existsSync(path) ? `${path} (with environment overrides)` : 'environment');
+  cfg.dataDir = resolve(cwd, cfg.dataDir);
+  return cfg;
+}

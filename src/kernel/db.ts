@@ -1,0 +1,71 @@
+// Database access: one pg Pool per process, a Kysely instance over it for typed admin queries,
+// and plain named statements on the hot paths.
+import pg from 'pg';
+import { Kysely, PostgresDialect } from 'kysely';
+import type { Logger } from './logger.ts';
+
+export type Queryable = pg.Pool | pg.PoolClient;
+export type Tx = pg.PoolClient;
+
+export interface Db {
+  pool: pg.Pool;
+  kysely: Kysely<Record<string, never>>;
+  url: string;
+  close(): Promise<void>;
+}
+
+export interface DbOptions {
+  max?: number;
+  applicationName?: string;
+  log?: Logger;
+  /** Session settings applied to every new connection, e.g. idle_in_transaction_session_timeout. */
+  sessionSettings?: Record<string, string | number>;
+}
+
+export function createDb(url: string, opts: DbOptions = {}): Db {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: opts.max ?? 10,
+    application_name: opts.applicationName ?? 'seigo',
+    // A worker whose peer vanished must not hold row locks forever.
+    keepAlive: true,
+  });
+  pool.on('error', (e) => opts.log?.warn({ err: e.message }, 'idle database connection failed'));
+  const settings = Object.entries(opts.sessionSettings ?? {});
+  if (settings.length > 0) {
+    pool.on('connect', (client) => {
+      const text = settings.map(([k, v]) => `SET ${k} = '${String(v).replaceAll("'", "''")}'`).join('; ');
+      client.query(text).catch((e: Error) => opts.log?.warn({ err: e.message }, 'session settings failed'));
+    });
+  }
+  const kysely = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    pool,
+    kysely,
+    url,
+    async close() {
+      await kysely.destroy().catch(() => undefined);
+    },
+  };
+}
+
+/** Runs `fn` in a transaction on one connection; commits on success, rolls back on any throw. */
+export async function withTx<T>(pool: pg.Pool, fn: (tx: Tx) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    await client.query('BEGIN');
+    const out = await fn(client);
+    await client.query('COMMIT');
+    return out;
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw e;
+  } finally {
+    client.release();
+  }
+}
+
+/** Names a statement so PostgreSQL parses and plans it once per connection. */
+export function stmt(name: string, text: string, values: unknown[]): pg.QueryConfig {
+  return { name, text, values };
+}

@@ -1,0 +1,69 @@
+// One resilience policy per endpoint (provider): bulkhead, circuit breaker and timeout from
+// cockatiel, with retries only for calls the caller marked idempotent.
+import {
+  BrokenCircuitError, BulkheadRejectedError, ConsecutiveBreaker, ExponentialBackoff, TaskCancelledError, TimeoutStrategy,
+  bulkhead, circuitBreaker, handleWhen, retry, timeout, wrap, type IPolicy,
+} from 'cockatiel';
+import type { Config } from '../kernel/config.ts';
+
+type EndpointConfig = Config['endpoints'][string];
+const DEFAULT_ENDPOINT: EndpointConfig = { timeoutMs: 10_000, maxAttempts: 3, concurrency: 16, breaker: { consecutiveFailures: 5, halfOpenAfterMs: 30_000 } };
+
+/** A call that we know never reached the provider: safe to retry even when not idempotent. */
+export class NotSentError extends Error {
+  constructor(readonly reason: 'circuit_open' | 'bulkhead_full' | 'connection_refused' | 'egress_refused', message: string) {
+    super(message);
+    this.name = 'NotSentError';
+  }
+}
+
+/** Transport errors that happen before a single byte of the request left. */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'SEIGO_EGRESS_REFUSED']);
+
+export function classifyCallError(e: unknown): { kind: 'not_sent'; reason: string } | { kind: 'unknown'; reason: string } {
+  if (e instanceof NotSentError) return { kind: 'not_sent', reason: e.reason };
+  if (e instanceof BrokenCircuitError) return { kind: 'not_sent', reason: 'circuit_open' };
+  if (e instanceof BulkheadRejectedError) return { kind: 'not_sent', reason: 'bulkhead_full' };
+  if (e instanceof TaskCancelledError) return { kind: 'unknown', reason: 'timeout' };
+  const err = e as { code?: string; cause?: { code?: string }; name?: string; message?: string };
+  const code = err.code ?? err.cause?.code;
+  if (code === 'egress_refused') return { kind: 'not_sent', reason: 'egress_refused' };
+  if (code && NOT_SENT_CODES.has(code)) return { kind: 'not_sent', reason: code.toLowerCase() };
+  if (err.name === 'TimeoutError' || err.name === 'AbortError') return { kind: 'unknown', reason: 'timeout' };
+  return { kind: 'unknown', reason: (err.message ?? String(e)).slice(0, 200) };
+}
+
+interface EndpointPolicies { plain: IPolicy; idempotent: IPolicy }
+
+export class Resilience {
+  private readonly endpoints = new Map<string, EndpointPolicies>();
+  constructor(private readonly config: Record<string, EndpointConfig> = {}) {}
+
+  private policies(endpoint: string): EndpointPolicies {
+    let p = this.endpoints.get(endpoint);
+    if (!p) {
+      const c = this.config[endpoint] ?? DEFAULT_ENDPOINT;
+      const breaker = circuitBreaker(handleWhen((e) => classifyCallError(e).kind === 'unknown' || (e as NotSentError).reason === 'connection_refused'), {
+        halfOpenAfter: c.breaker.halfOpenAfterMs,
+        breaker: new ConsecutiveBreaker(c.breaker.consecutiveFailures),
+      });
+      const limit = bulkhead(c.concurrency, c.concurrency * 4);
+      const time = timeout(c.timeoutMs, TimeoutStrategy.Aggressive);
+      // Only failures that certainly did not reach the provider are retried for non-idempotent calls.
+      const retryNotSent = retry(handleWhen((e) => classifyCallError(e).kind === 'not_sent' && !(e instanceof BrokenCircuitError) && !(e instanceof BulkheadRejectedError)), {
+        maxAttempts: c.maxAttempts - 1, backoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }),
+      });
+      const retryAll = retry(handleWhen((e) => !(e instanceof BrokenCircuitError) && !(e instanceof BulkheadRejectedError)), {
+        maxAttempts: c.maxAttempts - 1, backoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }),
+      });
+      p = { plain: wrap(retryNotSent, limit, breaker, time), idempotent: wrap(retryAll, limit, breaker, time) };
+      this.endpoints.set(endpoint, p);
+    }
+    return p;
+  }
+
+  execute<T>(endpoint: string, idempotent: boolean, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    const p = this.policies(endpoint);
+    return (idempotent ? p.idempotent : p.plain).execute(({ signal }) => fn(signal)) as Promise<T>;
+  }
+}

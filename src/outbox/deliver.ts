@@ -1,0 +1,177 @@
+// Delivery workers. In-process consumers run in the same transaction that marks the delivery
+// delivered (exactly once). HTTP targets are claimed with a lease, called outside any transaction,
+// signed with Standard Webhooks (webhook-id = delivery id, so receivers can dedupe), and the
+// outcome recorded only if the lease is still ours.
+import type pg from 'pg';
+import { request, type Dispatcher } from 'undici';
+import { nextDelay } from '../kernel/backoff.ts';
+import type { Tx } from '../kernel/db.ts';
+import type { Logger } from '../kernel/logger.ts';
+import { causeOf, runClaimedBatch, type BatchSteps } from '../kernel/work.ts';
+import { signedHeaders } from '../providers/standard-webhooks/signature.ts';
+import type { Consumers, DeliveredMessage } from './consumers.ts';
+
+export type DeliveryOutcome = 'delivered' | 'retry' | 'dead' | 'disabled';
+
+interface HandlerDeliveryRow {
+  id: string; attempts: number; message_id: string; handler: string; retry_schedule_ms: string[];
+  topic: string; key: string | null; attributes: Record<string, unknown>; payload: unknown; created_at: Date;
+}
+
+const CLAIM_HANDLER = `
+SELECT d.id, d.attempts, d.message_id, s.target->>'handler' AS handler, s.retry_schedule_ms,
+       m.topic, m.key, m.attributes, m.payload, m.created_at
+FROM deliveries d
+JOIN subscriptions s ON s.id = d.subscription_id
+JOIN outbox_messages m ON m.id = d.message_id
+WHERE d.target_type = 'handler' AND d.status = 'pending' AND d.next_attempt_at <= now()
+  AND s.status = 'active' AND s.target->>'handler' = ANY($2::text[])
+ORDER BY d.next_attempt_at
+LIMIT $1
+FOR UPDATE OF d SKIP LOCKED`;
+const CLAIM_HANDLER_ONE = CLAIM_HANDLER.replace("d.target_type = 'handler'", "d.id = $3 AND d.target_type = 'handler'");
+const MARK_DELIVERED = `UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = now(), updated_at = now(), last_error = NULL
+WHERE id = ANY($1::uuid[])`;
+const MARK_FAILED = `
+UPDATE deliveries SET attempts = $2, last_error = $3, last_status_code = $4, locked_until = NULL, updated_at = now(),
+  status = CASE WHEN $5::bigint IS NULL THEN 'dead' ELSE 'pending' END,
+  next_attempt_at = CASE WHEN $5::bigint IS NULL THEN next_attempt_at ELSE now() + $5::bigint * interval '1 millisecond' END
+WHERE id = $1 AND status = $6 AND attempts = $7`;
+
+export interface DeliveryDeps {
+  pool: pg.Pool;
+  log: Logger;
+  onOutcome?: (subscriptionOrHandler: string, outcome: DeliveryOutcome, seconds?: number) => void;
+}
+
+function toMessage(r: HandlerDeliveryRow): DeliveredMessage {
+  return { deliveryId: r.id, messageId: r.message_id, topic: r.topic, key: r.key, attributes: r.attributes, payload: r.payload, publishedAt: r.created_at, attempt: r.attempts + 1 };
+}
+
+export class HandlerDeliveryProcessor {
+  private readonly steps: BatchSteps<HandlerDeliveryRow>;
+
+  constructor(private readonly deps: DeliveryDeps, private readonly consumers: Consumers) {
+    this.steps = {
+      claim: async (tx, limit) => (await tx.query<HandlerDeliveryRow>({ name: 'deliveries_claim_handler', text: CLAIM_HANDLER, values: [limit, this.consumers.names()] })).rows,
+      claimOne: async (tx, row) => (await tx.query<HandlerDeliveryRow>({ name: 'deliveries_claim_handler_one', text: CLAIM_HANDLER_ONE, values: [1, this.consumers.names(), row.id] })).rows[0] ?? null,
+      apply: (tx, rows) => this.apply(tx, rows),
+      fail: (pool, row, e) => this.fail(pool, row, e),
+    };
+  }
+
+  runOnce(limit: number): Promise<number> {
+    if (this.consumers.names().length === 0) return Promise.resolve(0);
+    return runClaimedBatch(this.deps.pool, limit, this.steps);
+  }
+
+  private async apply(tx: Tx, rows: HandlerDeliveryRow[]): Promise<void> {
+    const byHandler = new Map<string, HandlerDeliveryRow[]>();
+    for (const r of rows) byHandler.set(r.handler, [...(byHandler.get(r.handler) ?? []), r]);
+    for (const [name, list] of byHandler) {
+      const consumer = this.consumers.get(name);
+      if (!consumer) throw new Error(`no consumer named "${name}" in this process`);
+      const ctx = { tx, log: this.deps.log };
+      if ('handleBatch' in consumer) await consumer.handleBatch(ctx, list.map(toMessage));
+      else for (const r of list) await consumer.handle(ctx, toMessage(r));
+    }
+    await tx.query({ name: 'deliveries_mark_delivered', text: MARK_DELIVERED, values: [rows.map((r) => r.id)] });
+    for (const r of rows) this.deps.onOutcome?.(r.handler, 'delivered');
+  }
+
+  private async fail(pool: pg.Pool, row: HandlerDeliveryRow, e: Error): Promise<void> {
+    const attempts = row.attempts + 1;
+    const delay = nextDelay(row.retry_schedule_ms.map(Number), attempts);
+    await pool.query({ name: 'deliveries_mark_failed', text: MARK_FAILED, values: [row.id, attempts, causeOf(e), null, delay, 'pending', row.attempts] });
+    this.deps.onOutcome?.(row.handler, delay === null ? 'dead' : 'retry');
+    this.deps.log.warn({ deliveryId: row.id, handler: row.handler, attempts, cause: causeOf(e), dead: delay === null }, 'delivery failed');
+  }
+}
+
+interface HttpClaimRow {
+  id: string; attempts: number; subscription_id: string; name: string; url: string; timeout_ms: string; secret: string;
+  retry_schedule_ms: string[]; message_id: string; topic: string; payload: unknown; created_at: Date;
+}
+
+// Claims due deliveries, and ones whose lease ran out (a worker died mid-call), for HTTP targets.
+// The lease outlasts the subscription's timeout, so a live call is never taken over.
+const CLAIM_HTTP = `
+WITH c AS (
+  SELECT d.id FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+  WHERE d.target_type = 'http' AND s.status = 'active'
+    AND ((d.status = 'pending' AND d.next_attempt_at <= now()) OR (d.status = 'sending' AND d.locked_until < now()))
+  ORDER BY d.next_attempt_at LIMIT $1
+  FOR UPDATE OF d SKIP LOCKED
+)
+UPDATE deliveries d SET status = 'sending', attempts = d.attempts + 1, updated_at = now(),
+  locked_until = now() + greatest($2::bigint, (s.target->>'timeoutMs')::bigint + 5000) * interval '1 millisecond'
+FROM c, subscriptions s, outbox_messages m
+WHERE d.id = c.id AND s.id = d.subscription_id AND m.id = d.message_id
+RETURNING d.id, d.attempts, d.subscription_id, s.name, s.target->>'url' AS url, s.target->>'timeoutMs' AS timeout_ms, s.secret,
+  s.retry_schedule_ms, m.id AS message_id, m.topic, m.payload, m.created_at`;
+const HTTP_DELIVERED = `UPDATE deliveries SET status = 'delivered', delivered_at = now(), last_status_code = $3, last_error = NULL,
+  locked_until = NULL, updated_at = now() WHERE id = $1 AND status = 'sending' AND attempts = $2`;
+const HTTP_GONE = `
+WITH d AS (
+  UPDATE deliveries SET status = 'pending', next_attempt_at = now(), last_status_code = 410, locked_until = NULL, updated_at = now(),
+    last_error = 'endpoint answered 410 Gone: subscription disabled' WHERE id = $1 AND status = 'sending' AND attempts = $2 RETURNING subscription_id
+)
+UPDATE subscriptions SET status = 'disabled', status_reason = 'endpoint answered 410 Gone', updated_at = now()
+WHERE id IN (SELECT subscription_id FROM d)`;
+
+export interface HttpDeliveryOptions {
+  dispatcher: Dispatcher;
+  leaseMs: number;
+  userAgent?: string;
+}
+
+/** The body an HTTP subscriber receives: the Standard Webhooks payload shape. */
+export function webhookBody(topic: string, publishedAt: Date, payload: unknown): string {
+  return JSON.stringify({ type: topic, timestamp: publishedAt.toISOString(), data: payload });
+}
+
+export class HttpDeliveryProcessor {
+  constructor(private readonly deps: DeliveryDeps, private readonly opts: HttpDeliveryOptions) {}
+
+  async runOnce(limit: number): Promise<number> {
+    const { rows } = await this.deps.pool.query<HttpClaimRow>({ name: 'deliveries_claim_http', text: CLAIM_HTTP, values: [limit, this.opts.leaseMs] });
+    await Promise.all(rows.map((r) => this.deliver(r)));
+    return rows.length;
+  }
+
+  private async deliver(row: HttpClaimRow): Promise<void> {
+    const body = webhookBody(row.topic, row.created_at, row.payload);
+    const headers = { ...signedHeaders(row.secret, row.id, body), 'content-type': 'application/json', 'user-agent': this.opts.userAgent ?? 'seigo' };
+    const timeout = Number(row.timeout_ms);
+    const started = performance.now();
+    let status: number | null = null;
+    let error: string | null = null;
+    try {
+      const res = await request(row.url, {
+        method: 'POST', body, headers, dispatcher: this.opts.dispatcher,
+        headersTimeout: timeout, bodyTimeout: timeout, signal: AbortSignal.timeout(timeout),
+      });
+      status = res.statusCode;
+      const text = await res.body.text().catch(() => '');
+      if (status < 200 || status >= 300) error = `HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`;
+    } catch (e) {
+      error = causeOf(e as Error);
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const pool = this.deps.pool;
+    if (error === null) {
+      await pool.query({ name: 'deliveries_http_delivered', text: HTTP_DELIVERED, values: [row.id, row.attempts, status] });
+      this.deps.onOutcome?.(row.name, 'delivered', seconds);
+      return;
+    }
+    if (status === 410) {
+      await pool.query({ name: 'deliveries_http_gone', text: HTTP_GONE, values: [row.id, row.attempts] });
+      this.deps.onOutcome?.(row.name, 'disabled', seconds);
+      this.deps.log.warn({ subscription: row.name }, 'subscription disabled: endpoint answered 410 Gone');
+      return;
+    }
+    const delay = nextDelay(row.retry_schedule_ms.map(Number), row.attempts);
+    await pool.query({ name: 'deliveries_mark_failed', text: MARK_FAILED, values: [row.id, row.attempts, error, status, delay, 'sending', row.attempts] });
+    this.deps.onOutcome?.(row.name, delay === null ? 'dead' : 'retry', seconds);
+  }
+}

@@ -1,0 +1,3 @@
+export type * from './types.ts';
+export { buildProviders, type ProviderRegistry } from './registry.ts';
+export { standardWebhooksAdapter, sign as signStandardWebhook, signedHeaders, verifySignature } from './standard-webhooks/index.ts';
