@@ -15,13 +15,25 @@ export interface InboxWriteResult { id: string; duplicate: boolean }
 
 interface Pending { row: InboxRowInput; resolve(r: InboxWriteResult): void; reject(e: Error): void }
 
+// One statement inserts the new rows and reads back the ones that were already there, so a batch
+// with duplicates usually costs one round trip. Rows of the CTE are invisible to the statement's
+// own read, so the second half finds only rows that existed before it.
 const INSERT = `
-INSERT INTO inbox (id, provider, event_id, source, headers, body)
-SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bytea[])
-ON CONFLICT (provider, event_id) DO NOTHING
-RETURNING id, provider, event_id`;
+WITH input AS (
+  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::bytea[])
+    AS t(id, provider, event_id, source, headers, body)
+), ins AS (
+  INSERT INTO inbox (id, provider, event_id, source, headers, body)
+  SELECT id, provider, event_id, source, headers, body FROM input
+  ON CONFLICT (provider, event_id) DO NOTHING
+  RETURNING id, provider, event_id
+)
+SELECT id, provider, event_id, true AS inserted FROM ins
+UNION ALL
+SELECT i.id, i.provider, i.event_id, false FROM inbox i JOIN input k ON i.provider = k.provider AND i.event_id = k.event_id`;
 
-// A separate statement (a new snapshot) so that rows committed by a concurrent batch are seen.
+// A row that a concurrent batch committed after this statement's snapshot is in neither half;
+// a new statement (a new snapshot) finds it.
 const EXISTING = `
 SELECT i.id, i.provider, i.event_id FROM inbox i
 JOIN unnest($1::text[], $2::text[]) AS k(provider, event_id) ON i.provider = k.provider AND i.event_id = k.event_id`;
@@ -65,17 +77,18 @@ export class InboxWriter {
 
   private async flush(batch: Pending[]): Promise<void> {
     // Within a batch the first request for a key inserts; later ones are duplicates of it.
+    const keyOf = (provider: string, eventId: string) => `${provider}\u0000${eventId}`;
     const firstByKey = new Map<string, { id: string; index: number }>();
     const rows: { id: string; row: InboxRowInput }[] = [];
     batch.forEach((p, index) => {
-      const key = `${p.row.provider}\u0000${p.row.eventId}`;
+      const key = keyOf(p.row.provider, p.row.eventId);
       if (!firstByKey.has(key)) {
         const id = uuidv7();
         firstByKey.set(key, { id, index });
         rows.push({ id, row: p.row });
       }
     });
-    const res = await this.pool.query<{ id: string; provider: string; event_id: string }>({
+    const res = await this.pool.query<{ id: string; provider: string; event_id: string; inserted: boolean }>({
       name: 'inbox_insert_batch',
       text: INSERT,
       values: [
@@ -87,20 +100,24 @@ export class InboxWriter {
         rows.map((r) => r.row.body),
       ],
     });
-    this.opts.onBatch?.(res.rowCount ?? 0);
-    const inserted = new Set(res.rows.map((r) => r.id));
+    const inserted = new Set<string>();
     const existing = new Map<string, string>();
-    if (inserted.size < rows.length) {
-      const missing = rows.filter((r) => !inserted.has(r.id));
+    for (const r of res.rows) {
+      if (r.inserted) inserted.add(r.id);
+      else existing.set(keyOf(r.provider, r.event_id), r.id);
+    }
+    this.opts.onBatch?.(inserted.size);
+    const missing = rows.filter((r) => !inserted.has(r.id) && !existing.has(keyOf(r.row.provider, r.row.eventId)));
+    if (missing.length > 0) {
       const ex = await this.pool.query<{ id: string; provider: string; event_id: string }>({
         name: 'inbox_existing_batch',
         text: EXISTING,
         values: [missing.map((r) => r.row.provider), missing.map((r) => r.row.eventId)],
       });
-      for (const r of ex.rows) existing.set(`${r.provider}\u0000${r.event_id}`, r.id);
+      for (const r of ex.rows) existing.set(keyOf(r.provider, r.event_id), r.id);
     }
     batch.forEach((p, index) => {
-      const key = `${p.row.provider}\u0000${p.row.eventId}`;
+      const key = keyOf(p.row.provider, p.row.eventId);
       const first = firstByKey.get(key)!;
       if (inserted.has(first.id)) {
         p.resolve({ id: first.id, duplicate: index !== first.index });

@@ -186,14 +186,19 @@ describe('embedded PostgreSQL supervisor', () => {
     const pid2 = postmasterPid(second.pgData)!;
     process.kill(pid2, 'SIGKILL');
     await until(() => !isAlive(pid2));
-    const impostor = spawn('sleep', ['300'], { stdio: 'ignore' });
+    // It runs as the cluster's owner: PostgreSQL itself disregards a pid it may not signal (EPERM).
+    const owner = await fs.stat(second.pgData);
+    const impostor = spawn('sleep', ['300'], { stdio: 'ignore', ...(isRoot ? { uid: owner.uid, gid: owner.gid } : {}) });
     children.push(impostor);
-    const pidFile = path.join(second.pgData, 'postmaster.pid');
-    const lines = readFileSync(pidFile, 'utf8').split('\n');
-    lines[0] = String(impostor.pid);
-    await fs.writeFile(pidFile, lines.join('\n'));
+    // Both lock files the dead server left (its pid file and its unix socket's) now name the impostor.
+    for (const lockFile of [path.join(second.pgData, 'postmaster.pid'), path.join(second.pgData, `.s.PGSQL.${second.port}.lock`)]) {
+      const lines = readFileSync(lockFile, 'utf8').split('\n');
+      lines[0] = String(impostor.pid);
+      await fs.writeFile(lockFile, lines.join('\n'));
+    }
 
     const third = await start({ dataDir, port: 55420, log: collectingLog() });
+    expect(third.port).toBe(second.port);
     expect(await sql(third.url, 'select v from acked')).toEqual([{ v: 'committed before kill -9' }]);
     expect(isAlive(impostor.pid!)).toBe(true); // an unrelated process is never signalled
     impostor.kill('SIGKILL');
@@ -286,6 +291,18 @@ describe('embedded PostgreSQL supervisor', () => {
     } finally {
       await new Promise((resolve) => blocker.close(resolve));
     }
+  });
+
+  it('puts the unix socket in a short directory when the data path is too long for one', slow, async () => {
+    const dataDir = path.join(await tempDataDir('long'), 'a-rather-long-directory-name-'.repeat(3), 'data');
+    dataDirs.push(dataDir);
+    const server = await start({ dataDir, port: 55500, log: collectingLog() });
+    expect(Buffer.byteLength(path.join(server.pgData, `.s.PGSQL.${server.port}`))).toBeGreaterThan(107);
+    const [row] = await sql<{ dir: string }>(server.url, `select current_setting('unix_socket_directories') as dir`);
+    expect(row?.dir).toMatch(/^\/tmp\/seigo-[0-9a-f]{12}$/);
+    removeAfter.push(row!.dir);
+    expect(existsSync(path.join(row!.dir, `.s.PGSQL.${server.port}`))).toBe(true);
+    await server.stop();
   });
 
   it('stopEmbeddedPostgres stops a running server from another process (for `seigo db stop`)', slow, async () => {

@@ -77,6 +77,12 @@ const defaultLog: Log = {
 // Public entry points
 // ---------------------------------------------------------------------------------------------
 
+/**
+ * Starts (or adopts) the embedded server of `opts.dataDir` and resolves once it accepts connections
+ * and database `seigo` exists. The server runs in its own process group and does not keep Node
+ * alive: call stop() on shutdown (after draining work). A server left behind by a process that died
+ * without stop() is adopted by the next start.
+ */
 export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
   const log = opts.log ?? defaultLog;
   const dataDir = path.resolve(opts.dataDir);
@@ -112,6 +118,7 @@ export async function startEmbeddedPostgres(opts: EmbeddedPostgresOptions): Prom
       return finishStart({ dataDir, preferredPort, cluster, bins, log, port,
         postmasterPid: launched.pid, child: launched.child, owns: true });
     }
+    if (!launched.retryable) throw new Error(`PostgreSQL did not start: ${launched.reason}`);
     if (attempt >= MAX_START_ATTEMPTS) {
       throw new Error(`PostgreSQL did not start after ${attempt} attempts: ${launched.reason}`);
     }
@@ -286,7 +293,7 @@ async function readState(dataDir: string, log: Log): Promise<State> {
 async function updateState(dataDir: string, log: Log, change: (s: State) => void): Promise<void> {
   const state = await readState(dataDir, log);
   change(state);
-  const tmp = `${statePath(dataDir)}.${process.pid}.tmp`;
+  const tmp = `${statePath(dataDir)}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`;
   await fs.writeFile(tmp, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o644 });
   await fs.rename(tmp, statePath(dataDir));
 }
@@ -634,6 +641,7 @@ async function removeAbandonedInitdbDirs(pgData: string): Promise<void> {
 interface PidFile {
   pid: number;
   port: number | undefined;
+  socketDir: string | undefined;
   /** "starting", "ready", "stopping" or "standby" (PostgreSQL ≥ 10). */
   status: string | undefined;
   raw: string;
@@ -657,6 +665,7 @@ async function readPidFile(pgData: string): Promise<PidFile | undefined> {
   return {
     pid: Number(lines[0]),
     port: Number.isInteger(port) && port > 0 ? port : undefined,
+    socketDir: lines[4]?.trim() || undefined,
     status: lines[7]?.trim() || undefined,
     raw,
   };
@@ -696,6 +705,13 @@ async function clearStalePidFile(pgData: string, pidFile: PidFile, log: Log): Pr
   const pidPath = path.join(pgData, 'postmaster.pid');
   // Re-read first: a server started concurrently may have just written a fresh one.
   if ((await fs.readFile(pidPath, 'utf8').catch(() => undefined)) === pidFile.raw) await fs.rm(pidPath, { force: true });
+  // The unix socket's lock file names the same dead pid; PostgreSQL would refuse it just the same
+  // if that pid has been reused.
+  if (pidFile.socketDir && pidFile.port) {
+    const socketLock = path.join(pidFile.socketDir, `.s.PGSQL.${pidFile.port}.lock`);
+    const holder = Number((await fs.readFile(socketLock, 'utf8').catch(() => '')).split('\n')[0]);
+    if (holder === pidFile.pid) await fs.rm(socketLock, { force: true });
+  }
   // Backends of a killed postmaster notice its death and exit within moments; a new postmaster
   // refuses to start while they still hold the old shared memory.
   const deadline = Date.now() + 15_000;
@@ -742,7 +758,7 @@ async function takeOverLiveServer(
     if (current?.pid !== pid || !(await isPostmasterOf(pid, pgData))) return { kind: 'gone' };
     if (current.port !== undefined) {
       const answer = await probe(current.port, 3_000);
-      if (answer.ok && false) {
+      if (answer.ok && (await sameDirectory(answer.dataDirectory, pgData))) {
         log.info(owned
           ? `using PostgreSQL (pid ${pid}) on port ${current.port}, owned by another seigo process`
           : `adopting PostgreSQL (pid ${pid}) left running on port ${current.port}`);
@@ -783,7 +799,7 @@ function parentIsNode(pid: number): boolean {
 
 type Launch =
   | { kind: 'ready'; child: ChildProcess; pid: number }
-  | { kind: 'failed'; reason: string; portConflict: boolean };
+  | { kind: 'failed'; reason: string; portConflict: boolean; retryable: boolean };
 
 async function launchServer(
   bins: PostgresBinaries, cluster: Cluster, dataDir: string, port: number, log: Log,
@@ -819,10 +835,15 @@ async function launchServer(
   for (;;) {
     if (exited !== undefined) {
       const tail = (await readLogSince(logPath(dataDir), logOffset)).trim();
+      const portConflict = /could not bind|address already in use|could not create any TCP\/IP sockets|could not create lock file ".*\.s\.PGSQL/i.test(tail);
       return {
         kind: 'failed',
         reason: `postgres exited (${exited}): ${tail}`,
-        portConflict: /could not bind|address already in use|could not create any TCP\/IP sockets|could not create lock file ".*\.s\.PGSQL/i.test(tail),
+        portConflict,
+        // Races worth another look: a port taken since we checked, a server started concurrently on
+        // the same cluster (it will be adopted), backends of a killed server still holding its memory.
+        // Anything else (a cluster from another major version, a full disk) needs a person.
+        retryable: portConflict || /lock file "postmaster\.pid" already exists|pre-existing shared memory block/i.test(tail),
       };
     }
     const answer = await probe(port, 2_000);

@@ -1,0 +1,74 @@
+// Benchmark ground: a PostgreSQL (DATABASE_URL, or an embedded server in a temp dir) and a fresh
+// migrated database for this run, dropped afterwards. Figures only mean something against a
+// baseline measured on the same server in the same run.
+import { execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readdirSync } from 'node:fs';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { startEmbeddedPostgres } from '../kernel/embedded-postgres.ts';
+import { migrate } from '../kernel/migrate.ts';
+
+export interface BenchDatabase {
+  url: string;
+  serverVersion: string;
+  embedded: boolean;
+  close(): Promise<void>;
+}
+
+export async function benchDatabase(): Promise<BenchDatabase> {
+  let dir: string | undefined;
+  let stopServer: (() => Promise<void>) | undefined;
+  let adminUrl = process.env.DATABASE_URL;
+  if (!adminUrl) {
+    dir = await mkdtemp(join(tmpdir(), 'seigo-bench-'));
+    await chmod(dir, 0o755);
+    const e = await startEmbeddedPostgres({ dataDir: dir, port: 56000 + (process.pid % 3000) });
+    adminUrl = e.url;
+    stopServer = () => e.stop();
+  }
+  const name = `seigo_bench_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  const version = (await admin.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version;
+  const u = new URL(adminUrl);
+  u.pathname = `/${name}`;
+  const url = u.toString();
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
+  await migrate(pool);
+  await pool.end();
+  return {
+    url,
+    serverVersion: version,
+    embedded: !process.env.DATABASE_URL,
+    async close() {
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+      await admin.end();
+      await stopServer?.();
+      if (dir) await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** pgbench from PATH or Debian's PostgreSQL packages. */
+export function findPgbench(): string {
+  try {
+    return execFileSync('sh', ['-c', 'command -v pgbench'], { encoding: 'utf8' }).trim();
+  } catch {
+    for (const v of existsSync('/usr/lib/postgresql') ? readdirSync('/usr/lib/postgresql').sort().reverse() : []) {
+      const p = `/usr/lib/postgresql/${v}/bin/pgbench`;
+      if (existsSync(p)) return p;
+    }
+  }
+  throw new Error('pgbench not found: install it (Debian: apt-get install postgresql-client) to measure the baseline');
+}
+
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+export const round = (n: number, digits = 2) => Math.round(n * 10 ** digits) / 10 ** digits;

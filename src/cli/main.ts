@@ -1,0 +1,154 @@
+// The `seigo` command line: start | api | worker | migrate | replay | redrive | bench.
+import { Command, InvalidArgumentError, Option } from 'commander';
+import { createServer } from '../api/server.ts';
+import { createEngine } from '../engine/index.ts';
+import { replayInbox, replayInboxSince } from '../intake/index.ts';
+import { SeigoError } from '../kernel/errors.ts';
+import { stopEmbeddedPostgres } from '../kernel/embedded-postgres.ts';
+import { loadConfig } from '../kernel/config.ts';
+import { backfill, redrive, syncConfigSubscriptions } from '../outbox/index.ts';
+import { applyLocalDefaults, onShutdown, openRuntime } from './bootstrap.ts';
+
+const program = new Command('seigo')
+  .description('seigo (整合): keeps payment and partner integrations consistent with the outside world, on PostgreSQL.\n'
+    + 'Without DATABASE_URL it runs its own PostgreSQL under ./.seigo (SEIGO_DATA_DIR).')
+  .version('0.1.0')
+  .showHelpAfterError();
+
+const date = (v: string) => {
+  const d = new Date(v);
+  if (Number.isNaN(d.getTime())) throw new InvalidArgumentError(`not a date: ${v} (use ISO 8601, e.g. 2026-11-01T00:00:00Z)`);
+  return d;
+};
+
+async function serve(role: 'start' | 'api' | 'worker'): Promise<void> {
+  const rt = await openRuntime({ role, migrate: role === 'start', poolMax: role === 'worker' ? 12 : 10 });
+  const { config, log, db } = rt;
+  if (role === 'start') applyLocalDefaults(config, log);
+  const engine = createEngine({ config, db, log });
+  if (role !== 'worker') await syncConfigSubscriptions(db.pool, config.subscriptions);
+  let shuttingDown = false;
+  const app = role === 'worker' ? null : await createServer(engine, { isShuttingDown: () => shuttingDown });
+  const worker = role === 'api' ? null : engine.createWorker(role === 'start' ? 'start' : 'worker');
+  await worker?.start();
+  if (app) {
+    await app.listen({ port: config.port, host: config.host });
+    log.info({ url: `http://${config.host}:${config.port}`, openapi: '/openapi.json', metrics: '/metrics' }, 'seigo is listening');
+  }
+  onShutdown(log, async () => {
+    shuttingDown = true;
+    await app?.close();
+    await worker?.shutdown();
+    await engine.close();
+    await rt.close();
+  });
+}
+
+program.command('start')
+  .description('Run everything in one process: migrations, API, workers and scheduler (the embedded PostgreSQL unless DATABASE_URL is set)')
+  .action(() => serve('start'));
+
+program.command('api')
+  .description('Run an API process (webhooks, admin API, metrics). Run `seigo migrate` first; run as many as you like')
+  .action(() => serve('api'));
+
+program.command('worker')
+  .description('Run a worker process (inbox, deliveries, operations janitor, periodic jobs). Run as many as you like')
+  .action(() => serve('worker'));
+
+program.command('migrate')
+  .description('Apply database migrations (safe to run from many processes at once)')
+  .action(async () => {
+    const rt = await openRuntime({ role: 'migrate', migrate: true });
+    console.log(JSON.stringify({ migrated: true }));
+    await rt.close();
+  });
+
+program.command('replay')
+  .description('Process stored notifications again, idempotently: one by inbox id, or a provider\'s since a time')
+  .argument('[id]', 'inbox row id')
+  .option('--provider <name>', 'replay this provider\'s notifications')
+  .option('--since <time>', 'received at or after this time (ISO 8601)', date)
+  .option('--until <time>', 'received before this time (ISO 8601)', date)
+  .action(async (id: string | undefined, o: { provider?: string; since?: Date; until?: Date }) => {
+    if (!id && !(o.provider && o.since)) program.error('give an inbox id, or --provider and --since');
+    const rt = await openRuntime({ role: 'cli', logLevel: 'warn' });
+    try {
+      if (id) {
+        const ok = await replayInbox(rt.db.pool, id);
+        console.log(JSON.stringify({ replayed: ok ? 1 : 0 }));
+        if (!ok) process.exitCode = 1;
+      } else {
+        console.log(JSON.stringify({ replayed: await replayInboxSince(rt.db.pool, o.provider!, o.since!, o.until) }));
+      }
+    } finally {
+      await rt.close();
+    }
+  });
+
+program.command('redrive')
+  .description('Put dead deliveries back in the queue: by id, or by subscription, topic and time; --backfill gives a subscription earlier messages')
+  .argument('[ids...]', 'delivery ids')
+  .option('--subscription <name>', 'only this subscription\'s deliveries')
+  .option('--topic <topic>', 'only messages of this topic')
+  .option('--status <list>', 'which deliveries to redrive, comma-separated: dead, pending, cancelled', 'dead')
+  .option('--since <time>', 'created at or after this time (ISO 8601)', date)
+  .option('--until <time>', 'created before this time (ISO 8601)', date)
+  .option('--backfill', 'create deliveries for messages published since --since that the subscription matches')
+  .action(async (ids: string[], o: { subscription?: string; topic?: string; status: string; since?: Date; until?: Date; backfill?: boolean }) => {
+    const statuses = o.status.split(',').map((s) => s.trim());
+    for (const s of statuses) if (!['dead', 'pending', 'cancelled'].includes(s)) program.error(`--status: unknown status ${s}`);
+    if (o.backfill && !(o.subscription && o.since)) program.error('--backfill needs --subscription and --since');
+    if (!o.backfill && ids.length === 0 && !o.subscription && !o.topic && !o.since) program.error('give delivery ids or a filter (--subscription, --topic, --since)');
+    const rt = await openRuntime({ role: 'cli', logLevel: 'warn' });
+    try {
+      if (o.backfill) console.log(JSON.stringify({ created: await backfill(rt.db.pool, o.subscription!, o.since!) }));
+      else {
+        console.log(JSON.stringify({
+          redriven: await redrive(rt.db.pool, { ids: ids.length ? ids : undefined, subscription: o.subscription, topic: o.topic, statuses: statuses as ('dead' | 'pending' | 'cancelled')[], since: o.since, until: o.until }),
+        }));
+      }
+    } finally {
+      await rt.close();
+    }
+  });
+
+const bench = program.command('bench').description('Benchmarks that print JSON and compare with a baseline measured in the same run');
+bench.command('intake')
+  .description('Signed webhooks at a fixed concurrency with 10% duplicates, against pgbench single-row inserts into a table of the same shape')
+  .addOption(new Option('--concurrency <n>', 'concurrent clients').default(16).argParser(Number))
+  .addOption(new Option('--duration <s>', 'seconds of load for each side').default(10).argParser(Number))
+  .option('--json', 'print only the JSON result')
+  .action(async (o: { concurrency: number; duration: number; json?: boolean }) => {
+    const { benchIntake } = await import('../bench/intake.ts');
+    const r = await benchIntake(o);
+    console.log(JSON.stringify(r, null, o.json ? 0 : 2));
+  });
+bench.command('delivery')
+  .description('100,000 messages to an in-process consumer that writes one row, against graphile-worker and pg-boss on the same server')
+  .addOption(new Option('--count <n>', 'messages').default(100_000).argParser(Number))
+  .addOption(new Option('--rate <n>', 'messages per second for the latency run').default(500).argParser(Number))
+  .addOption(new Option('--latency-seconds <s>', 'length of the latency run').default(10).argParser(Number))
+  .option('--json', 'print only the JSON result')
+  .action(async (o: { count: number; rate: number; latencySeconds: number; json?: boolean }) => {
+    const { benchDelivery } = await import('../bench/delivery.ts');
+    const r = await benchDelivery(o);
+    console.log(JSON.stringify(r, null, o.json ? 0 : 2));
+  });
+
+program.command('db')
+  .description('The embedded PostgreSQL: `seigo db stop` stops a server left running under the data dir')
+  .argument('<action>', 'stop')
+  .action(async (action: string) => {
+    if (action !== 'stop') program.error('the only action is: stop');
+    const config = loadConfig();
+    console.log(JSON.stringify({ stopped: await stopEmbeddedPostgres(config.dataDir) }));
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  const msg = e instanceof SeigoError ? `${e.code}: ${e.message}` : (e as Error).stack ?? String(e);
+  console.error(`seigo: ${msg}`);
+  process.exit(1);
+}
