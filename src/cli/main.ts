@@ -8,6 +8,7 @@ import { stopEmbeddedPostgres } from '../kernel/embedded-postgres.ts';
 import { loadConfig } from '../kernel/config.ts';
 import { backfill, redrive, syncConfigSubscriptions } from '../outbox/index.ts';
 import { applyLocalDefaults, onShutdown, openRuntime } from './bootstrap.ts';
+import { createLogger } from '../kernel/logger.ts';
 
 const program = new Command('seigo')
   .description('seigo (整合): keeps payment and partner integrations consistent with the outside world, on PostgreSQL.\n'
@@ -134,6 +135,23 @@ bench.command('delivery')
     const { benchDelivery } = await import('../bench/delivery.ts');
     const r = await benchDelivery(o);
     console.log(JSON.stringify(r, null, o.json ? 0 : 2));
+  });
+
+const sim = program.command('sim').description('Play the outside world against a running seigo (provider simulators come with their providers)');
+sim.command('webhook')
+  .description('Send one Standard Webhooks notification, signed with a configured provider\'s secret, to a running seigo')
+  .option('--provider <name>', 'a provider of kind standard-webhooks from the configuration', 'demo')
+  .option('--type <type>', 'event type', 'payment.succeeded')
+  .option('--data <json>', 'event data (JSON object)', '{"id":"pay_demo_1","object":"payment","amount":1000,"currency":"jpy"}')
+  .option('--id <id>', 'webhook-id (the provider\'s event id); repeat one to see dedupe')
+  .option('--url <url>', 'seigo\'s base URL (default http://SEIGO_HOST:SEIGO_PORT)')
+  .action(async (o: { provider: string; type: string; data: string; id?: string; url?: string }) => {
+    const { sendStandardWebhook } = await import('../sim/webhook.ts');
+    const config = loadConfig();
+    applyLocalDefaults(config, createLogger('silent'));
+    const r = await sendStandardWebhook(config, o);
+    console.log(JSON.stringify(r));
+    if (r.status >= 300) process.exitCode = 1;
   });
 
 program.command('db')

@@ -1,7 +1,6 @@
-// Database access: one pg Pool per process, a Kysely instance over it for typed admin queries,
-// and plain named statements on the hot paths.
+// Database access: one pg Pool per process. SQL stays SQL: named statements that PostgreSQL
+// parses once per connection (see docs/design.md for why there is no query builder).
 import pg from 'pg';
-import { Kysely, PostgresDialect } from 'kysely';
 import type { Logger } from './logger.ts';
 
 export type Queryable = pg.Pool | pg.PoolClient;
@@ -9,7 +8,6 @@ export type Tx = pg.PoolClient;
 
 export interface Db {
   pool: pg.Pool;
-  kysely: Kysely<Record<string, never>>;
   url: string;
   close(): Promise<void>;
 }
@@ -38,13 +36,11 @@ export function createDb(url: string, opts: DbOptions = {}): Db {
       client.query(text).catch((e: Error) => opts.log?.warn({ err: e.message }, 'session settings failed'));
     });
   }
-  const kysely = new Kysely<Record<string, never>>({ dialect: new PostgresDialect({ pool }) });
   return {
     pool,
-    kysely,
     url,
     async close() {
-      await kysely.destroy().catch(() => undefined);
+      await pool.end().catch(() => undefined);
     },
   };
 }

@@ -28,6 +28,8 @@ export function classifyCallError(e: unknown): { kind: 'not_sent'; reason: strin
   const err = e as { code?: string; cause?: { code?: string }; name?: string; message?: string };
   const code = err.code ?? err.cause?.code;
   if (code === 'egress_refused') return { kind: 'not_sent', reason: 'egress_refused' };
+  // The same reason a NotSentError gives, so the breaker counts a refused connection however it arrives.
+  if (code === 'ECONNREFUSED') return { kind: 'not_sent', reason: 'connection_refused' };
   if (code && NOT_SENT_CODES.has(code)) return { kind: 'not_sent', reason: code.toLowerCase() };
   if (err.name === 'TimeoutError' || err.name === 'AbortError') return { kind: 'unknown', reason: 'timeout' };
   return { kind: 'unknown', reason: (err.message ?? String(e)).slice(0, 200) };
@@ -43,7 +45,10 @@ export class Resilience {
     let p = this.endpoints.get(endpoint);
     if (!p) {
       const c = this.config[endpoint] ?? DEFAULT_ENDPOINT;
-      const breaker = circuitBreaker(handleWhen((e) => classifyCallError(e).kind === 'unknown' || (e as NotSentError).reason === 'connection_refused'), {
+      const breaker = circuitBreaker(handleWhen((e) => {
+        const k = classifyCallError(e);
+        return k.kind === 'unknown' || k.reason === 'connection_refused';
+      }), {
         halfOpenAfter: c.breaker.halfOpenAfterMs,
         breaker: new ConsecutiveBreaker(c.breaker.consecutiveFailures),
       });

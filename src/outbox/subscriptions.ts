@@ -58,13 +58,21 @@ export interface UpsertSubscription {
 export async function upsertSubscription(db: Queryable, s: UpsertSubscription): Promise<Subscription & { secret: string | null }> {
   const target = s.target.type === 'http' ? { url: s.target.url, timeoutMs: s.target.timeoutMs } : { handler: s.target.handler };
   const secret = s.target.type === 'http' ? (s.target.secret ?? null) : null;
+  // Deliveries carry their target type (the claim queries' index); when the target type changes,
+  // the ones not yet delivered and not in flight follow it, or no worker would ever claim them.
   const { rows } = await db.query<SubscriptionRow & { secret: string | null }>(
-    `INSERT INTO subscriptions (id, name, topic, filter, target_type, target, secret, retry_schedule_ms, source)
-     VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, CASE WHEN $5 = 'http' THEN $8 END), $9, $10)
-     ON CONFLICT (name) DO UPDATE SET topic = EXCLUDED.topic, filter = EXCLUDED.filter, target_type = EXCLUDED.target_type,
-       target = EXCLUDED.target, secret = COALESCE($7, subscriptions.secret, EXCLUDED.secret),
-       retry_schedule_ms = EXCLUDED.retry_schedule_ms, updated_at = now()
-     RETURNING *`,
+    `WITH s AS (
+       INSERT INTO subscriptions (id, name, topic, filter, target_type, target, secret, retry_schedule_ms, source)
+       VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, CASE WHEN $5 = 'http' THEN $8 END), $9, $10)
+       ON CONFLICT (name) DO UPDATE SET topic = EXCLUDED.topic, filter = EXCLUDED.filter, target_type = EXCLUDED.target_type,
+         target = EXCLUDED.target, secret = COALESCE($7, subscriptions.secret, EXCLUDED.secret),
+         retry_schedule_ms = EXCLUDED.retry_schedule_ms, updated_at = now()
+       RETURNING *
+     ), retyped AS (
+       UPDATE deliveries d SET target_type = s.target_type, updated_at = now() FROM s
+       WHERE d.subscription_id = s.id AND d.target_type <> s.target_type AND d.status IN ('pending', 'dead', 'cancelled')
+     )
+     SELECT * FROM s`,
     [uuidv7(), s.name, s.topic, JSON.stringify(s.filter ?? {}), s.target.type, JSON.stringify(target), secret, newWebhookSecret(),
       s.retrySchedule ?? DEFAULT_SCHEDULE_MS, s.source ?? 'api'],
   );
@@ -91,12 +99,21 @@ export async function setSubscriptionStatus(db: Queryable, idOrName: string, sta
   return (r.rowCount ?? 0) > 0;
 }
 
-/** Config subscriptions are applied at start; ones removed from config are paused, never deleted. */
+const REMOVED_FROM_CONFIG = 'removed from configuration';
+
+/**
+ * Config subscriptions are applied at start; ones removed from config are paused, never deleted,
+ * and resume when they come back (ones paused or disabled for another reason stay as they are).
+ */
 export async function syncConfigSubscriptions(pool: pg.Pool, subs: readonly SubscriptionConfig[]): Promise<void> {
   for (const s of subs) {
     await upsertSubscription(pool, { name: s.name, topic: s.topic, filter: s.filter, target: s.target, retrySchedule: s.retrySchedule, source: 'config' });
   }
+  const names = subs.map((s) => s.name);
   await pool.query(
-    `UPDATE subscriptions SET status = 'paused', status_reason = 'removed from configuration', updated_at = now()
-     WHERE source = 'config' AND status = 'active' AND NOT (name = ANY($1::text[]))`, [subs.map((s) => s.name)]);
+    `UPDATE subscriptions SET status = 'active', status_reason = NULL, updated_at = now()
+     WHERE source = 'config' AND status = 'paused' AND status_reason = $2 AND name = ANY($1::text[])`, [names, REMOVED_FROM_CONFIG]);
+  await pool.query(
+    `UPDATE subscriptions SET status = 'paused', status_reason = $2, updated_at = now()
+     WHERE source = 'config' AND status = 'active' AND NOT (name = ANY($1::text[]))`, [names, REMOVED_FROM_CONFIG]);
 }
