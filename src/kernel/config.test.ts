@@ -1,0 +1,48 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadConfig, parseConfig } from './config.ts';
+
+describe('configuration', () => {
+  it('fills defaults: port 8787, 1 MiB body limit, Svix-like delivery schedule left to subscriptions', () => {
+    const c = parseConfig({});
+    expect(c.port).toBe(8787);
+    expect(c.intake.maxBodyBytes).toBe(1024 * 1024);
+    expect(c.providers).toEqual({});
+  });
+
+  it('names every bad key in its message', () => {
+    expect(() => parseConfig({ port: 'x', providers: { acme: { kind: 'standard-webhooks', secrets: ['nope'] } } }))
+      .toThrowError(/port:[\s\S]*providers\.acme\.secrets\.0: must be a Standard Webhooks secret/);
+    expect(() => parseConfig({ providers: { acme: { kind: 'carrier-pigeon' } } })).toThrowError(/providers\.acme\.kind/);
+    expect(() => parseConfig({ adminTokens: [{ name: 'a', token: 'short', role: 'operator' }] })).toThrowError(/adminTokens\.0\.token: admin tokens must be at least 16/);
+    expect(() => parseConfig({ subscriptions: [{ name: 'Bad Name', topic: 't', target: { type: 'handler', handler: 'h' } }] })).toThrowError(/subscriptions\.0\.name/);
+    expect(() => parseConfig({ worker: { pollIntervalMs: '5 fortnights' } })).toThrowError(/worker\.pollIntervalMs: not a duration/);
+    expect(() => parseConfig({ unknownKey: 1 })).toThrowError(/unknownKey|Unrecognized key/);
+  });
+
+  it('parses durations in schedules', () => {
+    const c = parseConfig({ subscriptions: [{ name: 's', topic: 't', target: { type: 'http', url: 'https://example.com/h' }, retrySchedule: ['5s', '30min', 250] }] });
+    expect(c.subscriptions[0]!.retrySchedule).toEqual([5_000, 1_800_000, 250]);
+  });
+
+  it('reads SEIGO_CONFIG and lets the environment override it', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'seigo-config-'));
+    const file = join(dir, 'c.json');
+    writeFileSync(file, JSON.stringify({ port: 9000, providers: { acme: { kind: 'standard-webhooks', secrets: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'] } } }));
+    const c = loadConfig({ SEIGO_CONFIG: file, SEIGO_PORT: '9100', DATABASE_URL: 'postgres://x@h/db', SEIGO_ADMIN_TOKEN: 'abcdefghijklmnopqrstuvwxyz' }, dir);
+    expect(c.port).toBe(9100);
+    expect(c.databaseUrl).toBe('postgres://x@h/db');
+    expect(c.providers.acme?.kind).toBe('standard-webhooks');
+    expect(c.adminTokens).toEqual([{ name: 'env', token: 'abcdefghijklmnopqrstuvwxyz', role: 'operator' }]);
+  });
+
+  it('says which file is broken and how', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'seigo-config-'));
+    writeFileSync(join(dir, 'seigo.config.json'), '{ not json');
+    expect(() => loadConfig({}, dir)).toThrowError(/seigo\.config\.json: not valid JSON/);
+    expect(() => loadConfig({ SEIGO_CONFIG: join(dir, 'missing.json') }, dir)).toThrowError(/SEIGO_CONFIG names .*missing\.json, which does not exist/);
+    expect(() => loadConfig({ SEIGO_PORT: 'eighty' }, mkdtempSync(join(tmpdir(), 'seigo-config-')))).toThrowError(/SEIGO_PORT must be a port number/);
+  });
+});

@@ -1,0 +1,60 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createDb } from '../kernel/db.ts';
+import { silentLogger } from '../kernel/logger.ts';
+import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.ts';
+import { eventually } from '../../test/helpers/engine.ts';
+import { WorkerRuntime } from './runtime.ts';
+
+let t: TestDatabase;
+beforeAll(async () => { t = await createTestDatabase(); });
+afterAll(async () => { await t.drop(); });
+
+describe('worker runtime', () => {
+  it('runs each due periodic job once across many workers, and records the run', async () => {
+    let runs = 0;
+    const dbs = Array.from({ length: 4 }, () => createDb(t.url, { max: 3 }));
+    const workers = dbs.map((db) => new WorkerRuntime({
+      pool: db.pool, databaseUrl: t.url, log: silentLogger, role: 'test', pollIntervalMs: 100, loops: [],
+      periodic: [{ name: 'test.tick', intervalMs: 3_600_000, run: async () => { runs++; await new Promise((r) => setTimeout(r, 200)); } }],
+    }));
+    await Promise.all(workers.map((w) => w.start()));
+    await eventually(async () => {
+      const r = await t.db.pool.query(`SELECT runs FROM periodic_jobs WHERE name = 'test.tick'`);
+      return Number(r.rows[0]?.runs) === 1;
+    });
+    // Every worker has had several scheduler ticks by now; the job is due again only in an hour.
+    await new Promise((r) => setTimeout(r, 2_500));
+    await Promise.all(workers.map((w) => w.shutdown()));
+    await Promise.all(dbs.map((db) => db.close()));
+    expect(runs).toBe(1);
+    const row = await t.db.pool.query(`SELECT runs, last_error, locked_until, next_run_at > now() + interval '50 minutes' AS later FROM periodic_jobs WHERE name = 'test.tick'`);
+    expect(row.rows[0]).toEqual({ runs: '1', last_error: null, locked_until: null, later: true });
+  });
+
+  it('registers live processes and removes them on a graceful stop', async () => {
+    const w = new WorkerRuntime({ pool: t.db.pool, databaseUrl: t.url, log: silentLogger, role: 'worker', pollIntervalMs: 100, loops: [], periodic: [] });
+    await w.start();
+    const live = await t.db.pool.query('SELECT role FROM processes WHERE id = $1', [w.id]);
+    expect(live.rows).toEqual([{ role: 'worker' }]);
+    await w.shutdown();
+    const gone = await t.db.pool.query('SELECT 1 FROM processes WHERE id = $1', [w.id]);
+    expect(gone.rows).toHaveLength(0);
+  });
+
+  it('wakes a loop on NOTIFY well before its poll interval', async () => {
+    let calls = 0;
+    let resolveWoken!: () => void;
+    const woken = new Promise<void>((r) => { resolveWoken = r; });
+    const w = new WorkerRuntime({
+      pool: t.db.pool, databaseUrl: t.url, log: silentLogger, role: 'worker', pollIntervalMs: 3_600_000, periodic: [],
+      loops: [{ name: 'probe', channel: 'inbox', runOnce: async () => { calls++; if (calls === 2) resolveWoken(); return 0; } }],
+    });
+    await w.start();
+    await eventually(async () => calls >= 1);
+    await t.db.pool.query(`SELECT pg_notify('seigo_work', 'inbox')`);
+    // With an hour-long poll interval, only the notification can make the loop run a second time.
+    await woken;
+    await w.shutdown();
+    expect(calls).toBeGreaterThanOrEqual(2);
+  });
+});
