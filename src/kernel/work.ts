@@ -39,6 +39,11 @@ export async function runClaimedBatch<T>(pool: pg.Pool, limit: number, steps: Ba
   } catch (e) {
     await client.query('ROLLBACK').catch(() => undefined);
     if (items.length === 0) throw e;
+    // A batch of one has already had its attempt: record the failure rather than run it again.
+    if (items.length === 1) {
+      await steps.fail(pool, items[0]!, e instanceof Error ? e : new Error(String(e)));
+      return 1;
+    }
   } finally {
     client.release();
   }

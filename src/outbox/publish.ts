@@ -40,6 +40,11 @@ WITH m AS (
   RETURNING id, topic, attributes
 )${FANOUT}`;
 
+/** Money is bigint minor units: in a message it travels as a decimal string, never a lossy number. */
+function jsonReplacer(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value;
+}
+
 /** Publishes one message in `tx`; returns its id. */
 export async function publish(tx: Queryable, topic: string, payload: unknown, opts: PublishOptions = {}): Promise<string> {
   const [id] = await publishMany(tx, [{ topic, payload, key: opts.key, attributes: opts.attributes, id: opts.id, entity: opts.entity }]);
@@ -58,7 +63,7 @@ export async function publishMany(tx: Queryable, messages: readonly OutboxMessag
       messages.map((m) => m.topic),
       messages.map((m) => m.key ?? null),
       messages.map((m) => JSON.stringify(m.attributes ?? {})),
-      messages.map((m) => JSON.stringify(m.payload ?? null)),
+      messages.map((m) => JSON.stringify(m.payload ?? null, jsonReplacer)),
       messages.map((m) => m.entity?.type ?? null),
       messages.map((m) => m.entity?.id ?? null),
     ],

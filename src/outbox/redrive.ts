@@ -17,9 +17,10 @@ export async function redrive(db: Queryable, f: RedriveFilter): Promise<number> 
   const where: string[] = ['d.status = ANY($1::text[])'];
   const values: unknown[] = [f.statuses ?? ['dead']];
   const add = (sql: string, v: unknown) => { values.push(v); where.push(sql.replace('?', `$${values.length}`)); };
-  if (f.ids?.length) add('d.id = ANY(?::uuid[])', f.ids);
-  if (f.subscription) add('d.subscription_id = (SELECT id FROM subscriptions WHERE name = ?)', f.subscription);
-  if (f.topic) add('m.topic = ?', f.topic);
+  // A given but empty filter matches nothing: `ids: []` must never mean "every dead delivery".
+  if (f.ids !== undefined) add('d.id = ANY(?::uuid[])', f.ids);
+  if (f.subscription !== undefined) add('d.subscription_id = (SELECT id FROM subscriptions WHERE name = ?)', f.subscription);
+  if (f.topic !== undefined) add('m.topic = ?', f.topic);
   if (f.since) add('d.created_at >= ?', f.since);
   if (f.until) add('d.created_at < ?', f.until);
   const r = await db.query(
