@@ -50,6 +50,7 @@ export interface InboxWriterOptions {
 export class InboxWriter {
   private queue: Pending[] = [];
   private inFlight = 0;
+  private lastBatch = 0;
   private readonly maxBatch: number;
   private readonly maxInFlight: number;
 
@@ -66,8 +67,12 @@ export class InboxWriter {
   }
 
   private pump(): void {
-    while (this.inFlight < this.maxInFlight && this.queue.length > 0) {
+    while (this.queue.length > 0 && this.inFlight < this.maxInFlight) {
+      // Nothing in flight: go at once (low latency when idle). Otherwise start another batch only
+      // when enough requests wait to make it worth a commit of its own; the rest ride the next.
+      if (this.inFlight > 0 && this.queue.length < Math.max(2, this.lastBatch >> 1)) return;
       const batch = this.queue.splice(0, this.maxBatch);
+      this.lastBatch = batch.length;
       this.inFlight++;
       this.flush(batch)
         .catch((e: Error) => { for (const p of batch) p.reject(e); })

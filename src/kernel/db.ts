@@ -21,21 +21,20 @@ export interface DbOptions {
 }
 
 export function createDb(url: string, opts: DbOptions = {}): Db {
+  // Session settings travel in the startup packet (`-c name=value`), so they are in force before
+  // the first query and cost no round trip.
+  const options = Object.entries(opts.sessionSettings ?? {})
+    .map(([k, v]) => `-c ${k}=${String(v).replace(/[\s\\]/g, (c) => `\\${c}`)}`)
+    .join(' ');
   const pool = new pg.Pool({
     connectionString: url,
     max: opts.max ?? 10,
     application_name: opts.applicationName ?? 'seigo',
     // A worker whose peer vanished must not hold row locks forever.
     keepAlive: true,
+    ...(options ? { options } : {}),
   });
   pool.on('error', (e) => opts.log?.warn({ err: e.message }, 'idle database connection failed'));
-  const settings = Object.entries(opts.sessionSettings ?? {});
-  if (settings.length > 0) {
-    pool.on('connect', (client) => {
-      const text = settings.map(([k, v]) => `SET ${k} = '${String(v).replaceAll("'", "''")}'`).join('; ');
-      client.query(text).catch((e: Error) => opts.log?.warn({ err: e.message }, 'session settings failed'));
-    });
-  }
   return {
     pool,
     url,
