@@ -2,9 +2,8 @@
 // inspect and replay notifications, manage subscriptions, redrive deliveries and watch operations.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { parseDuration } from '../kernel/backoff.ts';
-import { subscriptionTargetSchema } from '../kernel/config.ts';
-import { BadRequestError, NotFoundError } from '../kernel/errors.ts';
+import { durationSchema, subscriptionTargetSchema } from '../kernel/config.ts';
+import { NotFoundError } from '../kernel/errors.ts';
 import type { Engine } from '../engine/engine.ts';
 import { replayInbox, replayInboxSince } from '../intake/index.ts';
 import { backfill, getSubscription, listSubscriptions, publish, redrive, setSubscriptionStatus, upsertSubscription } from '../outbox/index.ts';
@@ -14,7 +13,10 @@ import { route, type OpenApiRegistry } from './route.ts';
 
 const uuid = z.string().uuid();
 const limit = z.coerce.number().int().min(1).max(500).default(50);
-const isoDate = z.coerce.date();
+// Bounded to what PostgreSQL's timestamptz holds (JS dates reach 271821 BC); out of range would fail in SQL as a 500.
+const isoDate = z.coerce.date()
+  .min(new Date('0001-01-01T00:00:00Z'), 'must be a date from 0001-01-01')
+  .max(new Date('9999-12-31T23:59:59.999Z'), 'must be a date until 9999-12-31');
 const SIGNATURE_HEADERS = new Set(['webhook-signature', 'stripe-signature', 'x-komoju-signature', 'authorization']);
 
 function redactHeaders(h: Record<string, string>): Record<string, string> {
@@ -72,7 +74,7 @@ export async function adminRoutes(app: FastifyInstance, engine: Engine, registry
     topic: z.string().min(1).max(200),
     filter: z.record(z.string(), z.unknown()).default({}),
     target: subscriptionTargetSchema,
-    retrySchedule: z.array(z.union([z.number().int().nonnegative(), z.string()])).max(50).optional(),
+    retrySchedule: z.array(durationSchema()).max(50).optional(),
   }).strict();
 
   route(app, registry, { method: 'GET', url: `${P}/subscriptions`, tags: ['outbox'], role: 'viewer', summary: 'List subscriptions' },
@@ -83,13 +85,7 @@ export async function adminRoutes(app: FastifyInstance, engine: Engine, registry
     summary: 'Create or update a subscription by name; an HTTP target gets a signing secret, returned here',
     body: subscriptionBody,
   }, async ({ body }) => {
-    let retrySchedule: number[] | undefined;
-    try {
-      retrySchedule = body.retrySchedule?.map(parseDuration);
-    } catch (e) {
-      throw new BadRequestError('invalid_request', `retrySchedule: ${(e as Error).message}`);
-    }
-    return upsertSubscription(pool, { name: body.name, topic: body.topic, filter: body.filter, target: body.target, retrySchedule, source: 'api' });
+    return upsertSubscription(pool, { name: body.name, topic: body.topic, filter: body.filter, target: body.target, retrySchedule: body.retrySchedule, source: 'api' });
   });
 
   route(app, registry, {

@@ -25,13 +25,46 @@ export interface OpenApiRegistry {
   routes: RouteDef<z.ZodType, z.ZodType, z.ZodType>[];
 }
 
+/** Deeper JSON than this is refused: JSON.stringify (and PostgreSQL's jsonb parser) recurse per level. */
+const MAX_JSON_DEPTH = 64;
+// NUL and unpaired surrogates: PostgreSQL's text and jsonb cannot hold them, so they would fail in SQL as a 500.
+const UNSTORABLE_TEXT = /\u0000|\p{Cs}/u;
+
+interface Issue { path: string; message: string }
+
+/** The first value PostgreSQL could not store (or nesting past MAX_JSON_DEPTH), walked without recursion. */
+function unstorable(value: unknown): Issue | null {
+  const stack: [unknown, (string | number)[]][] = [[value, []]];
+  // The path is echoed in the answer, so the offending characters in it are replaced.
+  const bad = (path: (string | number)[]) => ({ path: path.join('.').replace(/\u0000|\p{Cs}/gu, '\uFFFD'), message: 'contains a NUL character or an unpaired surrogate, which cannot be stored' });
+  while (stack.length > 0) {
+    const [v, path] = stack.pop()!;
+    if (path.length > MAX_JSON_DEPTH) return { path: path.slice(0, 3).join('.') + '…', message: `nests deeper than ${MAX_JSON_DEPTH} levels` };
+    if (typeof v === 'string') {
+      if (UNSTORABLE_TEXT.test(v)) return bad(path);
+    } else if (Array.isArray(v)) {
+      v.forEach((x, i) => stack.push([x, [...path, i]]));
+    } else if (typeof v === 'object' && v !== null && !Buffer.isBuffer(v)) {
+      for (const [k, x] of Object.entries(v)) {
+        if (UNSTORABLE_TEXT.test(k)) return bad([...path, k]);
+        stack.push([x, [...path, k]]);
+      }
+    }
+  }
+  return null;
+}
+
+function invalid(where: string, issues: Issue[]): BadRequestError {
+  return new BadRequestError('invalid_request', `invalid ${where}: ${issues.map((i) => `${i.path || '(root)'}: ${i.message}`).join('; ')}`,
+    { errors: issues.map((i) => ({ in: where, path: i.path, message: i.message })) });
+}
+
 function parse<T extends z.ZodType>(schema: T | undefined, value: unknown, where: string): z.output<T> {
   if (!schema) return undefined as z.output<T>;
+  const u = unstorable(value);
+  if (u) throw invalid(where, [u]);
   const r = schema.safeParse(value);
-  if (!r.success) {
-    throw new BadRequestError('invalid_request', `invalid ${where}: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ')}`,
-      { errors: r.error.issues.map((i) => ({ in: where, path: i.path.join('.'), message: i.message })) });
-  }
+  if (!r.success) throw invalid(where, r.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })));
   return r.data;
 }
 

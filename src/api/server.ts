@@ -1,7 +1,7 @@
 // The HTTP server: provider webhooks, the admin API, health, metrics and OpenAPI. Every error is
 // RFC 9457 problem+json with a stable code; nothing about a request's secrets reaches a log.
 import { timingSafeEqual, createHash } from 'node:crypto';
-import Fastify, { type FastifyInstance, type FastifyError } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyError, type FastifyReply } from 'fastify';
 import { SeigoError, problem } from '../kernel/errors.ts';
 import type { Engine } from '../engine/engine.ts';
 import { adminRoutes } from './admin.ts';
@@ -16,6 +16,17 @@ declare module 'fastify' {
 const ROLE_RANK: Record<Role, number> = { viewer: 1, operator: 2 };
 const digest = (s: string) => createHash('sha256').update(s).digest();
 
+/** The problem for any error: a SeigoError as it says, a client error from Fastify as a 4xx, anything else as a 500. */
+function toProblem(error: FastifyError | SeigoError | Error, maxBodyBytes: number): { status: number; code: string; detail: string; extra?: Record<string, unknown> | undefined } {
+  if (error instanceof SeigoError) return { status: error.status, code: error.code, detail: error.message, extra: error.detail };
+  if ('statusCode' in error && typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
+    const status = error.statusCode;
+    const code = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : status === 414 ? 'uri_too_long' : 'invalid_request';
+    return { status, code, detail: status === 413 ? `body exceeds the limit of ${maxBodyBytes} bytes` : error.message };
+  }
+  return { status: 500, code: 'internal_error', detail: 'an unexpected error occurred; it has been logged' };
+}
+
 export interface ServerOptions {
   /** Stop answering /readyz (graceful shutdown in progress). */
   isShuttingDown?: () => boolean;
@@ -28,26 +39,32 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
     // Operators' ids travel in paths; keep them exact.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 300 },
     return503OnClosing: true,
+    // Errors the router raises before any route runs (malformed percent-encoding, a parameter over
+    // maxParamLength) would otherwise bypass the error handler and answer plain JSON.
+    frameworkErrors: (error, _req, res) => {
+      const p = toProblem(error, engine.config.intake.maxBodyBytes);
+      const reply = res as FastifyReply;
+      void reply.code(p.status).type('application/problem+json').send(problem(p.status, p.code, p.detail, p.extra));
+    },
+  });
+  // Requests Node's HTTP parser refuses before Fastify sees them (headers over 16 KB: 431; malformed
+  // requests: 400) are answered as problem+json too, then the connection is closed.
+  app.server.removeAllListeners('clientError');
+  app.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (!socket.writable) return socket.destroy();
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const code = status === 431 ? 'headers_too_large' : status === 408 ? 'request_timeout' : 'bad_request';
+    const body = JSON.stringify(problem(status, code, status === 431 ? 'request headers exceed 16 KB' : 'malformed HTTP request'));
+    socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\n`
+      + `Content-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   });
   const registry: OpenApiRegistry = { routes: [] };
   const tokens = engine.config.adminTokens.map((t) => ({ ...t, digest: digest(t.token) }));
 
   app.setErrorHandler((error: FastifyError | SeigoError | Error, req, reply) => {
-    let status = 500;
-    let code = 'internal_error';
-    let detail = 'an unexpected error occurred; it has been logged';
-    let extra: Record<string, unknown> | undefined;
-    if (error instanceof SeigoError) {
-      ({ status, code } = error);
-      detail = error.message;
-      extra = error.detail;
-    } else if ('statusCode' in error && typeof error.statusCode === 'number' && error.statusCode >= 400 && error.statusCode < 500) {
-      status = error.statusCode;
-      code = status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : 'invalid_request';
-      detail = status === 413 ? `body exceeds the limit of ${engine.config.intake.maxBodyBytes} bytes` : error.message;
-    }
-    if (status >= 500) engine.log.error({ err: { message: error.message, stack: error.stack }, method: req.method, url: req.routeOptions.url }, 'request failed');
-    void reply.code(status).type('application/problem+json').send(problem(status, code, detail, extra));
+    const p = toProblem(error, engine.config.intake.maxBodyBytes);
+    if (p.status >= 500) engine.log.error({ err: { message: error.message, stack: error.stack }, method: req.method, url: req.routeOptions.url }, 'request failed');
+    void reply.code(p.status).type('application/problem+json').send(problem(p.status, p.code, p.detail, p.extra));
   });
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).type('application/problem+json').send(problem(404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`));

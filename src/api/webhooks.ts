@@ -18,7 +18,7 @@ export async function webhookRoutes(app: FastifyInstance, engine: Engine, regist
     summary: 'Receive a provider notification: verified, stored durably, then acknowledged',
     params: z.object({ provider: z.string().max(100) }),
     response: webhookAck,
-  }, async ({ params, req }) => {
+  }, async ({ params, req, reply }) => {
     const { provider } = params;
     const adapter = engine.providers.get(provider);
     if (!adapter) {
@@ -36,6 +36,7 @@ export async function webhookRoutes(app: FastifyInstance, engine: Engine, regist
     }
     const r = await engine.inboxWriter.write({ provider, eventId: verified.value.eventId, headers: verified.value.headers, body: rawBody });
     engine.metrics.webhooks.inc({ provider, outcome: r.duplicate ? 'duplicate' : 'accepted' });
+    engine.metrics.webhookDuration.observe({ provider }, reply.elapsedTime / 1000);
     return { id: r.id, duplicate: r.duplicate };
   });
 }

@@ -6,14 +6,30 @@ import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import { parseDuration } from './backoff.ts';
 
-const duration = z.union([z.number().int().nonnegative(), z.string()]).transform((v, ctx) => {
-  try {
-    return parseDuration(v);
-  } catch (e) {
-    ctx.addIssue({ code: 'custom', message: (e as Error).message });
-    return z.NEVER;
-  }
-});
+/** Longest retry delay anyone may configure: beyond it, timestamps and timers overflow. */
+export const MAX_DURATION_MS = 30 * 86_400_000;
+/** Longest timeout for one outbound HTTP call (the delivery lease is derived from it). */
+export const MAX_TIMEOUT_MS = 10 * 60_000;
+
+/** A duration ("5s", "30min", "2h", or milliseconds), at most `max` milliseconds. */
+export function durationSchema(max = MAX_DURATION_MS) {
+  return z.union([z.number().int().nonnegative(), z.string().max(40)]).transform((v, ctx) => {
+    let ms: number;
+    try {
+      ms = parseDuration(v);
+    } catch (e) {
+      ctx.addIssue({ code: 'custom', message: (e as Error).message });
+      return z.NEVER;
+    }
+    if (!Number.isSafeInteger(ms) || ms > max) {
+      ctx.addIssue({ code: 'custom', message: `must be at most ${max} ms` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+}
+const duration = durationSchema();
+const timeout = durationSchema(MAX_TIMEOUT_MS);
 
 const whsecSecret = z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, 'must be a Standard Webhooks secret: "whsec_" followed by base64');
 
@@ -32,7 +48,7 @@ export const subscriptionTargetSchema = z.discriminatedUnion('type', [
     type: z.literal('http'),
     url: z.string().url(),
     secret: whsecSecret.optional(),
-    timeoutMs: duration.default(10_000),
+    timeoutMs: timeout.default(10_000),
   }).strict(),
   z.object({ type: z.literal('handler'), handler: z.string().min(1) }).strict(),
 ]);
@@ -46,7 +62,7 @@ export const subscriptionSchema = z.object({
 }).strict();
 
 const endpointSchema = z.object({
-  timeoutMs: duration.default(10_000),
+  timeoutMs: timeout.default(10_000),
   maxAttempts: z.number().int().min(1).max(10).default(3),
   concurrency: z.number().int().min(1).max(1000).default(16),
   breaker: z.object({

@@ -95,11 +95,14 @@ export class Operations {
    * Returns the operation as it stands afterwards (another process may have moved it first).
    */
   async execute(id: string): Promise<Operation> {
-    const timeoutGuessMs = 60_000;
+    // The lease must outlast the call with all its retries, or the janitor would call a live call abandoned.
+    const current = await this.get(id);
+    if (!current) throw new Error(`no operation ${id}`);
+    if (current.status !== 'pending') return current;
     const claimed = await this.deps.pool.query<Operation>(
       `UPDATE operations SET status = 'sending', attempts = attempts + 1, sent_at = now(), updated_at = now(),
          locked_until = now() + $2::bigint * interval '1 millisecond'
-       WHERE id = $1 AND status = 'pending' RETURNING *`, [id, timeoutGuessMs]);
+       WHERE id = $1 AND status = 'pending' RETURNING *`, [id, this.deps.resilience.leaseMs(current.provider)]);
     const op = claimed.rows[0];
     if (!op) return (await this.get(id))!;
     await this.deps.pool.query('INSERT INTO operation_events (operation_id, from_status, to_status, cause) VALUES ($1, $2, $3, $4)', [id, 'pending', 'sending', 'sending']);
@@ -186,7 +189,7 @@ export class Operations {
       const inquire = adapter.inquire.bind(adapter);
       try {
         const req: OperationRequest = { id: op.id, kind: op.kind, idempotencyKey: op.idempotency_key, request: op.request };
-        result = await this.deps.resilience.execute(op.provider, true, (signal) => inquire(req, signal));
+        result = await this.deps.resilience.inquire(op.provider, (signal) => inquire(req, signal));
       } catch (e) {
         result = { status: 'unknown', message: `inquiry failed: ${causeOf(e as Error)}` };
       }

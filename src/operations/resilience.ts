@@ -35,7 +35,7 @@ export function classifyCallError(e: unknown): { kind: 'not_sent'; reason: strin
   return { kind: 'unknown', reason: (err.message ?? String(e)).slice(0, 200) };
 }
 
-interface EndpointPolicies { plain: IPolicy; idempotent: IPolicy }
+interface EndpointPolicies { plain: IPolicy; idempotent: IPolicy; inquiry: IPolicy; leaseMs: number }
 
 export class Resilience {
   private readonly endpoints = new Map<string, EndpointPolicies>();
@@ -61,7 +61,16 @@ export class Resilience {
       const retryAll = retry(handleWhen((e) => !(e instanceof BrokenCircuitError) && !(e instanceof BulkheadRejectedError)), {
         maxAttempts: c.maxAttempts - 1, backoff: new ExponentialBackoff({ initialDelay: 100, maxDelay: 2_000 }),
       });
-      p = { plain: wrap(retryNotSent, limit, breaker, time), idempotent: wrap(retryAll, limit, breaker, time) };
+      // Inquiries ask about calls already made: an open breaker (the provider failing calls) must not
+      // stop us from learning what became of them, so they get a timeout and a bulkhead only.
+      const inquiryLimit = bulkhead(Math.max(1, Math.ceil(c.concurrency / 2)), c.concurrency * 4);
+      p = {
+        plain: wrap(retryNotSent, limit, breaker, time),
+        idempotent: wrap(retryAll, limit, breaker, time),
+        inquiry: wrap(inquiryLimit, timeout(c.timeoutMs, TimeoutStrategy.Aggressive)),
+        // Every attempt's timeout plus the backoff between them, with room to record the result.
+        leaseMs: c.maxAttempts * c.timeoutMs + (c.maxAttempts - 1) * 2_000 + 30_000,
+      };
       this.endpoints.set(endpoint, p);
     }
     return p;
@@ -70,5 +79,14 @@ export class Resilience {
   execute<T>(endpoint: string, idempotent: boolean, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const p = this.policies(endpoint);
     return (idempotent ? p.idempotent : p.plain).execute(({ signal }) => fn(signal)) as Promise<T>;
+  }
+
+  inquire<T>(endpoint: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
+    return this.policies(endpoint).inquiry.execute(({ signal }) => fn(signal)) as Promise<T>;
+  }
+
+  /** How long a call to this endpoint can take at most, retries included: the lease on a `sending` operation. */
+  leaseMs(endpoint: string): number {
+    return this.policies(endpoint).leaseMs;
   }
 }
