@@ -3,6 +3,7 @@
 // so "acknowledged" always means durable.
 import type pg from 'pg';
 import { uuidv7 } from '../kernel/ids.ts';
+import { wake } from '../kernel/wake.ts';
 
 export interface InboxRowInput {
   provider: string;
@@ -112,6 +113,7 @@ export class InboxWriter {
       else existing.set(keyOf(r.provider, r.event_id), r.id);
     }
     this.opts.onBatch?.(inserted.size);
+    if (inserted.size > 0) wake(this.pool, 'inbox');
     const missing = rows.filter((r) => !inserted.has(r.id) && !existing.has(keyOf(r.row.provider, r.row.eventId)));
     if (missing.length > 0) {
       const ex = await this.pool.query<{ id: string; provider: string; event_id: string }>({

@@ -7,6 +7,7 @@ import { nameBasedId } from '../kernel/ids.ts';
 import type { Logger } from '../kernel/logger.ts';
 import { PermanentFailure, causeOf, runClaimedBatch, type BatchSteps } from '../kernel/work.ts';
 import { nextDelay } from '../kernel/backoff.ts';
+import { wake } from '../kernel/wake.ts';
 import { publishMany, type OutboxMessage } from '../outbox/publish.ts';
 import type { ProviderRegistry } from '../providers/registry.ts';
 import type { EventHandlers, InboxEventMeta } from './handlers.ts';
@@ -116,6 +117,7 @@ export class InboxProcessor {
 /** Replays one stored notification: it is processed again, idempotently. */
 export async function replayInbox(pool: pg.Pool, id: string): Promise<boolean> {
   const r = await pool.query(`UPDATE inbox SET status = 'pending', next_attempt_at = now(), attempts = 0, replays = replays + 1, last_error = NULL WHERE id = $1`, [id]);
+  if (r.rowCount) wake(pool, 'inbox');
   return (r.rowCount ?? 0) > 0;
 }
 
@@ -124,5 +126,6 @@ export async function replayInboxSince(pool: pg.Pool, provider: string, since: D
   const r = await pool.query(
     `UPDATE inbox SET status = 'pending', next_attempt_at = now(), attempts = 0, replays = replays + 1, last_error = NULL
      WHERE provider = $1 AND received_at >= $2 AND received_at < $3`, [provider, since, until]);
+  if (r.rowCount) wake(pool, 'inbox');
   return r.rowCount ?? 0;
 }

@@ -2,6 +2,7 @@
 // parses once per connection (see docs/design.md for why there is no query builder).
 import pg from 'pg';
 import type { Logger } from './logger.ts';
+import { transactionEnded } from './wake.ts';
 
 export type Queryable = pg.Pool | pg.PoolClient;
 export type Tx = pg.PoolClient;
@@ -51,9 +52,11 @@ export async function withTx<T>(pool: pg.Pool, fn: (tx: Tx) => Promise<T>): Prom
     await client.query('BEGIN');
     const out = await fn(client);
     await client.query('COMMIT');
+    transactionEnded(pool, client, true);
     return out;
   } catch (e) {
     await client.query('ROLLBACK').catch(() => undefined);
+    transactionEnded(pool, client, false);
     throw e;
   } finally {
     client.release();

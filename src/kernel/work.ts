@@ -2,6 +2,7 @@
 // fails, roll back and process each item on its own so one bad item cannot hold the others back.
 import type pg from 'pg';
 import type { Tx } from './db.ts';
+import { transactionEnded } from './wake.ts';
 
 /** A failure that retrying cannot fix (unparseable payload, unknown provider): stop at once. */
 export class PermanentFailure extends Error {
@@ -35,9 +36,11 @@ export async function runClaimedBatch<T>(pool: pg.Pool, limit: number, steps: Ba
     }
     await steps.apply(client, items);
     await client.query('COMMIT');
+    transactionEnded(pool, client, true);
     return items.length;
   } catch (e) {
     await client.query('ROLLBACK').catch(() => undefined);
+    transactionEnded(pool, client, false);
     if (items.length === 0) throw e;
     // A batch of one has already had its attempt: record the failure rather than run it again.
     if (items.length === 1) {
@@ -55,8 +58,10 @@ export async function runClaimedBatch<T>(pool: pg.Pool, limit: number, steps: Ba
       const again = await steps.claimOne(c, item);
       if (again) await steps.apply(c, [again]);
       await c.query('COMMIT');
+      transactionEnded(pool, c, true);
     } catch (e) {
       await c.query('ROLLBACK').catch(() => undefined);
+      transactionEnded(pool, c, false);
       await steps.fail(pool, item, e instanceof Error ? e : new Error(String(e)));
     } finally {
       c.release();

@@ -2,6 +2,7 @@
 // matching subscription, so a message exists if and only if the change that caused it committed.
 import type { Queryable } from '../kernel/db.ts';
 import { uuidv7 } from '../kernel/ids.ts';
+import { wakeAfterCommit } from '../kernel/wake.ts';
 
 export interface PublishOptions {
   /** Ordering / grouping key, e.g. the entity id. */
@@ -55,6 +56,9 @@ export async function publish(tx: Queryable, topic: string, payload: unknown, op
 export async function publishMany(tx: Queryable, messages: readonly OutboxMessage[]): Promise<string[]> {
   if (messages.length === 0) return [];
   const ids = messages.map((m) => m.id ?? uuidv7());
+  // Workers are woken once the caller's transaction commits (through withTx or a worker batch);
+  // a transaction managed elsewhere is picked up by polling.
+  wakeAfterCommit(tx, 'deliveries');
   await tx.query({
     name: 'outbox_publish_many',
     text: PUBLISH_MANY,

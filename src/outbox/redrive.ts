@@ -1,6 +1,7 @@
 // Redrive: dead (or any unfinished) deliveries back to pending, one, many or by filter; and
 // backfill: hand a subscription the messages published before it existed, when asked to.
 import type { Queryable } from '../kernel/db.ts';
+import { wakeWhenVisible } from '../kernel/wake.ts';
 
 export interface RedriveFilter {
   ids?: string[] | undefined;
@@ -27,6 +28,7 @@ export async function redrive(db: Queryable, f: RedriveFilter): Promise<number> 
     `UPDATE deliveries d SET status = 'pending', next_attempt_at = now(), attempts = 0, locked_until = NULL,
        redrives = d.redrives + 1, updated_at = now()
      FROM outbox_messages m WHERE m.id = d.message_id AND ${where.join(' AND ')}`, values);
+  if (r.rowCount) wakeWhenVisible(db, 'deliveries');
   return r.rowCount ?? 0;
 }
 
@@ -40,5 +42,6 @@ export async function backfill(db: Queryable, subscription: string, since: Date)
       AND m.attributes @> s.filter
      WHERE s.name = $1
      ON CONFLICT (message_id, subscription_id) DO NOTHING`, [subscription, since]);
+  if (r.rowCount) wakeWhenVisible(db, 'deliveries');
   return r.rowCount ?? 0;
 }
