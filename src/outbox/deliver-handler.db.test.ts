@@ -2,12 +2,9 @@
 // commit together; failures retry, end in the DLQ and are redriven (function and admin API); two
 // workers on one database never run the same delivery twice.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, withTx, type Db } from '../kernel/db.ts';
-import { silentLogger } from '../kernel/logger.ts';
-import { createEngine, type Engine } from '../engine/index.ts';
-import type { WorkerRuntime } from '../worker/runtime.ts';
+import { withTx } from '../kernel/db.ts';
 import { admin } from '../../test/helpers/admin.ts';
-import { eventually, startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
+import { eventually, secondEngine, startTestEngine, type SecondEngine, type TestEngine } from '../../test/helpers/engine.ts';
 import { publish, publishMany, redrive, upsertSubscription, type ConsumerContext, type DeliveredMessage } from './index.ts';
 
 interface DeliveryRow { id: string; status: string; attempts: number; last_error: string | null; redrives: number }
@@ -186,18 +183,13 @@ describe('DLQ and redrive, with a running worker', () => {
 describe('two workers on one database', () => {
   const N = 2_000;
   let t: TestEngine;
-  let db2: Db;
-  let engine2: Engine;
-  let worker2: WorkerRuntime | undefined;
+  let second: SecondEngine;
   beforeAll(async () => {
     t = await startTestEngine();
-    db2 = createDb(t.tdb.url, { max: 10 });
-    engine2 = createEngine({ config: t.engine.config, db: db2, log: silentLogger });
+    second = secondEngine(t);
   });
   afterAll(async () => {
-    await worker2?.shutdown();
-    await engine2?.close();
-    await db2?.close();
+    await second?.close();
     await t?.close();
   });
 
@@ -218,11 +210,10 @@ describe('two workers on one database', () => {
       },
     });
     t.engine.consumers.register('shared', consumer('a'));
-    engine2.consumers.register('shared', consumer('b'));
+    second.engine.consumers.register('shared', consumer('b'));
     await upsertSubscription(pool, { name: 'shared', topic: 'h.shared', target: { type: 'handler', handler: 'shared' } });
     await t.startWorker();
-    worker2 = engine2.createWorker();
-    await worker2.start();
+    await second.startWorker();
 
     await withTx(pool, (tx) => publishMany(tx, Array.from({ length: N }, (_, i) => ({ topic: 'h.shared', payload: { i } }))));
     await eventually(async () => {

@@ -2,13 +2,10 @@
 // subscription's secret, retries and DLQ, 410 Gone, per-subscription timeouts, the SSRF guard, and
 // two workers sharing one queue.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createDb, withTx, type Db } from '../kernel/db.ts';
-import { silentLogger } from '../kernel/logger.ts';
-import { createEngine, type Engine } from '../engine/index.ts';
+import { withTx } from '../kernel/db.ts';
 import { verifySignature } from '../providers/standard-webhooks/signature.ts';
-import type { WorkerRuntime } from '../worker/runtime.ts';
 import { admin } from '../../test/helpers/admin.ts';
-import { eventually, startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
+import { eventually, secondEngine, startTestEngine, type SecondEngine, type TestEngine } from '../../test/helpers/engine.ts';
 import { startReceiver, type ReceivedRequest, type Receiver } from '../../test/helpers/receiver.ts';
 import { publish, publishMany, upsertSubscription } from './index.ts';
 
@@ -177,18 +174,13 @@ describe('SSRF guard', () => {
 describe('two workers on one database, HTTP', () => {
   const N = 2_000;
   let t: TestEngine;
-  let db2: Db;
-  let engine2: Engine;
-  let worker2: WorkerRuntime | undefined;
+  let second: SecondEngine;
   beforeAll(async () => {
     t = await startTestEngine();
-    db2 = createDb(t.tdb.url, { max: 10 });
-    engine2 = createEngine({ config: t.engine.config, db: db2, log: silentLogger });
+    second = secondEngine(t);
   });
   afterAll(async () => {
-    await worker2?.shutdown();
-    await engine2?.close();
-    await db2?.close();
+    await second?.close();
     await t?.close();
   });
 
@@ -196,8 +188,7 @@ describe('two workers on one database, HTTP', () => {
     const rx = await receiver();
     const sub = await upsertSubscription(t.tdb.db.pool, { name: 'fanout', topic: 'x.many', target: { type: 'http', url: rx.url, timeoutMs: 10_000 } });
     await t.startWorker();
-    worker2 = engine2.createWorker();
-    await worker2.start();
+    await second.startWorker();
 
     await withTx(t.tdb.db.pool, (tx) => publishMany(tx, Array.from({ length: N }, (_, i) => ({ topic: 'x.many', payload: { i } }))));
     const rows = await eventually(async () => {

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import { createServer } from '../../src/api/server.ts';
 import { createEngine, type Engine } from '../../src/engine/index.ts';
 import { parseConfig, type ConfigInput } from '../../src/kernel/config.ts';
+import { createDb } from '../../src/kernel/db.ts';
 import { silentLogger } from '../../src/kernel/logger.ts';
 import { syncConfigSubscriptions } from '../../src/outbox/index.ts';
 import type { ProviderAdapter } from '../../src/providers/types.ts';
@@ -71,4 +72,30 @@ export async function eventually<T>(fn: () => Promise<T | undefined | null | fal
     if (Date.now() > end) throw new Error(`condition not met within ${ms} ms${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, every));
   }
+}
+
+export interface SecondEngine {
+  engine: Engine;
+  startWorker(): Promise<WorkerRuntime>;
+  close(): Promise<void>;
+}
+
+/** Another engine with its own pool on the same database: a second worker process, in effect. */
+export function secondEngine(t: TestEngine): SecondEngine {
+  const db = createDb(t.tdb.url, { max: 10 });
+  const engine = createEngine({ config: t.engine.config, db, log: silentLogger });
+  let worker: WorkerRuntime | undefined;
+  return {
+    engine,
+    async startWorker() {
+      worker = engine.createWorker();
+      await worker.start();
+      return worker;
+    },
+    async close() {
+      await worker?.shutdown();
+      await engine.close();
+      await db.close();
+    },
+  };
 }
