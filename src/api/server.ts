@@ -5,6 +5,7 @@ import Fastify, { type FastifyInstance, type FastifyError, type FastifyReply } f
 import { SeigoError, problem } from '../kernel/errors.ts';
 import type { Engine } from '../engine/engine.ts';
 import { adminRoutes } from './admin.ts';
+import { ledgerAdminRoutes } from './ledger.ts';
 import { openApiDocument, type OpenApiRegistry, type Role } from './route.ts';
 import { webhookRoutes } from './webhooks.ts';
 
@@ -96,6 +97,7 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
 
   await app.register(async (scope) => webhookRoutes(scope, engine, registry));
   await app.register(async (scope) => adminRoutes(scope, engine, registry));
+  await app.register(async (scope) => ledgerAdminRoutes(scope, engine, registry));
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {

@@ -154,6 +154,18 @@ sim.command('webhook')
     if (r.status >= 300) process.exitCode = 1;
   });
 
+bench.command('ledger')
+  .description('Single-posting transactions with the balance-limit check over many wallets with Zipf-skewed hot accounts, against pgbench single-row inserts')
+  .addOption(new Option('--accounts <n>', 'wallets').default(100_000).argParser(Number))
+  .addOption(new Option('--concurrency <n>', 'concurrent clients').default(16).argParser(Number))
+  .addOption(new Option('--duration <s>', 'seconds of load for each side').default(10).argParser(Number))
+  .option('--json', 'print only the JSON result')
+  .action(async (o: { accounts: number; concurrency: number; duration: number; json?: boolean }) => {
+    const { benchLedger } = await import('../bench/ledger.ts');
+    const r = await benchLedger({ accounts: o.accounts, concurrency: o.concurrency, seconds: o.duration });
+    console.log(JSON.stringify(r, null, o.json ? 0 : 2));
+  });
+
 program.command('db')
   .description('The embedded PostgreSQL: `seigo db stop` stops a server left running under the data dir')
   .argument('<action>', 'stop')

@@ -14,6 +14,7 @@ import { Operations, Resilience } from '../operations/index.ts';
 import { buildProviders, type ProviderRegistry } from '../providers/registry.ts';
 import type { ProviderAdapter } from '../providers/types.ts';
 import { WorkerRuntime, type PeriodicJob, type WorkLoop } from '../worker/runtime.ts';
+import { expireHolds } from '../ledger/index.ts';
 
 export interface EngineOptions {
   config: Config;
@@ -83,6 +84,7 @@ export function createEngine(opts: EngineOptions): Engine {
       ];
       const periodic: PeriodicJob[] = [
         { name: 'operations.janitor', intervalMs: 10_000, run: async () => { await operations.janitorOnce(); } },
+        { name: 'ledger.expire-holds', intervalMs: 60_000, run: async () => { await expireHolds(db.pool, clock.now()); } },
         ...(extra.periodic ?? []),
       ];
       return new WorkerRuntime({ pool: db.pool, databaseUrl: db.url, log, role, pollIntervalMs: config.worker.pollIntervalMs, loops, periodic });

@@ -1,0 +1,133 @@
+// `seigo bench ledger`: single-posting transactions (a wallet credited from a provider's clearing
+// account, with the balance-limit check under the wallet's row lock) over many wallets whose
+// traffic is Zipf-skewed, so hot wallets meet their limit and contend for their rows. Compared
+// with pgbench single-row INSERTs at the same client count on the same server in the same run.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createDb, withTx } from '../kernel/db.ts';
+import { DEFAULT_BALANCE_LIMIT, ensureAccount, post } from '../ledger/index.ts';
+import { benchDatabase, findPgbench, percentile, round } from './setup.ts';
+
+const execFileP = promisify(execFile);
+const ZIPF_S = 1.0;
+
+/** Samples ranks 0..n-1 with P(k) ∝ 1/(k+1)^s, by binary search over the cumulative weights. */
+function zipfSampler(n: number, s: number): () => number {
+  const cdf = new Float64Array(n);
+  let total = 0;
+  for (let k = 0; k < n; k++) cdf[k] = total += 1 / (k + 1) ** s;
+  return () => {
+    const u = Math.random() * total;
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (cdf[mid]! < u) lo = mid + 1; else hi = mid;
+    }
+    return lo;
+  };
+}
+
+export async function benchLedger(o: { accounts?: number; seconds?: number; concurrency?: number } = {}): Promise<Record<string, unknown>> {
+  const accounts = o.accounts ?? 100_000;
+  const seconds = o.seconds ?? 10;
+  const concurrency = o.concurrency ?? 16;
+  const bdb = await benchDatabase();
+  const db = createDb(bdb.url, { max: concurrency, applicationName: 'seigo-bench-ledger' });
+  const dir = mkdtempSync(join(tmpdir(), 'seigo-bench-ledger-'));
+  try {
+    // Wallets in bulk, as ensureAccount would create them (one balance row each).
+    await db.pool.query(`
+      WITH a AS (
+        INSERT INTO ledger_accounts (id, kind, owner, currency, shards)
+        SELECT gen_random_uuid(), 'wallet', 'bench-' || i, 'JPY', 1 FROM generate_series(1, $1) AS i
+        RETURNING id)
+      INSERT INTO ledger_balances (account_id, shard, currency) SELECT id, 0, 'JPY' FROM a`, [accounts]);
+    const clearing = await ensureAccount(db.pool, { kind: 'clearing', owner: 'bench', shards: Math.max(16, concurrency * 2) });
+    // A random order of wallets: the hot ones are scattered over the table and its indexes.
+    const wallets = (await db.pool.query<{ id: string }>(`SELECT id FROM ledger_accounts WHERE kind = 'wallet' ORDER BY random()`)).rows.map((r) => r.id);
+    await db.pool.query('VACUUM ANALYZE');
+    const pick = zipfSampler(wallets.length, ZIPF_S);
+
+    let posted = 0;
+    let refused = 0;
+    let errors = 0;
+    let seq = 0;
+    const latencies: number[] = [];
+    const t0 = performance.now();
+    const end = t0 + seconds * 1000;
+    async function client(): Promise<void> {
+      while (performance.now() < end) {
+        const i = seq++;
+        const wallet = wallets[pick()]!;
+        const amount = BigInt(1_000 + Math.floor(Math.random() * 9_000));
+        const s = performance.now();
+        try {
+          const r = await withTx(db.pool, (tx) => post(tx, {
+            idempotencyKey: `bench-${i}`, kind: 'deposit',
+            entries: [{ accountId: clearing.id, amount: -amount }, { accountId: wallet, amount }],
+          }));
+          if (r.ok) posted++; else refused++;
+          latencies.push(performance.now() - s);
+        } catch {
+          errors++;
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: concurrency }, client));
+    const elapsed = (performance.now() - t0) / 1000;
+    latencies.sort((a, b) => a - b);
+
+    const check = (await db.pool.query<{ breaches: number; unbalanced: number; drift: number }>(`
+      SELECT
+        (SELECT count(*)::int FROM ledger_accounts a JOIN ledger_account_balances b ON b.account_id = a.id
+           LEFT JOIN ledger_limits l ON l.owner = a.owner AND l.currency = a.currency
+          WHERE a.kind = 'wallet' AND b.posted + b.pending_in > coalesce(l."limit", $1::bigint)) AS breaches,
+        (SELECT count(*)::int FROM (SELECT 1 FROM ledger_entries GROUP BY currency HAVING sum(amount) <> 0) x) AS unbalanced,
+        (SELECT count(*)::int FROM ledger_account_balances b
+           LEFT JOIN (SELECT account_id, sum(amount) AS s FROM ledger_entries GROUP BY account_id) e ON e.account_id = b.account_id
+          WHERE b.posted <> coalesce(e.s, 0)) AS drift`, [DEFAULT_BALANCE_LIMIT.toString()])).rows[0]!;
+    const full = (await db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ledger_balances b JOIN ledger_accounts a ON a.id = b.account_id WHERE a.kind = 'wallet' AND b.posted + 10000 > $1::bigint`, [DEFAULT_BALANCE_LIMIT.toString()])).rows[0]!.n;
+
+    // Baseline: one single-row INSERT per transaction, same clients, same server.
+    await db.pool.query('CREATE TABLE pgbench_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, account int NOT NULL, amount bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now())');
+    const baseline = await runPgbench(bdb.url, dir, concurrency, seconds, accounts);
+    const tps = posted / elapsed;
+    return {
+      benchmark: 'ledger',
+      server: { version: bdb.serverVersion, embedded: bdb.embedded },
+      accounts, concurrency, duration_s: seconds, zipf_s: ZIPF_S, limit: DEFAULT_BALANCE_LIMIT.toString(),
+      seigo: {
+        what: 'withTx(post): idempotency look-up, balance rows locked in order with limit check, transaction + 2 entries + balance updates in one statement, commit',
+        posted, refused_over_limit: refused, errors, elapsed_s: round(elapsed),
+        tps: round(tps, 1), attempts_per_s: round((posted + refused) / elapsed, 1),
+        latency_ms: { p50: round(percentile(latencies, 50)), p99: round(percentile(latencies, 99)) },
+        wallets_at_limit: full,
+      },
+      baseline: { tool: 'pgbench', what: 'single-row INSERT per transaction into a 4-column table', clients: concurrency, tps: baseline.tps },
+      ratio: round(tps / baseline.tps, 3),
+      breaches: check.breaches,
+      unbalanced_currencies: check.unbalanced,
+      balance_rows_not_equal_to_entries: check.drift,
+    };
+  } finally {
+    await db.close();
+    rmSync(dir, { recursive: true, force: true });
+    await bdb.close();
+  }
+}
+
+async function runPgbench(url: string, dir: string, clients: number, seconds: number, accounts: number): Promise<{ tps: number }> {
+  const script = join(dir, 'insert.sql');
+  writeFileSync(script, `\\set a random(1, ${accounts})
+\\set m random(1000, 9999)
+INSERT INTO pgbench_ledger (account, amount) VALUES (:a, :m);
+`);
+  const { stdout } = await execFileP(findPgbench(), ['-n', '-c', String(clients), '-j', '2', '-T', String(seconds), '-f', script, url], { maxBuffer: 1 << 24 });
+  const m = /tps = ([\d.]+) \((?:without initial connection time|excluding connections establishing)\)/.exec(stdout) ?? /tps = ([\d.]+)/.exec(stdout);
+  if (!m) throw new Error(`could not read pgbench output:\n${stdout}`);
+  return { tps: round(Number(m[1]), 1) };
+}

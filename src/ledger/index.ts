@@ -1,0 +1,8 @@
+// The ledger's public surface (C1–C4): balanced immutable postings, holds, limits that count
+// holds, escrow for unrefusable deposits over the limit, suspense for restricted users.
+export * from './types.ts';
+export { ensureAccount, ensureAccounts, findAccount, setBalanceLimit, clearBalanceLimit, restrictOwner, unrestrictOwner, type AccountSpec } from './accounts.ts';
+export { post, reverse, InvalidPostingError } from './post.ts';
+export { placeHold, captureHold, releaseHold, expireHolds, getHold, HOLD_STATUSES, HOLD_TRANSITIONS, canTransition, type PlaceHoldInput } from './holds.ts';
+export { creditDeposit, type CreditDepositInput, type CreditDepositOutcome, type CreditDepositError, type DepositMode } from './credit-deposit.ts';
+export { getAccount, getBalance, getTransaction, listAccountTransactions, entriesOf, type AccountTransaction } from './read.ts';
