@@ -4,15 +4,3 @@ export interface Clock {
 }
 export const systemClock: Clock = { now: () => new Date() };
 
-export class ManualClock implements Clock {
-  constructor(private t = new Date('2026-01-01T00:00:00Z')) {}
-  now(): Date {
-    return new Date(this.t);
-  }
-  advance(ms: number): void {
-    this.t = new Date(this.t.getTime() + ms);
-  }
-  set(d: Date): void {
-    this.t = new Date(d);
-  }
-}

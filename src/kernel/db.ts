@@ -62,8 +62,3 @@ export async function withTx<T>(pool: pg.Pool, fn: (tx: Tx) => Promise<T>): Prom
     client.release();
   }
 }
-
-/** Names a statement so PostgreSQL parses and plans it once per connection. */
-export function stmt(name: string, text: string, values: unknown[]): pg.QueryConfig {
-  return { name, text, values };
-}

@@ -28,19 +28,9 @@ export class UnauthorizedError extends SeigoError {
     super(code, message, 401, false);
   }
 }
-export class ForbiddenError extends SeigoError {
-  constructor(message: string) {
-    super('forbidden', message, 403, false);
-  }
-}
 export class NotFoundError extends SeigoError {
   constructor(code: string, message: string) {
     super(code, message, 404, false);
-  }
-}
-export class ConflictError extends SeigoError {
-  constructor(code: string, message: string) {
-    super(code, message, 409, true);
   }
 }
 export class ConfigError extends SeigoError {
