@@ -7,8 +7,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../kernel/logger.ts';
 import { causeOf } from '../kernel/work.ts';
 import { uuidv7 } from '../kernel/ids.ts';
+import type { WakeChannel as Channel } from '../kernel/wake.ts';
 
-export type Channel = 'inbox' | 'deliveries' | 'operations';
 
 export interface WorkLoop {
   name: string;
