@@ -2,13 +2,16 @@
 // account, with the balance-limit check under the wallet's row lock) over many wallets whose
 // traffic is Zipf-skewed, so hot wallets meet their limit and contend for their rows. Compared
 // with pgbench single-row INSERTs at the same client count on the same server in the same run.
+// Each deposit is what a wallet's backend does for one: one creditDeposit() call on the pool (one
+// autocommit statement). The same load is then run with wallets picked uniformly, to show how much
+// the hot wallets' row locks cost.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { createDb, withTx } from '../kernel/db.ts';
-import { DEFAULT_BALANCE_LIMIT, ensureAccount, post } from '../ledger/index.ts';
+import { createDb, type Db } from '../kernel/db.ts';
+import { creditDeposit, DEFAULT_BALANCE_LIMIT, ensureAccount } from '../ledger/index.ts';
 import { benchDatabase, findPgbench, percentile, round } from './setup.ts';
 
 const execFileP = promisify(execFile);
@@ -39,47 +42,22 @@ export async function benchLedger(o: { accounts?: number; seconds?: number; conc
   const db = createDb(bdb.url, { max: concurrency, applicationName: 'seigo-bench-ledger' });
   const dir = mkdtempSync(join(tmpdir(), 'seigo-bench-ledger-'));
   try {
-    // Wallets in bulk, as ensureAccount would create them (one balance row each).
+    // Users in bulk, as creditDeposit would create their accounts (wallet, escrow, suspense; one
+    // balance row each).
     await db.pool.query(`
       WITH a AS (
         INSERT INTO ledger_accounts (id, kind, owner, currency, shards)
-        SELECT gen_random_uuid(), 'wallet', 'bench-' || i, 'JPY', 1 FROM generate_series(1, $1) AS i
+        SELECT gen_random_uuid(), k, 'bench-' || i, 'JPY', 1 FROM generate_series(1, $1) AS i, unnest(ARRAY['wallet', 'escrow', 'suspense']) AS k
         RETURNING id)
       INSERT INTO ledger_balances (account_id, shard, currency) SELECT id, 0, 'JPY' FROM a`, [accounts]);
     const clearing = await ensureAccount(db.pool, { kind: 'clearing', owner: 'bench', shards: Math.max(16, concurrency * 2) });
     // A random order of wallets: the hot ones are scattered over the table and its indexes.
-    const wallets = (await db.pool.query<{ id: string }>(`SELECT id FROM ledger_accounts WHERE kind = 'wallet' ORDER BY random()`)).rows.map((r) => r.id);
+    const owners = (await db.pool.query<{ owner: string }>(`SELECT owner FROM ledger_accounts WHERE kind = 'wallet' ORDER BY random()`)).rows.map((r) => r.owner);
     await db.pool.query('VACUUM ANALYZE');
-    const pick = zipfSampler(wallets.length, ZIPF_S);
 
-    let posted = 0;
-    let refused = 0;
-    let errors = 0;
-    let seq = 0;
-    const latencies: number[] = [];
-    const t0 = performance.now();
-    const end = t0 + seconds * 1000;
-    async function client(): Promise<void> {
-      while (performance.now() < end) {
-        const i = seq++;
-        const wallet = wallets[pick()]!;
-        const amount = BigInt(1_000 + Math.floor(Math.random() * 9_000));
-        const s = performance.now();
-        try {
-          const r = await withTx(db.pool, (tx) => post(tx, {
-            idempotencyKey: `bench-${i}`, kind: 'deposit',
-            entries: [{ accountId: clearing.id, amount: -amount }, { accountId: wallet, amount }],
-          }));
-          if (r.ok) posted++; else refused++;
-          latencies.push(performance.now() - s);
-        } catch {
-          errors++;
-        }
-      }
-    }
-    await Promise.all(Array.from({ length: concurrency }, client));
-    const elapsed = (performance.now() - t0) / 1000;
-    latencies.sort((a, b) => a - b);
+    const zipf = await runDeposits(db, clearing.id, owners, zipfSampler(owners.length, ZIPF_S), 'zipf', concurrency, seconds);
+    // The same load with every wallet equally likely: no hot rows (and hardly a wallet at its limit).
+    const uniform = await runDeposits(db, clearing.id, owners, () => Math.floor(Math.random() * owners.length), 'uniform', concurrency, seconds);
 
     const check = (await db.pool.query<{ breaches: number; unbalanced: number; drift: number }>(`
       SELECT
@@ -95,20 +73,20 @@ export async function benchLedger(o: { accounts?: number; seconds?: number; conc
     // Baseline: one single-row INSERT per transaction, same clients, same server.
     await db.pool.query('CREATE TABLE pgbench_ledger (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, account int NOT NULL, amount bigint NOT NULL, created_at timestamptz NOT NULL DEFAULT now())');
     const baseline = await runPgbench(bdb.url, dir, concurrency, seconds, accounts);
-    const tps = posted / elapsed;
+    const tps = zipf.tps;
     return {
       benchmark: 'ledger',
       server: { version: bdb.serverVersion, embedded: bdb.embedded },
       accounts, concurrency, duration_s: seconds, zipf_s: ZIPF_S, limit: DEFAULT_BALANCE_LIMIT.toString(),
       seigo: {
-        what: 'withTx(post): idempotency look-up, balance rows locked in order with limit check, transaction + 2 entries + balance updates in one statement, commit',
-        posted, refused_over_limit: refused, errors, elapsed_s: round(elapsed),
-        tps: round(tps, 1), attempts_per_s: round((posted + refused) / elapsed, 1),
-        latency_ms: { p50: round(percentile(latencies, 50)), p99: round(percentile(latencies, 99)) },
+        what: 'creditDeposit(pool) per deposit, refusable: one autocommit statement (seigo_ledger_credit_deposit: idempotency look-up, balance rows locked in order with the limit check, transaction + 2 entries + balance updates); Zipf-skewed wallets',
+        ...zipf.figures,
         wallets_at_limit: full,
       },
+      seigo_uniform: { what: 'the same, wallets picked uniformly', ...uniform.figures },
       baseline: { tool: 'pgbench', what: 'single-row INSERT per transaction into a 4-column table', clients: concurrency, tps: baseline.tps },
       ratio: round(tps / baseline.tps, 3),
+      ratio_uniform: round(uniform.tps / baseline.tps, 3),
       breaches: check.breaches,
       unbalanced_currencies: check.unbalanced,
       balance_rows_not_equal_to_entries: check.drift,
@@ -118,6 +96,49 @@ export async function benchLedger(o: { accounts?: number; seconds?: number; conc
     rmSync(dir, { recursive: true, force: true });
     await bdb.close();
   }
+}
+
+/** `concurrency` clients crediting deposits to owners[pick()] for `seconds`, each one creditDeposit call. */
+async function runDeposits(
+  db: Db, sourceAccountId: string, owners: readonly string[], pick: () => number, label: string, concurrency: number, seconds: number,
+): Promise<{ tps: number; figures: Record<string, unknown> }> {
+  let posted = 0;
+  let refused = 0;
+  let errors = 0;
+  let seq = 0;
+  let hottest = 0;
+  const latencies: number[] = [];
+  const t0 = performance.now();
+  const end = t0 + seconds * 1000;
+  async function client(): Promise<void> {
+    while (performance.now() < end) {
+      const i = seq++;
+      const k = pick();
+      if (k === 0) hottest++;
+      const amount = BigInt(1_000 + Math.floor(Math.random() * 9_000));
+      const s = performance.now();
+      try {
+        const r = await creditDeposit(db.pool, { owner: owners[k]!, amount, sourceAccountId, idempotencyKey: `bench-${label}-${i}`, mode: 'refusable' });
+        if (r.ok) posted++; else refused++;
+        latencies.push(performance.now() - s);
+      } catch {
+        errors++;
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: concurrency }, client));
+  const elapsed = (performance.now() - t0) / 1000;
+  latencies.sort((a, b) => a - b);
+  const tps = posted / elapsed;
+  return {
+    tps,
+    figures: {
+      posted, refused_over_limit: refused, errors, elapsed_s: round(elapsed),
+      tps: round(tps, 1), attempts_per_s: round((posted + refused) / elapsed, 1),
+      latency_ms: { p50: round(percentile(latencies, 50)), p99: round(percentile(latencies, 99)) },
+      hottest_wallet_share: round(hottest / Math.max(seq, 1), 4),
+    },
+  };
 }
 
 async function runPgbench(url: string, dir: string, clients: number, seconds: number, accounts: number): Promise<{ tps: number }> {

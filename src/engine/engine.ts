@@ -51,10 +51,10 @@ export function createEngine(opts: EngineOptions): Engine {
   const { config, db, log } = opts;
   const clock = opts.clock ?? systemClock;
   const metrics = opts.metrics ?? createMetrics(db.pool);
-  const providers = buildProviders(config, opts.providers);
+  const egress = egressAgent(egressPolicy(config.outbound.allow));
+  const providers = buildProviders(config, opts.providers, egress);
   const handlers = new EventHandlers();
   const consumers = new Consumers();
-  const egress = egressAgent(egressPolicy(config.outbound.allow));
   const operations = new Operations({
     pool: db.pool, providers, resilience: new Resilience(config.endpoints), log, clock,
     inquiryScheduleMs: config.operations.inquirySchedule, unknownDeadlineMs: config.operations.unknownDeadlineMs,

@@ -39,6 +39,23 @@ export const providerSchema = z.discriminatedUnion('kind', [
     secrets: z.array(whsecSecret).min(1, 'needs at least one secret'),
     toleranceSeconds: z.number().int().positive().default(300),
   }).strict(),
+  z.object({
+    kind: z.literal('stripe'),
+    secretKey: z.string().min(1),
+    webhookSecrets: z.array(z.string().regex(/^whsec_\S+$/, 'must be a Stripe webhook signing secret ("whsec_…")')).min(1, 'needs at least one webhook secret'),
+    /** Default https://api.stripe.com; point it at the simulator in development. */
+    apiBase: z.string().url().optional(),
+    toleranceSeconds: z.number().int().positive().default(300),
+    apiVersion: z.string().optional(),
+    searchLagSeconds: z.number().int().nonnegative().optional(),
+  }).strict(),
+  z.object({
+    kind: z.literal('komoju'),
+    secretKey: z.string().min(1),
+    webhookSecrets: z.array(z.string().min(1)).min(1, 'needs at least one webhook secret token'),
+    /** Default https://komoju.com; point it at the simulator in development. */
+    apiBase: z.string().url().optional(),
+  }).strict(),
 ]);
 
 const filterSchema = z.record(z.string(), z.unknown()).default({});

@@ -2,12 +2,12 @@
 // refused is refused over the limit; one that cannot (a konbini paid notice) credits up to the
 // limit and puts the rest in the user's escrow, to be refunded; a restricted (frozen) user's
 // deposit goes to suspense. The decision is taken under the wallet's balance row lock.
-import type { Tx } from '../kernel/db.ts';
-import { err, ok, type Result } from '../kernel/errors.ts';
-import { ensureAccounts } from './accounts.ts';
-import { BalanceDeltas, headroom, lockBalances, transactionIdByKey, writePosting } from './balances.ts';
-import { entriesOf } from './read.ts';
-import { DEFAULT_CURRENCY, type LimitPolicy } from './types.ts';
+// One round trip: seigo_ledger_credit_deposit (0007_ledger_post_function.sql) does it all.
+import type { Queryable } from '../kernel/db.ts';
+import { BadRequestError, err, NotFoundError, ok, type Result } from '../kernel/errors.ts';
+import { uuidv7 } from '../kernel/ids.ts';
+import { bigintJson } from './balances.ts';
+import { DEFAULT_BALANCE_LIMIT, DEFAULT_CURRENCY, type LimitPolicy } from './types.ts';
 
 export type DepositMode = 'refusable' | 'unrefusable';
 
@@ -33,56 +33,43 @@ export interface CreditDepositOutcome {
 
 export type CreditDepositError = { code: 'balance_limit_exceeded'; headroom: bigint; accountId: string };
 
-/** Credits a deposit in `tx` (an open transaction), once per idempotency key. */
-export async function creditDeposit(tx: Tx, input: CreditDepositInput): Promise<Result<CreditDepositOutcome, CreditDepositError>> {
-  if (input.amount <= 0n) throw new RangeError('a deposit amount must be positive');
-  const currency = input.currency ?? DEFAULT_CURRENCY;
-  const [wallet, escrow, suspense] = await ensureAccounts(tx, [
-    { kind: 'wallet', owner: input.owner, currency },
-    { kind: 'escrow', owner: input.owner, currency },
-    { kind: 'suspense', owner: input.owner, currency },
-  ]);
-  const accounts = { wallet: wallet!.id, escrow: escrow!.id, suspense: suspense!.id };
-  const existing = await transactionIdByKey(tx, input.idempotencyKey);
-  if (existing) return ok(await outcomeOf(tx, existing, accounts));
+const CREDIT_DEPOSIT = `
+SELECT transaction_id, duplicate, credited::text AS credited, escrowed::text AS escrowed, suspended::text AS suspended,
+       wallet_id, error, amount::text AS amount, detail
+FROM seigo_ledger_credit_deposit($1, $2, $3, $4, $5::bigint, $6, $7, $8, $9, $10::bigint, $11::uuid[])`;
 
-  const locked = await lockBalances(tx, [accounts.wallet, accounts.escrow, accounts.suspense, input.sourceAccountId].map((accountId) => ({ accountId })));
-  const w = locked.get(accounts.wallet)!;
-  const source = locked.get(input.sourceAccountId)!;
-  if (source.currency !== currency) throw new RangeError(`deposit in ${currency} from an account in ${source.currency}`);
-
-  let credited = 0n;
-  let escrowed = 0n;
-  let suspended = 0n;
-  if (w.restricted) {
-    suspended = input.amount;
-  } else {
-    const room = headroom(w, input.defaultLimit);
-    if (input.amount <= room) credited = input.amount;
-    else if (input.mode === 'refusable') return err({ code: 'balance_limit_exceeded', headroom: room, accountId: accounts.wallet });
-    else {
-      credited = room;
-      escrowed = input.amount - room;
-    }
-  }
-  const entries = [{ accountId: input.sourceAccountId, currency, amount: -input.amount }];
-  const deltas = new BalanceDeltas().add(input.sourceAccountId, source.shard, { posted: -input.amount });
-  for (const [accountId, amount] of [[accounts.wallet, credited], [accounts.escrow, escrowed], [accounts.suspense, suspended]] as const) {
-    if (amount === 0n) continue;
-    entries.push({ accountId, currency, amount });
-    deltas.add(accountId, locked.get(accountId)!.shard, { posted: amount });
-  }
-  const id = await writePosting(tx, {
-    idempotencyKey: input.idempotencyKey, kind: 'deposit', description: input.description,
-    metadata: { ...input.metadata, owner: input.owner, mode: input.mode, credited, escrowed, suspended },
-  }, entries, deltas);
-  if (!id) return ok(await outcomeOf(tx, (await transactionIdByKey(tx, input.idempotencyKey))!, accounts));
-  return ok({ transactionId: id, credited, escrowed, suspended, duplicate: false });
+interface CreditRow {
+  transaction_id: string | null; duplicate: boolean; credited: string; escrowed: string; suspended: string;
+  wallet_id: string; error: string | null; amount: string | null; detail: string | null;
 }
 
-/** The outcome of a deposit already posted, read from its entries. */
-async function outcomeOf(tx: Tx, transactionId: string, a: { wallet: string; escrow: string; suspense: string }): Promise<CreditDepositOutcome> {
-  const entries = await entriesOf(tx, transactionId);
-  const sum = (id: string) => entries.filter((e) => e.accountId === id).reduce((s, e) => s + e.amount, 0n);
-  return { transactionId, credited: sum(a.wallet), escrowed: sum(a.escrow), suspended: sum(a.suspense), duplicate: true };
+/**
+ * Credits a deposit in one statement on `q`, once per idempotency key: with a pool it is its own
+ * autocommit transaction, inside a caller's transaction it commits with it. The user's wallet,
+ * escrow and suspense accounts are created on first use.
+ */
+export async function creditDeposit(q: Queryable, input: CreditDepositInput): Promise<Result<CreditDepositOutcome, CreditDepositError>> {
+  if (input.amount <= 0n) throw new RangeError('a deposit amount must be positive');
+  const currency = input.currency ?? DEFAULT_CURRENCY;
+  if (!/^[A-Z]{3}$/.test(currency)) throw new BadRequestError('invalid_currency', `currency must be an ISO 4217 code, got ${currency}`);
+  const r = await q.query<CreditRow>({
+    name: 'ledger_credit_deposit', text: CREDIT_DEPOSIT,
+    values: [
+      uuidv7(), input.idempotencyKey, input.owner, currency, input.amount.toString(), input.sourceAccountId, input.mode,
+      input.description ?? null, JSON.stringify(input.metadata ?? {}, bigintJson), (input.defaultLimit ?? DEFAULT_BALANCE_LIMIT).toString(),
+      [uuidv7(), uuidv7(), uuidv7()],
+    ],
+  });
+  const row = r.rows[0]!;
+  switch (row.error) {
+    case null:
+      return ok({
+        transactionId: row.transaction_id!, credited: BigInt(row.credited), escrowed: BigInt(row.escrowed), suspended: BigInt(row.suspended),
+        duplicate: row.duplicate,
+      });
+    case 'balance_limit_exceeded': return err({ code: 'balance_limit_exceeded', headroom: BigInt(row.amount!), accountId: row.wallet_id });
+    case 'account_not_found': throw new NotFoundError('account_not_found', `no ledger account ${row.detail}`);
+    case 'currency_mismatch': throw new RangeError(`deposit in ${currency} from an account in ${row.detail}`);
+    default: throw new Error(`seigo_ledger_credit_deposit returned an unknown error ${row.error}`);
+  }
 }

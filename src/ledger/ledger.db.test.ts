@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { withTx, type Tx } from '../kernel/db.ts';
+import { withTx, type Queryable, type Tx } from '../kernel/db.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.ts';
 import {
   captureHold, creditDeposit, ensureAccount, expireHolds, getBalance, getHold, getTransaction, placeHold, post, releaseHold,
@@ -255,6 +255,109 @@ describe('deposits and limits', () => {
     // Nor can anything else be posted to the frozen wallet.
     const p = await inTx((tx) => post(tx, { idempotencyKey: key('s'), entries: [{ accountId: clearing.id, amount: -1n }, { accountId: w.id, amount: 1n }] }));
     expect(p.ok ? null : p.error.code).toBe('account_restricted');
+    await invariants();
+  });
+});
+
+describe('one round trip, autocommit', () => {
+  /** The pool, counting the statements sent through it. */
+  function counting() {
+    const counter = { n: 0, q: undefined as unknown as Queryable };
+    counter.q = { query: (...a: unknown[]) => { counter.n++; return (t.db.pool.query as (...x: unknown[]) => unknown)(...a); } } as unknown as Queryable;
+    return counter;
+  }
+
+  it('post() and creditDeposit() send one statement each, through the pool', async () => {
+    const w = await wallet('u-rt');
+    const c = counting();
+    const r = await post(c.q, { idempotencyKey: key('rt'), entries: [{ accountId: clearing.id, amount: -10n }, { accountId: w.id, amount: 10n }] });
+    expect(r.ok).toBe(true);
+    expect(c.n).toBe(1);
+    const d = await creditDeposit(c.q, { owner: 'u-rt-new', amount: 20n, sourceAccountId: clearing.id, idempotencyKey: key('rt'), mode: 'refusable' });
+    expect(d.ok && d.value).toMatchObject({ credited: 20n, escrowed: 0n, suspended: 0n, duplicate: false });
+    expect(c.n).toBe(2);
+    expect(await posted(w.id)).toBe(10n);
+    await invariants();
+  });
+
+  it('16 concurrent identical post() calls through the pool post once', async () => {
+    const w = await wallet('u-auto-idem');
+    const k = key('auto');
+    const results = await Promise.all(Array.from({ length: 16 }, () =>
+      post(t.db.pool, { idempotencyKey: k, entries: [{ accountId: clearing.id, amount: -900n }, { accountId: w.id, amount: 900n }] })));
+    const ids = new Set(results.map((r) => (r.ok ? r.value.transactionId : 'refused')));
+    expect(ids.size).toBe(1);
+    expect(ids.has('refused')).toBe(false);
+    expect(results.filter((r) => r.ok && !r.value.duplicate)).toHaveLength(1);
+    expect(await posted(w.id)).toBe(900n);
+    const n = await t.db.pool.query('SELECT count(*)::int AS n FROM ledger_transactions WHERE idempotency_key = $1', [k]);
+    expect(n.rows[0].n).toBe(1);
+    await invariants();
+  });
+
+  it('16 concurrent identical post() calls at the limit: one posts, the others are duplicates, not refusals', async () => {
+    const w = await wallet('u-auto-full');
+    await setBalanceLimit(t.db.pool, 'u-auto-full', 1_000n);
+    const k = key('full');
+    const results = await Promise.all(Array.from({ length: 16 }, () =>
+      post(t.db.pool, { idempotencyKey: k, entries: [{ accountId: clearing.id, amount: -1_000n }, { accountId: w.id, amount: 1_000n }] })));
+    expect(results.every((r) => r.ok)).toBe(true);
+    expect(results.filter((r) => r.ok && !r.value.duplicate)).toHaveLength(1);
+    expect(await posted(w.id)).toBe(1_000n);
+    await invariants();
+  });
+
+  it('20 concurrent deposits of ¥100,000 through the pool at limit ¥1,000,000: exactly 10 succeed', async () => {
+    const w = await wallet('u-auto-race');
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+      creditDeposit(t.db.pool, { owner: 'u-auto-race', amount: 100_000n, sourceAccountId: clearing.id, idempotencyKey: `auto-race-${i}`, mode: 'refusable' })));
+    expect(results.filter((r) => r.ok)).toHaveLength(10);
+    for (const r of results.filter((x) => !x.ok)) expect(r).toEqual({ ok: false, error: { code: 'balance_limit_exceeded', headroom: 0n, accountId: w.id } });
+    expect(await posted(w.id)).toBe(1_000_000n);
+    // Replays return the first outcomes.
+    const again = await Promise.all(Array.from({ length: 20 }, (_, i) =>
+      creditDeposit(t.db.pool, { owner: 'u-auto-race', amount: 100_000n, sourceAccountId: clearing.id, idempotencyKey: `auto-race-${i}`, mode: 'refusable' })));
+    expect(again.filter((r) => r.ok && r.value.duplicate && r.value.credited === 100_000n)).toHaveLength(10);
+    expect(await posted(w.id)).toBe(1_000_000n);
+    await invariants();
+  });
+
+  it('16 concurrent deposits for a new user create its accounts once', async () => {
+    const results = await Promise.all(Array.from({ length: 16 }, (_, i) =>
+      creditDeposit(t.db.pool, { owner: 'u-auto-new', amount: 1_000n, sourceAccountId: clearing.id, idempotencyKey: key(`new-${i}`), mode: 'unrefusable' })));
+    expect(results.every((r) => r.ok && r.value.credited === 1_000n)).toBe(true);
+    const n = await t.db.pool.query(`SELECT count(*)::int AS n FROM ledger_accounts WHERE owner = 'u-auto-new'`);
+    expect(n.rows[0].n).toBe(3);
+    expect(await posted((await wallet('u-auto-new')).id)).toBe(16_000n);
+    await invariants();
+  });
+
+  it('refusals, unknown accounts and unbalanced entries write nothing', async () => {
+    const w = await wallet('u-auto-none');
+    const before = (await t.db.pool.query('SELECT count(*)::int AS n FROM ledger_transactions')).rows[0].n;
+    const r = await post(t.db.pool, { idempotencyKey: key('none'), entries: [{ accountId: w.id, amount: -1n }, { accountId: clearing.id, amount: 1n }] });
+    expect(r).toEqual({ ok: false, error: { code: 'insufficient_funds', accountId: w.id, available: 0n } });
+    const ghost = '00000000-0000-7000-8000-00000000dead';
+    await expect(post(t.db.pool, { idempotencyKey: key('none'), entries: [{ accountId: clearing.id, amount: -1n }, { accountId: ghost, amount: 1n }] }))
+      .rejects.toThrow(`no ledger account ${ghost}`);
+    await expect(post(t.db.pool, { idempotencyKey: key('none'), entries: [{ accountId: clearing.id, amount: -2n }, { accountId: w.id, amount: 1n }] }))
+      .rejects.toThrow('entries do not balance: JPY sums to -1');
+    await expect(creditDeposit(t.db.pool, { owner: 'u-auto-none', amount: 1n, sourceAccountId: ghost, idempotencyKey: key('none'), mode: 'refusable' }))
+      .rejects.toThrow(/no ledger account/);
+    const usd = await ensureAccount(t.db.pool, { kind: 'clearing', owner: 'komoju', currency: 'USD' });
+    await expect(creditDeposit(t.db.pool, { owner: 'u-auto-none', amount: 1n, sourceAccountId: usd.id, idempotencyKey: key('none'), mode: 'refusable' }))
+      .rejects.toThrow('deposit in JPY from an account in USD');
+    expect((await t.db.pool.query('SELECT count(*)::int AS n FROM ledger_transactions')).rows[0].n).toBe(before);
+    await invariants();
+  });
+
+  it('an entry list with one account twice posts each entry and nets the balance', async () => {
+    const a = await wallet('u-auto-twice');
+    const r = await post(t.db.pool, { idempotencyKey: key('tw'), entries: [
+      { accountId: clearing.id, amount: -50n }, { accountId: a.id, amount: 30n }, { accountId: a.id, amount: 20n }] });
+    if (!r.ok) throw new Error('refused');
+    expect((await getTransaction(t.db.pool, r.value.transactionId))?.entries.map((e) => e.amount)).toEqual([-50n, 30n, 20n]);
+    expect(await posted(a.id)).toBe(50n);
     await invariants();
   });
 });

@@ -1,3 +1,5 @@
 export type * from './types.ts';
 export { buildProviders, type ProviderRegistry } from './registry.ts';
 export { standardWebhooksAdapter, sign as signStandardWebhook, signedHeaders, verifySignature } from './standard-webhooks/index.ts';
+export { stripeAdapter } from './stripe/index.ts';
+export { komojuAdapter } from './komoju/index.ts';

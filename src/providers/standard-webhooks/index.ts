@@ -2,6 +2,7 @@
 // scheme. Event id = `webhook-id`; the body is `{ type, timestamp, data }` as the spec recommends.
 import { z } from 'zod';
 import { err, ok } from '../../kernel/errors.ts';
+import { keepHeaders, parseJsonBody } from '../shared.ts';
 import type { CanonicalEvent, IncomingNotification, ProviderAdapter } from '../types.ts';
 import { DEFAULT_TOLERANCE_SECONDS, secretKey, verifySignature } from './signature.ts';
 
@@ -41,12 +42,7 @@ export function standardWebhooksAdapter(name: string, opts: StandardWebhooksOpti
       // A body that is not a Standard Webhooks JSON payload is refused now, while the sender can still fix it.
       const parsed = parseBody(req.rawBody);
       if (!parsed.ok) return err({ code: 'unparseable', message: parsed.error });
-      const headers: Record<string, string> = {};
-      for (const h of KEPT_HEADERS) {
-        const v = req.headers[h];
-        if (v !== undefined) headers[h] = v;
-      }
-      return ok({ eventId, headers });
+      return ok({ eventId, headers: keepHeaders(req.headers, KEPT_HEADERS) });
     },
     normalize(stored) {
       const parsed = parseBody(stored.body);
@@ -65,15 +61,7 @@ export function standardWebhooksAdapter(name: string, opts: StandardWebhooksOpti
 }
 
 function parseBody(body: Buffer) {
-  let json: unknown;
-  try {
-    json = JSON.parse(body.toString('utf8'));
-  } catch {
-    return err('body is not valid JSON');
-  }
-  const r = payloadSchema.safeParse(json);
-  if (!r.success) return err(`body is not a Standard Webhooks payload: ${r.error.issues.map((i) => `${i.path.join('.') || '(root)'} ${i.message}`).join('; ')}`);
-  return ok(r.data);
+  return parseJsonBody(body, payloadSchema, 'a Standard Webhooks payload');
 }
 
 function signatureMessage(reason: string): string {

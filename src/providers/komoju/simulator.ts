@@ -1,0 +1,465 @@
+// A KOMOJU stand-in for development and tests: a real HTTP server on loopback speaking the Payments
+// API v1 shapes (create / show / list / cancel, Basic auth, X-KOMOJU-IDEMPOTENCY) and sending signed
+// webhooks, with seeded fault injection. The customer's side (paying at the till, the bank reporting
+// a transfer, the deadline passing) is driven by plain methods, never over HTTP.
+import { randomUUID } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { request } from 'undici';
+import { KONBINI_STORES, PRELIMINARY_CANCELLED_EVENT, PRELIMINARY_PAID_EVENT, type KomojuEvent, type PaymentStatus } from './payment.ts';
+import { sign } from './signature.ts';
+import { mulberry32 } from '../../sim/prng.ts';
+
+export interface KomojuFaults {
+  /** Each API request waits a random 0…latencyMs first. */
+  latencyMs?: number;
+  /** Share of API requests answered 500 without being processed. */
+  error500?: number;
+  /** Share of POSTs processed (and remembered under their idempotency key) but never answered. */
+  timeoutAfterSuccess?: number;
+  /** Share of webhooks delivered twice (same event, as KOMOJU redelivers). */
+  duplicateWebhook?: number;
+  /** Share of webhooks never sent. */
+  dropWebhook?: number;
+  /** Share of webhooks held back and sent after the next one. */
+  reorderWebhooks?: number;
+}
+
+export interface KomojuSimulatorOptions {
+  secretKey: string;
+  webhookSecret: string;
+  webhookUrl?: string | undefined;
+  seed?: number | undefined;
+  now?: (() => Date) | undefined;
+  /** Days until `payment_deadline` (23:59:59 JST of that day). Default 3. */
+  paymentWindowDays?: number | undefined;
+  /** Delivery attempts per webhook before giving up. Default 5. */
+  webhookAttempts?: number | undefined;
+  /** First retry delay; doubles each attempt. Default 20 ms. */
+  webhookRetryDelayMs?: number | undefined;
+}
+
+interface SimPayment {
+  id: string;
+  resource: 'payment';
+  status: PaymentStatus;
+  amount: number;
+  tax: number;
+  total: number;
+  currency: string;
+  payment_deadline: string;
+  payment_details: Record<string, unknown>;
+  payment_method_fee: number;
+  captured_at: string | null;
+  external_order_num: string | null;
+  metadata: Record<string, unknown>;
+  created_at: string;
+  amount_refunded: number;
+  refunds: unknown[];
+  /** Simulator state, not rendered: a 速報 was sent and neither confirmed nor withdrawn yet. */
+  preliminaryPending: boolean;
+}
+
+type ApiReply = { status: number; body: unknown };
+
+const KONBINI_LIMIT = 300_000;
+const PAY_EASY_LIMIT = 999_999;
+
+
+const apiError = (status: number, code: string, message: string, param?: string): ApiReply =>
+  ({ status, body: { error: { code, message, ...(param ? { param } : {}) } } });
+
+export class KomojuSimulator {
+  readonly counters = {
+    requests: 0, created: 0, idempotentReplays: 0, error500: 0, timeouts: 0, cancelled: 0,
+    webhooksEmitted: 0, webhookAttempts: 0, webhooksDelivered: 0, webhooksFailed: 0,
+    webhooksDuplicated: 0, webhooksDropped: 0, webhooksReordered: 0, unmatchedTransfers: 0,
+  };
+  /** Every event KOMOJU decided to send, in order, before delivery faults. */
+  readonly events: KomojuEvent[] = [];
+
+  private readonly payments = new Map<string, SimPayment>();
+  private readonly idempotency = new Map<string, ApiReply | 'in_flight'>();
+  private readonly deliveries = new Set<Promise<void>>();
+  private readonly hanging = new Set<ServerResponse>();
+  private held: KomojuEvent[] = [];
+  private chain: Promise<void> = Promise.resolve();
+  private faults: Required<KomojuFaults> = { latencyMs: 0, error500: 0, timeoutAfterSuccess: 0, duplicateWebhook: 0, dropWebhook: 0, reorderWebhooks: 0 };
+  private faultRand: () => number;
+  private idRand: () => number;
+  private server: Server | undefined;
+  private readonly now: () => Date;
+  webhookUrl: string | undefined;
+
+  constructor(private readonly opts: KomojuSimulatorOptions) {
+    const seed = opts.seed ?? 1;
+    this.faultRand = mulberry32(seed);
+    this.idRand = mulberry32(seed ^ 0x9e3779b9);
+    this.now = opts.now ?? (() => new Date());
+    this.webhookUrl = opts.webhookUrl;
+  }
+
+  /** Replaces the fault settings and restarts the fault schedule from `seed` (default: the constructor's). */
+  setFaults(f: KomojuFaults & { seed?: number }): void {
+    this.faults = { latencyMs: 0, error500: 0, timeoutAfterSuccess: 0, duplicateWebhook: 0, dropWebhook: 0, reorderWebhooks: 0, ...stripSeed(f) };
+    this.faultRand = mulberry32(f.seed ?? this.opts.seed ?? 1);
+  }
+
+  async start(): Promise<{ url: string }> {
+    if (this.server) throw new Error('the KOMOJU simulator is already running');
+    const server = createServer((req, res) => {
+      this.handle(req, res).catch((e: unknown) => {
+        if (!res.headersSent) this.send(res, apiError(500, 'internal_server_error', String(e)));
+      });
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => resolve());
+    });
+    this.server = server;
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}` };
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    for (const res of this.hanging) res.destroy();
+    this.hanging.clear();
+    if (server) {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+    await this.idle();
+  }
+
+  /** Sends anything held back for reordering and waits until every webhook delivery has ended. */
+  async idle(): Promise<void> {
+    this.releaseHeld();
+    while (this.deliveries.size > 0) await Promise.allSettled([...this.deliveries]);
+  }
+
+  payment(id: string): Readonly<Record<string, unknown>> | undefined {
+    const p = this.payments.get(id);
+    return p ? render(p) : undefined;
+  }
+
+  // ---- the customer's and the banks' side (test control) ----
+
+  /**
+   * The customer pays. With `preliminary`, a 速報 is sent first; the 確報 (`payment.captured`) follows
+   * at once, or only on `confirm()` when `holdFinal` is set.
+   */
+  pay(paymentId: string, o: { preliminary?: boolean; holdFinal?: boolean } = {}): void {
+    const p = this.must(paymentId, ['authorized']);
+    if (o.preliminary) {
+      p.preliminaryPending = true;
+      this.emit(PRELIMINARY_PAID_EVENT, p);
+      if (o.holdFinal) return;
+    }
+    this.capture(p);
+  }
+
+  /** The 確報 for a payment whose 速報 was sent with `holdFinal`. */
+  confirm(paymentId: string): void {
+    const p = this.must(paymentId, ['authorized']);
+    if (!p.preliminaryPending) throw new Error(`payment ${paymentId} has no preliminary notice to confirm`);
+    this.capture(p);
+  }
+
+  /** 速報取消: the slip was scanned but the money never taken; the payment still awaits payment. */
+  cancelPreliminary(paymentId: string): void {
+    const p = this.must(paymentId, ['authorized']);
+    // Without an earlier `pay(…, { preliminary: true, holdFinal: true })`, the scan is played here first.
+    if (!p.preliminaryPending) this.emit(PRELIMINARY_PAID_EVENT, p);
+    p.preliminaryPending = false;
+    this.emit(PRELIMINARY_CANCELLED_EVENT, p);
+  }
+
+  expire(paymentId: string): void {
+    const p = this.must(paymentId, ['authorized']);
+    p.status = 'expired';
+    p.preliminaryPending = false;
+    this.emit('payment.expired', p);
+  }
+
+  /** Money arrives for an expired reservation (a late Pay-easy or bank payment): captured after its deadline. */
+  payAfterExpiry(paymentId: string): void {
+    this.capture(this.must(paymentId, ['expired']));
+  }
+
+  /**
+   * The bank reports a transfer into a virtual account. It captures the bank-transfer payment that owns the
+   * account (awaiting or expired); a transfer to an account no payment owns yields no event and returns undefined.
+   */
+  bankTransfer(t: { virtualAccount: string; amount: number; payerKana: string }): string | undefined {
+    const p = [...this.payments.values()].find((x) => x.payment_details.type === 'bank_transfer'
+      && x.payment_details.account_number === t.virtualAccount && (x.status === 'authorized' || x.status === 'expired'));
+    if (!p) {
+      this.counters.unmatchedTransfers++;
+      return undefined;
+    }
+    p.payment_details.payer_name_kana = t.payerKana;
+    if (t.amount !== p.total) p.payment_details.transferred_amount = t.amount;
+    this.capture(p);
+    return p.id;
+  }
+
+  refund(paymentId: string): void {
+    const p = this.must(paymentId, ['captured']);
+    p.status = 'refunded';
+    p.amount_refunded = p.amount;
+    this.emit('payment.refunded', p);
+  }
+
+  // ---- HTTP ----
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.counters.requests++;
+    const chunks: Buffer[] = [];
+    for await (const c of req) chunks.push(c as Buffer);
+    const raw = Buffer.concat(chunks).toString('utf8');
+    if (this.faults.latencyMs > 0) await sleep(Math.floor(this.faultRand() * this.faults.latencyMs));
+    if (req.headers.authorization !== `Basic ${Buffer.from(`${this.opts.secretKey}:`).toString('base64')}`) {
+      return this.send(res, apiError(401, 'unauthorized', 'User authorization failed'));
+    }
+    if (this.roll(this.faults.error500)) {
+      this.counters.error500++;
+      return this.send(res, apiError(500, 'internal_server_error', 'Something went wrong on our side'));
+    }
+    const url = new URL(req.url ?? '/', 'http://sim');
+    const path = url.pathname.replace(/\/+$/, '');
+    const m = /^\/api\/v1\/payments(?:\/([^/]+))?(?:\/(cancel))?$/.exec(path);
+    if (!m) return this.send(res, apiError(404, 'not_found', 'The requested resource could not be found'));
+    const [, id, action] = m;
+    if (req.method === 'GET' && !id) return this.send(res, this.list(url.searchParams));
+    if (req.method === 'GET' && id && !action) {
+      const p = this.payments.get(decodeURIComponent(id));
+      return this.send(res, p ? { status: 200, body: render(p) } : apiError(404, 'not_found', 'The requested resource could not be found'));
+    }
+    if (req.method !== 'POST' || (id && action !== 'cancel') || (!id && action)) {
+      return this.send(res, apiError(404, 'not_found', 'The requested resource could not be found'));
+    }
+    const run = () => (id ? this.cancel(decodeURIComponent(id)) : this.create(raw));
+    const key = req.headers['x-komoju-idempotency'];
+    let reply: ApiReply;
+    if (typeof key === 'string' && key.length > 0) {
+      const scoped = `${req.method} ${path} ${key}`;
+      const seen = this.idempotency.get(scoped);
+      if (seen === 'in_flight') return this.send(res, apiError(409, 'conflict', 'A request with this idempotency key is in progress'));
+      if (seen) {
+        this.counters.idempotentReplays++;
+        return this.send(res, seen);
+      }
+      this.idempotency.set(scoped, 'in_flight');
+      reply = run();
+      this.idempotency.set(scoped, reply);
+    } else {
+      reply = run();
+    }
+    if (this.roll(this.faults.timeoutAfterSuccess)) {
+      // Done and remembered, but the answer never leaves: the caller can only time out.
+      this.counters.timeouts++;
+      this.hanging.add(res);
+      res.once('close', () => this.hanging.delete(res));
+      return;
+    }
+    this.send(res, reply);
+  }
+
+  private create(raw: string): ApiReply {
+    let b: Record<string, unknown>;
+    try {
+      const parsed: unknown = JSON.parse(raw);
+      if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new Error('not an object');
+      b = parsed as Record<string, unknown>;
+    } catch {
+      return apiError(400, 'bad_request', 'The request body must be a JSON object');
+    }
+    if (b.amount === undefined) return apiError(400, 'missing_parameter', 'A required parameter (amount) is missing', 'amount');
+    if (!Number.isSafeInteger(b.amount) || (b.amount as number) <= 0) return apiError(422, 'invalid_parameter', 'amount must be a positive integer', 'amount');
+    const amount = b.amount as number;
+    if (b.currency !== 'JPY') return apiError(422, 'invalid_currency', 'currency must be JPY for this payment method', 'currency');
+    const d = (typeof b.payment_details === 'object' && b.payment_details !== null ? b.payment_details : {}) as Record<string, unknown>;
+    if (typeof d.email !== 'string' || !d.email.includes('@')) return apiError(400, 'missing_parameter', 'A required parameter (payment_details[email]) is missing', 'payment_details[email]');
+    const digits = (n: number) => Array.from({ length: n }, () => Math.floor(this.idRand() * 10)).join('');
+    let details: Record<string, unknown>;
+    switch (d.type) {
+      case 'konbini': {
+        if (typeof d.store !== 'string' || !(KONBINI_STORES as readonly string[]).includes(d.store)) {
+          return apiError(422, 'invalid_parameter', 'payment_details[store] is not a supported convenience store', 'payment_details[store]');
+        }
+        if (amount > KONBINI_LIMIT) return apiError(422, 'invalid_parameter', `amount exceeds the konbini limit of ${KONBINI_LIMIT}`, 'amount');
+        details = { type: 'konbini', email: d.email, store: d.store, receipt: digits(11), confirmation_code: d.store === 'seven-eleven' ? null : digits(10), instructions_url: '' };
+        break;
+      }
+      case 'pay_easy':
+        if (amount > PAY_EASY_LIMIT) return apiError(422, 'invalid_parameter', `amount exceeds the Pay-easy limit of ${PAY_EASY_LIMIT}`, 'amount');
+        details = { type: 'pay_easy', email: d.email, bank_id: '58091', customer_id: digits(20), confirmation_id: digits(6), instructions_url: '' };
+        break;
+      case 'bank_transfer':
+        details = {
+          type: 'bank_transfer', email: d.email, order_id: digits(8), bank_name: 'シミュレーション銀行', account_branch_name: '本店',
+          account_type: '普通', account_number: digits(7), account_name: 'コモジユ', instructions_url: '',
+        };
+        break;
+      default:
+        return apiError(422, 'invalid_payment_type', 'payment_details[type] must be konbini, pay_easy or bank_transfer here', 'payment_details[type]');
+    }
+    const id = Array.from({ length: 25 }, () => '0123456789abcdefghijklmnopqrstuvwxyz'[Math.floor(this.idRand() * 36)]).join('');
+    details.instructions_url = `https://komoju.com/en/instructions/${id}`;
+    const now = this.now();
+    const p: SimPayment = {
+      id, resource: 'payment', status: 'authorized', amount, tax: 0, total: amount, currency: 'JPY',
+      payment_deadline: deadline(now, this.opts.paymentWindowDays ?? 3), payment_details: details, payment_method_fee: 0,
+      captured_at: null, external_order_num: typeof b.external_order_num === 'string' ? b.external_order_num : null,
+      metadata: typeof b.metadata === 'object' && b.metadata !== null ? b.metadata as Record<string, unknown> : {},
+      created_at: now.toISOString(), amount_refunded: 0, refunds: [], preliminaryPending: false,
+    };
+    this.payments.set(id, p);
+    this.counters.created++;
+    // KOMOJU announces the reservation ("authorized": awaiting the customer's cash) as it creates it.
+    this.emit('payment.authorized', p);
+    return { status: 200, body: render(p) };
+  }
+
+  private cancel(id: string): ApiReply {
+    const p = this.payments.get(id);
+    if (!p) return apiError(404, 'not_found', 'The requested resource could not be found');
+    if (p.status !== 'authorized' && p.status !== 'pending') return apiError(422, 'invalid_payment_status', `a ${p.status} payment cannot be cancelled`);
+    p.status = 'cancelled';
+    p.preliminaryPending = false;
+    this.counters.cancelled++;
+    this.emit('payment.cancelled', p);
+    return { status: 200, body: render(p) };
+  }
+
+  private list(q: URLSearchParams): ApiReply {
+    const page = Math.max(1, Number(q.get('page') ?? 1) || 1);
+    const perPage = Math.min(100, Math.max(1, Number(q.get('per_page') ?? 10) || 10));
+    const start = q.get('start_time') ? Date.parse(q.get('start_time')!) : -Infinity;
+    const end = q.get('end_time') ? Date.parse(q.get('end_time')!) : Infinity;
+    const rows = [...this.payments.values()].filter((p) => {
+      const t = Date.parse(p.created_at);
+      return t >= start && t <= end
+        && (!q.has('external_order_num') || p.external_order_num === q.get('external_order_num'))
+        && (!q.has('status') || p.status === q.get('status'))
+        && (!q.has('currency') || p.currency === q.get('currency'));
+    });
+    const lastPage = Math.ceil(rows.length / perPage);
+    return {
+      status: 200,
+      body: { resource: 'list', total: rows.length, page, per_page: perPage, last_page: lastPage, data: rows.slice((page - 1) * perPage, page * perPage).map(render) },
+    };
+  }
+
+  private send(res: ServerResponse, r: ApiReply): void {
+    const body = JSON.stringify(r.body);
+    res.writeHead(r.status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(body) });
+    res.end(body);
+  }
+
+  // ---- webhooks ----
+
+  private capture(p: SimPayment): void {
+    p.status = 'captured';
+    p.captured_at = this.now().toISOString();
+    p.preliminaryPending = false;
+    this.emit('payment.captured', p);
+  }
+
+  private emit(type: string, p: SimPayment): void {
+    const event: KomojuEvent = { id: randomUUID(), type, resource: 'event', data: render(p), created_at: this.now().toISOString() };
+    this.events.push(event);
+    this.counters.webhooksEmitted++;
+    if (this.roll(this.faults.dropWebhook)) {
+      this.counters.webhooksDropped++;
+      return;
+    }
+    if (this.roll(this.faults.reorderWebhooks)) {
+      this.counters.webhooksReordered++;
+      this.held.push(event);
+      return;
+    }
+    this.dispatch(event);
+    this.releaseHeld();
+  }
+
+  private releaseHeld(): void {
+    const held = this.held;
+    this.held = [];
+    for (const e of held) this.dispatch(e);
+  }
+
+  private dispatch(event: KomojuEvent): void {
+    const times = this.roll(this.faults.duplicateWebhook) ? 2 : 1;
+    if (times === 2) this.counters.webhooksDuplicated++;
+    const body = JSON.stringify(event);
+    for (let i = 0; i < times; i++) {
+      // One delivery at a time, retries included, so webhooks arrive in the order they were sent unless a
+      // fault says otherwise. `deliver` never rejects.
+      const p: Promise<void> = this.chain.then(() => this.deliver(event.type, body)).finally(() => this.deliveries.delete(p));
+      this.chain = p;
+      this.deliveries.add(p);
+    }
+  }
+
+  private async deliver(type: string, body: string): Promise<void> {
+    const url = this.webhookUrl;
+    if (!url) return;
+    const attempts = this.opts.webhookAttempts ?? 5;
+    let delay = this.opts.webhookRetryDelayMs ?? 20;
+    const deliveryId = randomUUID();
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      this.counters.webhookAttempts++;
+      try {
+        const res = await request(url, {
+          method: 'POST', body,
+          headers: {
+            'content-type': 'application/json', 'user-agent': 'Komoju-Webhook', 'x-komoju-id': deliveryId,
+            'x-komoju-event': type, 'x-komoju-signature': sign(this.opts.webhookSecret, body),
+          },
+        });
+        await res.body.dump();
+        if (res.statusCode >= 200 && res.statusCode < 300) {
+          this.counters.webhooksDelivered++;
+          return;
+        }
+      } catch {
+        // Unreachable endpoint: retried like a non-2xx answer.
+      }
+      if (attempt < attempts) {
+        await sleep(delay);
+        delay *= 2;
+      }
+    }
+    this.counters.webhooksFailed++;
+  }
+
+  private roll(rate: number): boolean {
+    return rate > 0 && this.faultRand() < rate;
+  }
+
+  private must(id: string, allowed: readonly PaymentStatus[]): SimPayment {
+    const p = this.payments.get(id);
+    if (!p) throw new Error(`no payment ${id}`);
+    if (!allowed.includes(p.status)) throw new Error(`payment ${id} is ${p.status}, not ${allowed.join(' or ')}`);
+    return p;
+  }
+}
+
+function render(p: SimPayment): Record<string, unknown> {
+  const { preliminaryPending: _, ...wire } = p;
+  return structuredClone(wire);
+}
+
+function stripSeed(f: KomojuFaults & { seed?: number }): KomojuFaults {
+  const { seed: _, ...rest } = f;
+  return rest;
+}
+
+/** 23:59:59 JST (14:59:59Z) `days` after `now`, the way konbini deadlines are usually set. */
+function deadline(now: Date, days: number): string {
+  const jst = new Date(now.getTime() + 9 * 3_600_000 + days * 86_400_000);
+  return new Date(Date.UTC(jst.getUTCFullYear(), jst.getUTCMonth(), jst.getUTCDate(), 14, 59, 59)).toISOString();
+}
