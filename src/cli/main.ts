@@ -9,6 +9,7 @@ import { loadConfig } from '../kernel/config.ts';
 import { backfill, redrive, syncConfigSubscriptions } from '../outbox/index.ts';
 import { applyLocalDefaults, onShutdown, openRuntime } from './bootstrap.ts';
 import { createLogger } from '../kernel/logger.ts';
+import { startLocalSimulators, type LocalSimulators } from '../sim/local.ts';
 
 const program = new Command('seigo')
   .description('seigo (整合): keeps payment and partner integrations consistent with the outside world, on PostgreSQL.\n'
@@ -25,7 +26,11 @@ const date = (v: string) => {
 async function serve(role: 'start' | 'api' | 'worker'): Promise<void> {
   const rt = await openRuntime({ role, migrate: role === 'start', poolMax: role === 'worker' ? 12 : 10 });
   const { config, log, db } = rt;
-  if (role === 'start') applyLocalDefaults(config, log);
+  let sims: LocalSimulators | undefined;
+  if (role === 'start') {
+    applyLocalDefaults(config, log);
+    if (config.simulators.enabled && !config.databaseUrl) sims = await startLocalSimulators(config, `http://127.0.0.1:${config.port}`, log);
+  }
   const engine = createEngine({ config, db, log });
   if (role !== 'worker') await syncConfigSubscriptions(db.pool, config.subscriptions);
   let shuttingDown = false;
@@ -41,6 +46,7 @@ async function serve(role: 'start' | 'api' | 'worker'): Promise<void> {
     await app?.close();
     await worker?.shutdown();
     await engine.close();
+    await sims?.stop();
     await rt.close();
   });
 }
@@ -137,7 +143,21 @@ bench.command('delivery')
     console.log(JSON.stringify(r, null, o.json ? 0 : 2));
   });
 
-const sim = program.command('sim').description('Play the outside world against a running seigo (provider simulators come with their providers)');
+const sim = program.command('sim').description('Play the outside world against a running seigo: provider simulators and test notifications');
+sim.command('providers')
+  .description('Run the Stripe and KOMOJU simulators until stopped, sending their webhooks to a seigo (npm start runs them itself)')
+  .option('--seigo <url>', 'where seigo listens', 'http://127.0.0.1:8787')
+  .action(async (o: { seigo: string }) => {
+    const config = loadConfig();
+    config.providers = {};
+    const log = createLogger(config.log.level);
+    const sims = await startLocalSimulators(config, o.seigo.replace(/\/$/, ''), log);
+    console.log(JSON.stringify({
+      stripe: { apiBase: sims.stripe?.url, webhookSecret: config.providers.stripe?.kind === 'stripe' ? config.providers.stripe.webhookSecrets[0] : undefined },
+      komoju: { apiBase: sims.komoju?.url, webhookSecret: config.providers.komoju?.kind === 'komoju' ? config.providers.komoju.webhookSecrets[0] : undefined },
+    }));
+    onShutdown(log, () => sims.stop());
+  });
 sim.command('webhook')
   .description('Send one Standard Webhooks notification, signed with a configured provider\'s secret, to a running seigo')
   .option('--provider <name>', 'a provider of kind standard-webhooks from the configuration', 'demo')

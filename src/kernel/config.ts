@@ -117,6 +117,8 @@ export const configSchema = z.object({
     batchSize: z.number().int().min(1).max(5000).default(200),
     concurrency: z.number().int().min(1).max(256).default(8),
   }).strict().default({ pollIntervalMs: 1_000, leaseMs: 30_000, batchSize: 200, concurrency: 8 }),
+  /** `npm start` runs the Stripe and KOMOJU simulators for providers the configuration does not declare. */
+  simulators: z.object({ enabled: z.boolean().default(true) }).strict().default({ enabled: true }),
   operations: z.object({
     unknownDeadlineMs: duration.default(24 * 3_600_000),
     inquirySchedule: z.array(duration).default([30_000, 120_000, 600_000, 1_800_000, 3_600_000, 6 * 3_600_000]),
