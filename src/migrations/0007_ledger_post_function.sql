@@ -200,11 +200,12 @@ DECLARE
   v_src_currency text;
   v_src_shards int;
   v_src_shard int;
-  v_lock_ids uuid[];
-  v_lock_shards int[];
-  bal record;
-  w record;
+  r record;
+  v_found boolean := false;
+  v_posted bigint;
+  v_pending_in bigint;
   v_limit bigint;
+  v_restricted boolean;
   v_room bigint;
   v_credited bigint := 0;
   v_escrowed bigint := 0;
@@ -213,12 +214,17 @@ BEGIN
   IF p_amount <= 0 THEN
     RAISE EXCEPTION 'a deposit amount must be positive';
   END IF;
-  -- The user's accounts, created on first use (a concurrent creation ends as one account).
+  -- The user's accounts (created on first use: a concurrent creation ends as one account), the
+  -- idempotency key and the source, in one look-up.
   FOR pass IN 1 .. 2 LOOP
-    SELECT max(a.id::text) FILTER (WHERE a.kind = 'wallet')::uuid, max(a.id::text) FILTER (WHERE a.kind = 'escrow')::uuid,
-           max(a.id::text) FILTER (WHERE a.kind = 'suspense')::uuid
-      INTO v_wallet, v_escrow, v_suspense
-    FROM ledger_accounts a WHERE a.kind IN ('wallet', 'escrow', 'suspense') AND a.owner = p_owner AND a.currency = p_currency;
+    SELECT u.wallet, u.escrow, u.suspense, k.id, s.currency, s.shards
+      INTO v_wallet, v_escrow, v_suspense, v_existing, v_src_currency, v_src_shards
+    FROM (SELECT max(a.id::text) FILTER (WHERE a.kind = 'wallet')::uuid AS wallet,
+                 max(a.id::text) FILTER (WHERE a.kind = 'escrow')::uuid AS escrow,
+                 max(a.id::text) FILTER (WHERE a.kind = 'suspense')::uuid AS suspense
+          FROM ledger_accounts a WHERE a.kind IN ('wallet', 'escrow', 'suspense') AND a.owner = p_owner AND a.currency = p_currency) u
+    LEFT JOIN ledger_transactions k ON k.idempotency_key = p_key
+    LEFT JOIN ledger_accounts s ON s.id = p_source;
     EXIT WHEN v_wallet IS NOT NULL AND v_escrow IS NOT NULL AND v_suspense IS NOT NULL;
     IF pass = 2 THEN
       RAISE EXCEPTION 'ledger accounts of % in % could not be created', p_owner, p_currency;
@@ -232,14 +238,11 @@ BEGIN
     INSERT INTO ledger_balances (account_id, shard, currency) SELECT ins.id, 0, ins.currency FROM ins;
   END LOOP;
 
-  SELECT t.id INTO v_existing FROM ledger_transactions t WHERE t.idempotency_key = p_key;
-  IF FOUND THEN
+  IF v_existing IS NOT NULL THEN
     RETURN QUERY SELECT * FROM seigo_ledger_deposit_outcome(v_existing, v_wallet, v_escrow, v_suspense);
     RETURN;
   END IF;
-
-  SELECT a.currency, a.shards INTO v_src_currency, v_src_shards FROM ledger_accounts a WHERE a.id = p_source;
-  IF NOT FOUND THEN
+  IF v_src_currency IS NULL THEN
     RETURN QUERY SELECT NULL::uuid, false, 0::bigint, 0::bigint, 0::bigint, v_wallet, 'account_not_found', NULL::bigint, p_source::text;
     RETURN;
   END IF;
@@ -249,26 +252,34 @@ BEGIN
   END IF;
   v_src_shard := CASE WHEN v_src_shards = 1 THEN 0 ELSE floor(random() * v_src_shards)::int END;
 
-  -- The balance rows in (account id, shard) order, as every other writer takes them.
-  SELECT array_agg(x.id ORDER BY x.id, x.shard), array_agg(x.shard ORDER BY x.id, x.shard) INTO v_lock_ids, v_lock_shards
-  FROM (SELECT DISTINCT id, shard FROM unnest(ARRAY[v_wallet, v_escrow, v_suspense, p_source], ARRAY[0, 0, 0, v_src_shard]) AS u(id, shard)) x;
-  FOR i IN 1 .. cardinality(v_lock_ids) LOOP
-    SELECT b.posted, b.pending_in INTO bal FROM ledger_balances b
-    WHERE b.account_id = v_lock_ids[i] AND b.shard = v_lock_shards[i] FOR UPDATE;
-    IF NOT FOUND THEN
-      RAISE EXCEPTION 'ledger account % has no balance row %', v_lock_ids[i], v_lock_shards[i];
-    END IF;
-    IF v_lock_ids[i] = v_wallet THEN
-      w := bal;
+  -- The balance rows, locked in (account id, shard) order as every other writer takes them, with
+  -- the wallet's limit and restriction read under its lock.
+  FOR r IN
+    SELECT b.account_id, b.posted, b.pending_in, l."limit" AS lim, (x.owner IS NOT NULL) AS restricted
+    FROM ledger_balances b
+    LEFT JOIN ledger_limits l ON b.account_id = v_wallet AND l.owner = p_owner AND l.currency = p_currency
+    LEFT JOIN ledger_restrictions x ON b.account_id = v_wallet AND x.owner = p_owner
+    WHERE (b.account_id = v_wallet AND b.shard = 0) OR (b.account_id = v_escrow AND b.shard = 0)
+       OR (b.account_id = v_suspense AND b.shard = 0) OR (b.account_id = p_source AND b.shard = v_src_shard)
+    ORDER BY b.account_id, b.shard
+    FOR UPDATE OF b
+  LOOP
+    IF r.account_id = v_wallet THEN
+      v_found := true;
+      v_posted := r.posted;
+      v_pending_in := r.pending_in;
+      v_limit := coalesce(r.lim, p_default_limit);
+      v_restricted := r.restricted;
     END IF;
   END LOOP;
+  IF NOT v_found THEN
+    RAISE EXCEPTION 'ledger wallet % has no balance row', v_wallet;
+  END IF;
 
-  IF EXISTS (SELECT 1 FROM ledger_restrictions r WHERE r.owner = p_owner) THEN
+  IF v_restricted THEN
     v_suspended := p_amount;
   ELSE
-    SELECT l."limit" INTO v_limit FROM ledger_limits l WHERE l.owner = p_owner AND l.currency = p_currency;
-    IF NOT FOUND THEN v_limit := p_default_limit; END IF;
-    v_room := greatest(v_limit - w.posted - w.pending_in, 0);
+    v_room := greatest(v_limit - v_posted - v_pending_in, 0);
     IF p_amount <= v_room THEN
       v_credited := p_amount;
     ELSIF p_mode = 'refusable' THEN
@@ -292,6 +303,7 @@ BEGIN
             'credited', v_credited::text, 'escrowed', v_escrowed::text, 'suspended', v_suspended::text))
   ON CONFLICT (idempotency_key) DO NOTHING;
   IF NOT FOUND THEN
+    -- The key was committed by a concurrent caller after our first look.
     SELECT t.id INTO v_existing FROM ledger_transactions t WHERE t.idempotency_key = p_key;
     RETURN QUERY SELECT * FROM seigo_ledger_deposit_outcome(v_existing, v_wallet, v_escrow, v_suspense);
     RETURN;
@@ -300,15 +312,11 @@ BEGIN
   SELECT p_id, e.id, p_currency, e.amt
   FROM unnest(ARRAY[p_source, v_wallet, v_escrow, v_suspense], ARRAY[-p_amount, v_credited, v_escrowed, v_suspended]) WITH ORDINALITY AS e(id, amt, pos)
   WHERE e.amt <> 0 ORDER BY e.pos;
-  UPDATE ledger_balances b SET posted = b.posted - p_amount, updated_at = now() WHERE b.account_id = p_source AND b.shard = v_src_shard;
-  IF v_credited <> 0 THEN
-    UPDATE ledger_balances b SET posted = b.posted + v_credited, updated_at = now() WHERE b.account_id = v_wallet AND b.shard = 0;
-  END IF;
-  IF v_escrowed <> 0 THEN
-    UPDATE ledger_balances b SET posted = b.posted + v_escrowed, updated_at = now() WHERE b.account_id = v_escrow AND b.shard = 0;
-  END IF;
-  IF v_suspended <> 0 THEN
-    UPDATE ledger_balances b SET posted = b.posted + v_suspended, updated_at = now() WHERE b.account_id = v_suspense AND b.shard = 0;
-  END IF;
+  -- One UPDATE may change a row only once: changes are summed per row.
+  UPDATE ledger_balances b SET posted = b.posted + d.delta, updated_at = now()
+  FROM (SELECT u.id, u.shard, sum(u.delta)::bigint AS delta
+        FROM unnest(ARRAY[p_source, v_wallet, v_escrow, v_suspense], ARRAY[v_src_shard, 0, 0, 0], ARRAY[-p_amount, v_credited, v_escrowed, v_suspended]) AS u(id, shard, delta)
+        WHERE u.delta <> 0 GROUP BY u.id, u.shard) d
+  WHERE b.account_id = d.id AND b.shard = d.shard;
   RETURN QUERY SELECT p_id, false, v_credited, v_escrowed, v_suspended, v_wallet, NULL::text, NULL::bigint, NULL::text;
 END $$;
