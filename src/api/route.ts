@@ -13,6 +13,8 @@ export interface RouteDef<P extends z.ZodType, Q extends z.ZodType, B extends z.
   tags: string[];
   /** Admin routes: the least role that may call it. */
   role?: Role;
+  /** Routes for API clients (the wallet's backend): bearer API key; POSTs honour Idempotency-Key. */
+  apiClient?: boolean;
   params?: P;
   query?: Q;
   body?: B;
@@ -78,7 +80,7 @@ export function route<P extends z.ZodType = z.ZodUndefined, Q extends z.ZodType 
   app.route({
     method: def.method,
     url: def.url,
-    config: { role: def.role },
+    config: { role: def.role, ...(def.apiClient ? { apiClient: true } : {}) },
     handler: async (req, reply) => {
       const params = parse(def.params, req.params, 'path parameters');
       const query = parse(def.query, req.query, 'query');
@@ -116,6 +118,15 @@ export function openApiDocument(registry: OpenApiRegistry, extra: { title: strin
     };
     if (r.body) op.requestBody = { required: true, content: { 'application/json': { schema: toSchema(r.body, 'input') } } };
     if (r.role) op.security = [{ bearer: [] }];
+    if (r.apiClient) {
+      op.security = [{ apiKey: [] }];
+      if (r.method === 'POST') {
+        parameters.push({
+          name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', minLength: 1, maxLength: 255 },
+          description: 'Same key and parameters replay the first response (kept 24 h); different parameters: 422; while the first runs: 409',
+        });
+      }
+    }
     (paths[path] ??= {})[r.method.toLowerCase()] = op;
   }
   return {
@@ -123,7 +134,10 @@ export function openApiDocument(registry: OpenApiRegistry, extra: { title: strin
     info: { title: extra.title, version: extra.version },
     paths,
     components: {
-      securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An admin token from the configuration (role viewer or operator)' } },
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'An admin token from the configuration (role viewer or operator)' },
+        apiKey: { type: 'http', scheme: 'bearer', description: 'An API client key from the configuration (apiClients)' },
+      },
       schemas: {
         Problem: {
           type: 'object',

@@ -5,6 +5,8 @@ import Fastify, { type FastifyInstance, type FastifyError, type FastifyReply } f
 import { SeigoError, problem } from '../kernel/errors.ts';
 import type { Engine } from '../engine/engine.ts';
 import { adminRoutes } from './admin.ts';
+import { apiClientAuth } from './api-clients.ts';
+import { idempotency } from './idempotency.ts';
 import { ledgerAdminRoutes } from './ledger.ts';
 import { openApiDocument, type OpenApiRegistry, type Role } from './route.ts';
 import { webhookRoutes } from './webhooks.ts';
@@ -94,6 +96,11 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
     engine.metrics.httpRequests.inc({ route, method: req.method, status: String(reply.statusCode) });
     engine.metrics.httpDuration.observe({ route, method: req.method }, reply.elapsedTime / 1000);
   });
+
+  // API clients (the wallet's backend) authenticate with their keys; their POSTs honour
+  // Idempotency-Key as Stripe does. Root-level hooks, so they apply to every plugin below.
+  apiClientAuth(app, engine);
+  idempotency(app, engine);
 
   await app.register(async (scope) => webhookRoutes(scope, engine, registry));
   await app.register(async (scope) => adminRoutes(scope, engine, registry));

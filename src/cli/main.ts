@@ -1,6 +1,7 @@
 // The `seigo` command line: start | api | worker | migrate | replay | redrive | bench.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createServer } from '../api/server.ts';
+import { idempotencyPruneJob } from '../api/idempotency.ts';
 import { createEngine } from '../engine/index.ts';
 import { replayInbox, replayInboxSince } from '../intake/index.ts';
 import { SeigoError } from '../kernel/errors.ts';
@@ -35,7 +36,8 @@ async function serve(role: 'start' | 'api' | 'worker'): Promise<void> {
   if (role !== 'worker') await syncConfigSubscriptions(db.pool, config.subscriptions);
   let shuttingDown = false;
   const app = role === 'worker' ? null : await createServer(engine, { isShuttingDown: () => shuttingDown });
-  const worker = role === 'api' ? null : engine.createWorker(role === 'start' ? 'start' : 'worker');
+  // The API layer's own upkeep (idempotency keys) runs on workers too, added here where the process is composed.
+  const worker = role === 'api' ? null : engine.createWorker(role === 'start' ? 'start' : 'worker', { periodic: [idempotencyPruneJob(db.pool)] });
   await worker?.start();
   if (app) {
     await app.listen({ port: config.port, host: config.host });

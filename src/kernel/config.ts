@@ -106,6 +106,16 @@ export const configSchema = z.object({
     token: z.string().min(16, 'admin tokens must be at least 16 characters'),
     role: z.enum(['viewer', 'operator']),
   }).strict()).default([]),
+  /** Partners that call the client API with `Authorization: Bearer <key>`; the name scopes their idempotency keys. */
+  apiClients: z.array(z.object({
+    name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,99}$/, 'lowercase letters, digits, ".", "_" and "-"'),
+    key: z.string().min(24, 'API client keys must be at least 24 characters').max(512)
+      .regex(/^[\x21-\x7E]+$/, 'API client keys are printable ASCII without spaces (they travel as a bearer token)'),
+    scopes: z.array(z.string().min(1)).optional(),
+  }).strict())
+    .refine((cs) => new Set(cs.map((c) => c.name)).size === cs.length, 'API client names must be unique')
+    .refine((cs) => new Set(cs.map((c) => c.key)).size === cs.length, 'API client keys must be unique')
+    .default([]),
   outbound: z.object({
     /** Hosts or CIDR ranges that outbound HTTP may reach even though they are private or loopback. */
     allow: z.array(z.string()).default([]),
