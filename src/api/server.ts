@@ -8,6 +8,7 @@ import { adminRoutes } from './admin.ts';
 import { apiClientAuth } from './api-clients.ts';
 import { idempotency } from './idempotency.ts';
 import { ledgerAdminRoutes } from './ledger.ts';
+import { depositRoutes } from './deposits.ts';
 import { openApiDocument, type OpenApiRegistry, type Role } from './route.ts';
 import { webhookRoutes } from './webhooks.ts';
 
@@ -105,6 +106,7 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
   await app.register(async (scope) => webhookRoutes(scope, engine, registry));
   await app.register(async (scope) => adminRoutes(scope, engine, registry));
   await app.register(async (scope) => ledgerAdminRoutes(scope, engine, registry));
+  await app.register(async (scope) => depositRoutes(scope, engine, registry, engine.deposits));
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {

@@ -15,6 +15,7 @@ import { buildProviders, type ProviderRegistry } from '../providers/registry.ts'
 import type { ProviderAdapter } from '../providers/types.ts';
 import { WorkerRuntime, type PeriodicJob, type WorkLoop } from '../worker/runtime.ts';
 import { expireHolds } from '../ledger/index.ts';
+import { createDeposits, type Deposits } from '../deposits/index.ts';
 
 export interface EngineOptions {
   config: Config;
@@ -38,6 +39,8 @@ export interface Engine {
   /** Register in-process consumers for subscriptions with a handler target. */
   consumers: Consumers;
   operations: Operations;
+  /** Deposits for the wallet's backend (card realtime flow). */
+  deposits: Deposits;
   inboxWriter: InboxWriter;
   inbox: InboxProcessor;
   handlerDeliveries: HandlerDeliveryProcessor;
@@ -69,6 +72,9 @@ export function createEngine(opts: EngineOptions): Engine {
     pool: db.pool, providers, handlers, log, retryScheduleMs: config.intake.retrySchedule,
     onProcessed: (provider, outcome) => metrics.inboxProcessed.inc({ provider, outcome }),
   });
+  const deposits = createDeposits({ db, log, operations, handlers }, {
+    provider: config.deposits.cardProvider, defaultLimit: BigInt(config.deposits.defaultLimit),
+  });
   const onOutcome = (subscription: string, outcome: string, seconds?: number) => {
     metrics.deliveries.inc({ subscription, outcome });
     if (seconds !== undefined) metrics.deliveryDuration.observe({ subscription }, seconds);
@@ -78,7 +84,7 @@ export function createEngine(opts: EngineOptions): Engine {
   const batch = config.worker.batchSize;
 
   return {
-    config, db, log, clock, metrics, providers, handlers, consumers, operations, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
+    config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
     createWorker(role = 'worker', extra = {}) {
       const loops: WorkLoop[] = [
         { name: 'inbox', channel: 'inbox', concurrency: 2, runOnce: () => inbox.runOnce(batch) },
@@ -89,6 +95,8 @@ export function createEngine(opts: EngineOptions): Engine {
       const periodic: PeriodicJob[] = [
         { name: 'operations.janitor', intervalMs: 10_000, run: async () => { await operations.janitorOnce(); } },
         { name: 'ledger.expire-holds', intervalMs: 60_000, run: async () => { await expireHolds(db.pool, clock.now()); } },
+        // A charge the janitor declared unknown (its process died mid-call): the deposit follows it.
+        { name: 'deposits.sync', intervalMs: 10_000, run: async () => { await deposits.syncOnce(); } },
         ...(extra.periodic ?? []),
       ];
       return new WorkerRuntime({ pool: db.pool, databaseUrl: db.url, log, role, pollIntervalMs: config.worker.pollIntervalMs, loops, periodic });

@@ -127,6 +127,11 @@ export const configSchema = z.object({
     batchSize: z.number().int().min(1).max(5000).default(200),
     concurrency: z.number().int().min(1).max(256).default(8),
   }).strict().default({ pollIntervalMs: 1_000, leaseMs: 30_000, batchSize: 200, concurrency: 8 }),
+  /** Deposits for the wallet's backend: which provider charges cards, and the wallet limit without a per-user override (yen). */
+  deposits: z.object({
+    cardProvider: z.string().default('stripe'),
+    defaultLimit: z.number().int().positive().default(1_000_000),
+  }).strict().default({ cardProvider: 'stripe', defaultLimit: 1_000_000 }),
   /** `npm start` runs the Stripe and KOMOJU simulators for providers the configuration does not declare. */
   simulators: z.object({ enabled: z.boolean().default(true) }).strict().default({ enabled: true }),
   operations: z.object({

@@ -8,6 +8,7 @@ import { withTx, type Queryable, type Tx } from '../kernel/db.ts';
 import { uuidv7 } from '../kernel/ids.ts';
 import type { Logger } from '../kernel/logger.ts';
 import { causeOf } from '../kernel/work.ts';
+import { wakeWhenVisible } from '../kernel/wake.ts';
 import type { CallOutcome, InquiryResult, OperationRequest } from '../providers/types.ts';
 import type { ProviderRegistry } from '../providers/registry.ts';
 import { classifyCallError, type Resilience } from './resilience.ts';
@@ -83,6 +84,19 @@ export class Operations {
     }
     const ex = await db.query<Operation>('SELECT * FROM operations WHERE provider = $1 AND idempotency_key = $2', [input.provider, input.idempotencyKey]);
     return { operation: ex.rows[0]!, created: false };
+  }
+
+  /**
+   * Makes an unknown operation's inquiry due now, in the caller's transaction: for a provider's
+   * late webhook, so the janitor settles the operation through its one path. Returns whether it did.
+   */
+  async inquireSoon(db: Queryable, id: string): Promise<boolean> {
+    const r = await db.query(
+      `UPDATE operations SET next_inquiry_at = now(), updated_at = now()
+       WHERE id = $1 AND status = 'unknown' AND (next_inquiry_at IS NULL OR next_inquiry_at > now())`, [id]);
+    if (!r.rowCount) return false;
+    wakeWhenVisible(db as pg.Pool | pg.PoolClient, 'operations');
+    return true;
   }
 
   async get(id: string): Promise<Operation | null> {

@@ -1,0 +1,85 @@
+// The deposits API (/v1/deposits) for API clients: create a card deposit (realtime flow, seed 001),
+// read one, list a user's. Money is a decimal string in JSON. Expected refusals are 422
+// problem+json with a stable code (balance_limit_exceeded carries `headroom` as an extension).
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { Engine } from '../engine/engine.ts';
+import { NotFoundError, SeigoError } from '../kernel/errors.ts';
+import { DEFAULT_MAX_DEPOSIT, DEPOSIT_METHODS, DEPOSIT_STATUSES, depositMessage, type CreateDepositError, type Deposits } from '../deposits/index.ts';
+import { route, type OpenApiRegistry } from './route.ts';
+
+const MAX = Number(DEFAULT_MAX_DEPOSIT);
+const money = z.string().regex(/^\d+$/).describe('minor units as a decimal string');
+
+const depositResponse = z.object({
+  id: z.string(), user_id: z.string(), method: z.enum(DEPOSIT_METHODS), amount: money, currency: z.string(), status: z.enum(DEPOSIT_STATUSES),
+  provider: z.string(), operation_id: z.string().nullable(), provider_payment_id: z.string().nullable(),
+  failure_code: z.string().nullable(), failure_message: z.string().nullable(),
+  credited: money, escrowed: money, suspended: money, ledger_transaction_id: z.string().nullable(),
+  created_at: z.string(), updated_at: z.string(),
+});
+
+const createBody = z.object({
+  method: z.enum(DEPOSIT_METHODS),
+  user_id: z.string().min(1).max(255),
+  // A JSON number (safe at this size) or a decimal string.
+  amount: z.union([z.number().int().min(1).max(MAX), z.string().regex(/^[1-9]\d{0,7}$/).refine((s) => Number(s) <= MAX, `must be at most ${MAX}`)]),
+  currency: z.literal('JPY').default('JPY'),
+  payment_method: z.string().min(1).max(255).optional(),
+  client_key: z.string().min(1).max(255).optional(),
+}).strict();
+
+export class UnprocessableError extends SeigoError {
+  constructor(code: string, message: string, detail?: Record<string, unknown>) {
+    super(code, message, 422, false, detail);
+  }
+}
+
+function refusal(e: CreateDepositError): UnprocessableError {
+  switch (e.code) {
+    case 'balance_limit_exceeded':
+      return new UnprocessableError(e.code, `the deposit would take the wallet over its balance limit; at most ${e.headroom} can be deposited now`, { headroom: e.headroom.toString() });
+    case 'account_restricted':
+      return new UnprocessableError(e.code, 'this user cannot make deposits at the moment');
+    case 'client_key_reused':
+      return new UnprocessableError(e.code, 'client_key was already used for a different deposit', { deposit_id: e.depositId });
+  }
+}
+
+export async function depositRoutes(app: FastifyInstance, _engine: Engine, registry: OpenApiRegistry, deposits: Deposits): Promise<void> {
+  route(app, registry, {
+    method: 'POST', url: '/v1/deposits', tags: ['deposits'], apiClient: true, responseStatus: 201,
+    summary: 'Create a deposit. card: charged at once (realtime); the answer is the deposit as it stands (succeeded, failed or unknown)',
+    body: createBody, response: depositResponse,
+  }, async ({ body }) => {
+    if (body.method !== 'card') throw new UnprocessableError('method_not_available', `deposits by ${body.method} are not available yet`);
+    if (body.payment_method === undefined) throw new UnprocessableError('payment_method_required', 'a card deposit needs payment_method');
+    const r = await deposits.createCardDeposit({
+      userId: body.user_id, amount: BigInt(body.amount), currency: body.currency, paymentMethod: body.payment_method, clientKey: body.client_key,
+    });
+    if (!r.ok) throw refusal(r.error);
+    return depositMessage(r.value);
+  });
+
+  route(app, registry, {
+    method: 'GET', url: '/v1/deposits/:id', tags: ['deposits'], apiClient: true, summary: 'One deposit',
+    params: z.object({ id: z.string().uuid() }), response: depositResponse,
+  }, async ({ params }) => {
+    const d = await deposits.getDeposit(params.id);
+    if (!d) throw new NotFoundError('not_found', `no deposit ${params.id}`);
+    return depositMessage(d);
+  });
+
+  route(app, registry, {
+    method: 'GET', url: '/v1/deposits', tags: ['deposits'], apiClient: true, summary: "A user's deposits, newest first; `before` (a deposit id) pages on",
+    query: z.object({
+      user_id: z.string().min(1).max(255),
+      limit: z.coerce.number().int().min(1).max(100).default(20),
+      before: z.string().uuid().optional(),
+    }),
+    response: z.object({ data: z.array(depositResponse), next_before: z.string().nullable() }),
+  }, async ({ query }) => {
+    const list = await deposits.listDeposits(query.user_id, { limit: query.limit, before: query.before });
+    return { data: list.map(depositMessage), next_before: list.length === query.limit ? list[list.length - 1]!.id : null };
+  });
+}

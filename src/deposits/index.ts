@@ -1,0 +1,10 @@
+// Deposits (D1–D4): the realtime (card) flow now; reservation (konbini / Pay-easy) and bank
+// transfer flows will join the same table and state machine.
+export {
+  createDeposits, depositMessage, DEFAULT_MAX_DEPOSIT,
+  type Deposits, type DepositsEngine, type DepositsOptions, type CardDepositInput, type CreateDepositError, type DepositEvent,
+} from './deposits.ts';
+export {
+  DEPOSIT_METHODS, DEPOSIT_STATUSES, DEPOSIT_TRANSITIONS, IN_FLIGHT_STATUSES, canTransition, isFinal, transitionDeposit,
+  type Deposit, type DepositMethod, type DepositStatus, type DepositChange,
+} from './state.ts';

@@ -1,0 +1,127 @@
+// The deposit state machine as data (ARCHITECTURE.md "State machines are data"): the status union,
+// the table of allowed edges, and the one way a deposit changes state: a conditional UPDATE
+// (`WHERE status = ANY($from)`; 0 rows means someone else moved it first, a normal outcome) that
+// records the transition with its cause in the same statement.
+//
+// Realtime (card), seed 001: pending → processing → succeeded | failed | unknown, unknown →
+// succeeded | failed. Reservation methods (konbini, Pay-easy) will add statuses such as
+// `awaiting_payment`, `expired`, `cancelled`: widen DepositStatus, add their edges here and widen
+// the `deposits_status_check` constraint in a new migration.
+import type { Queryable } from '../kernel/db.ts';
+
+export type DepositMethod = 'card' | 'konbini' | 'payeasy' | 'bank_transfer';
+export const DEPOSIT_METHODS: readonly DepositMethod[] = ['card', 'konbini', 'payeasy', 'bank_transfer'];
+
+export type DepositStatus = 'pending' | 'processing' | 'succeeded' | 'failed' | 'unknown';
+export const DEPOSIT_STATUSES: readonly DepositStatus[] = ['pending', 'processing', 'succeeded', 'failed', 'unknown'];
+
+export const DEPOSIT_TRANSITIONS: Readonly<Record<DepositStatus, readonly DepositStatus[]>> = {
+  // Recorded in tx1; `failed` only if the request could not even be recorded as an operation.
+  pending: ['processing', 'failed'],
+  // The charge is being made (or was recorded and the process died: the janitor sends it).
+  processing: ['succeeded', 'failed', 'unknown'],
+  // No answer on the return path: resolved by inquiry (janitor) or a late provider webhook.
+  unknown: ['succeeded', 'failed'],
+  succeeded: [],
+  failed: [],
+};
+
+/** Statuses in which money may still arrive: they count toward the user's limit at the pre-check. */
+export const IN_FLIGHT_STATUSES: readonly DepositStatus[] = ['pending', 'processing', 'unknown'];
+export const isFinal = (s: DepositStatus): boolean => DEPOSIT_TRANSITIONS[s].length === 0;
+export const canTransition = (from: DepositStatus, to: DepositStatus): boolean => DEPOSIT_TRANSITIONS[from].includes(to);
+
+export interface DepositRow {
+  id: string; user_id: string; method: DepositMethod; amount: string; currency: string; status: DepositStatus; provider: string;
+  client_key: string | null; operation_id: string | null; provider_payment_id: string | null;
+  failure_code: string | null; failure_message: string | null;
+  credited: string; escrowed: string; suspended: string; ledger_transaction_id: string | null;
+  created_at: Date; updated_at: Date;
+}
+
+export interface Deposit {
+  id: string;
+  userId: string;
+  method: DepositMethod;
+  amount: bigint;
+  currency: string;
+  status: DepositStatus;
+  provider: string;
+  clientKey: string | null;
+  operationId: string | null;
+  providerPaymentId: string | null;
+  failureCode: string | null;
+  failureMessage: string | null;
+  credited: bigint;
+  escrowed: bigint;
+  suspended: bigint;
+  ledgerTransactionId: string | null;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export const DEPOSIT_COLUMNS = `id, user_id, method, amount::text AS amount, currency, status, provider, client_key, operation_id,
+  provider_payment_id, failure_code, failure_message, credited::text AS credited, escrowed::text AS escrowed,
+  suspended::text AS suspended, ledger_transaction_id, created_at, updated_at`;
+
+export const toDeposit = (r: DepositRow): Deposit => ({
+  id: r.id, userId: r.user_id, method: r.method, amount: BigInt(r.amount), currency: r.currency, status: r.status, provider: r.provider,
+  clientKey: r.client_key, operationId: r.operation_id, providerPaymentId: r.provider_payment_id,
+  failureCode: r.failure_code, failureMessage: r.failure_message,
+  credited: BigInt(r.credited), escrowed: BigInt(r.escrowed), suspended: BigInt(r.suspended),
+  ledgerTransactionId: r.ledger_transaction_id, createdAt: r.created_at, updatedAt: r.updated_at,
+});
+
+/** Columns a transition may set along with the status (null/undefined: leave as is). */
+export interface DepositChange {
+  operationId?: string | undefined;
+  providerPaymentId?: string | undefined;
+  failureCode?: string | undefined;
+  failureMessage?: string | undefined;
+  credited?: bigint | undefined;
+  escrowed?: bigint | undefined;
+  suspended?: bigint | undefined;
+  ledgerTransactionId?: string | undefined;
+}
+
+// The row is locked in `cur` so the status test is re-checked after waiting for a concurrent
+// writer (READ COMMITTED re-evaluates the locked row); `from_status` comes from that locked row.
+const TRANSITION = `
+WITH cur AS (
+  SELECT id, status FROM deposits WHERE id = $1 AND status = ANY($2::text[]) FOR UPDATE
+), upd AS (
+  UPDATE deposits d SET status = $3, updated_at = now(),
+    operation_id = COALESCE($5::uuid, d.operation_id),
+    provider_payment_id = COALESCE($6, d.provider_payment_id),
+    failure_code = COALESCE($7, d.failure_code),
+    failure_message = COALESCE($8, d.failure_message),
+    credited = COALESCE($9::bigint, d.credited),
+    escrowed = COALESCE($10::bigint, d.escrowed),
+    suspended = COALESCE($11::bigint, d.suspended),
+    ledger_transaction_id = COALESCE($12::uuid, d.ledger_transaction_id)
+  FROM cur WHERE d.id = cur.id
+  RETURNING d.*, cur.status AS from_status
+), ev AS (
+  INSERT INTO deposit_events (deposit_id, from_status, to_status, cause) SELECT id, from_status, status, $4 FROM upd
+)
+SELECT ${DEPOSIT_COLUMNS} FROM upd`;
+
+/**
+ * Moves deposit `id` from one of `from` to `to`, with `cause` recorded. Returns the deposit as
+ * moved, or null when it was in none of `from` (someone else moved it first).
+ */
+export async function transitionDeposit(
+  q: Queryable, id: string, from: DepositStatus | readonly DepositStatus[], to: DepositStatus, cause: string, change: DepositChange = {},
+): Promise<Deposit | null> {
+  const froms = typeof from === 'string' ? [from] : [...from];
+  for (const f of froms) if (!canTransition(f, to)) throw new Error(`deposit transition ${f} → ${to} is not allowed`);
+  const r = await q.query<DepositRow>({
+    name: 'deposits_transition', text: TRANSITION,
+    values: [
+      id, froms, to, cause, change.operationId ?? null, change.providerPaymentId ?? null, change.failureCode ?? null,
+      change.failureMessage ?? null, change.credited?.toString() ?? null, change.escrowed?.toString() ?? null,
+      change.suspended?.toString() ?? null, change.ledgerTransactionId ?? null,
+    ],
+  });
+  return r.rows[0] ? toDeposit(r.rows[0]) : null;
+}
