@@ -16,11 +16,11 @@ export interface InboxWriteResult { id: string; duplicate: boolean }
 
 interface Pending { row: InboxRowInput; resolve(r: InboxWriteResult): void; reject(e: Error): void }
 
-// One statement inserts the new rows and reads back the ones that were already there, so a batch
-// with duplicates usually costs one round trip. Rows of the CTE are invisible to the statement's
-// own read, so the second half finds only rows that existed before it. One parameter per field
-// (not arrays): the driver sends bodies as binary and nothing is escaped into array literals,
-// which was the largest CPU cost per request. Prepared once per batch size and connection.
+// The batch INSERT returns the rows it stored; the duplicates (rows that already existed) are
+// looked up by a second statement, only when a batch has any. A single statement that also read
+// the duplicates back needed a join on inbox, whose plan, made while the table was small, kept
+// scanning the whole table as it grew. One parameter per field (not arrays): bodies go as binary
+// and nothing is escaped into array literals. Prepared once per batch size and connection.
 const FIELDS = 6;
 const insertSql = new Map<number, string>();
 function insertStatement(rows: number): string {
@@ -38,16 +38,14 @@ ins AS (
   ON CONFLICT (provider, event_id) DO NOTHING
   RETURNING id, provider, event_id
 )
-SELECT id, provider, event_id, true AS inserted FROM ins
-UNION ALL
-SELECT i.id, i.provider, i.event_id, false FROM inbox i JOIN input k ON i.provider = k.provider AND i.event_id = k.event_id`;
+SELECT id, provider, event_id, true AS inserted FROM ins`;
     insertSql.set(rows, sql);
   }
   return sql;
 }
 
-// A row that a concurrent batch committed after this statement's snapshot is in neither half;
-// a new statement (a new snapshot) finds it.
+// The rows a batch did not insert: they existed already, or a concurrent batch committed them
+// (a new statement, so a new snapshot, sees those too).
 const EXISTING = `
 SELECT i.id, i.provider, i.event_id FROM inbox i
 JOIN unnest($1::text[], $2::text[]) AS k(provider, event_id) ON i.provider = k.provider AND i.event_id = k.event_id`;

@@ -97,8 +97,10 @@ export const configSchema = z.object({
   intake: z.object({
     maxBodyBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
     batchMaxRows: z.number().int().min(1).max(5000).default(500),
+    /** Batches committing at once; more requests wait and join the next batch (group commit). */
+    commitsInFlight: z.number().int().min(1).max(16).default(2),
     retrySchedule: z.array(duration).default([1_000, 5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000]),
-  }).strict().default({ maxBodyBytes: 1024 * 1024, batchMaxRows: 500, retrySchedule: [1_000, 5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000] }),
+  }).strict().default({ maxBodyBytes: 1024 * 1024, batchMaxRows: 500, commitsInFlight: 2, retrySchedule: [1_000, 5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000] }),
   providers: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'provider names are lowercase letters, digits, "_" and "-"'), providerSchema).default({}),
   subscriptions: z.array(subscriptionSchema).default([]),
   adminTokens: z.array(z.object({
