@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { Engine } from '../engine/engine.ts';
 import { NotFoundError, SeigoError } from '../kernel/errors.ts';
 import { DEFAULT_MAX_DEPOSIT, DEPOSIT_METHODS, DEPOSIT_STATUSES, depositMessage, type CreateDepositError, type Deposits } from '../deposits/index.ts';
+import { KONBINI_STORES } from '../providers/komoju/payment.ts';
 import { route, type OpenApiRegistry } from './route.ts';
 
 const MAX = Number(DEFAULT_MAX_DEPOSIT);
@@ -17,6 +18,9 @@ const depositResponse = z.object({
   failure_code: z.string().nullable(), failure_message: z.string().nullable(),
   credited: money, escrowed: money, suspended: money, ledger_transaction_id: z.string().nullable(),
   created_at: z.string(), updated_at: z.string(),
+  // konbini / Pay-easy: where and until when to pay, which notice credited it.
+  payment_deadline: z.string().nullable(), payment_instructions: z.record(z.string(), z.string()).nullable(),
+  credited_at_notice: z.enum(['preliminary', 'final']).nullable(), paid_after_deadline: z.boolean(), shortfall: money,
 });
 
 const createBody = z.object({
@@ -26,6 +30,9 @@ const createBody = z.object({
   amount: z.union([z.number().int().min(1).max(MAX), z.string().regex(/^[1-9]\d{0,7}$/).refine((s) => Number(s) <= MAX, `must be at most ${MAX}`)]),
   currency: z.literal('JPY').default('JPY'),
   payment_method: z.string().min(1).max(255).optional(),
+  // konbini / payeasy: the customer's email (KOMOJU sends the payment instructions); konbini: the chain.
+  email: z.string().min(3).max(254).optional(),
+  store: z.enum(KONBINI_STORES).optional(),
   client_key: z.string().min(1).max(255).optional(),
 }).strict();
 
@@ -46,12 +53,23 @@ function refusal(e: CreateDepositError): UnprocessableError {
   }
 }
 
-export async function depositRoutes(app: FastifyInstance, _engine: Engine, registry: OpenApiRegistry, deposits: Deposits): Promise<void> {
+export async function depositRoutes(app: FastifyInstance, engine: Engine, registry: OpenApiRegistry, deposits: Deposits): Promise<void> {
   route(app, registry, {
     method: 'POST', url: '/v1/deposits', tags: ['deposits'], apiClient: true, responseStatus: 201,
-    summary: 'Create a deposit. card: charged at once (realtime); the answer is the deposit as it stands (succeeded, failed or unknown)',
+    summary: 'Create a deposit. card: charged at once (realtime); konbini / payeasy: reserved (awaiting_payment with payment_instructions and payment_deadline), paid later; the answer is the deposit as it stands',
     body: createBody, response: depositResponse,
   }, async ({ body }) => {
+    // Reservations need their provider (KOMOJU) configured; without it they are not offered.
+    if ((body.method === 'konbini' || body.method === 'payeasy') && engine.providers.has(engine.config.deposits.reservationProvider)) {
+      if (body.email === undefined) throw new UnprocessableError('email_required', `a ${body.method} deposit needs email`);
+      if (body.method === 'konbini' && body.store === undefined) throw new UnprocessableError('store_required', 'a konbini deposit needs store');
+      const r = await deposits.createReservationDeposit({
+        userId: body.user_id, method: body.method, amount: BigInt(body.amount), currency: body.currency, email: body.email,
+        store: body.store, clientKey: body.client_key,
+      });
+      if (!r.ok) throw refusal(r.error);
+      return depositMessage(r.value);
+    }
     if (body.method !== 'card') throw new UnprocessableError('method_not_available', `deposits by ${body.method} are not available yet`);
     if (body.payment_method === undefined) throw new UnprocessableError('payment_method_required', 'a card deposit needs payment_method');
     const r = await deposits.createCardDeposit({

@@ -33,8 +33,9 @@ import { headroom, lockBalances } from '../ledger/index.ts';
 import type { Operation, Operations } from '../operations/index.ts';
 import { publish } from '../outbox/publish.ts';
 import type { CanonicalEvent } from '../providers/types.ts';
+import { createReservations, type CreditOn, type ReservationDepositInput } from './reservation.ts';
 import {
-  DEPOSIT_COLUMNS, IN_FLIGHT_STATUSES, toDeposit, transitionDeposit, type Deposit, type DepositRow, type DepositStatus,
+  DEPOSIT_COLUMNS, inFlightSum, toDeposit, transitionDeposit, type Deposit, type DepositRow, type DepositStatus,
 } from './state.ts';
 
 /** What createDeposits needs from the engine (an Engine satisfies it). */
@@ -52,6 +53,10 @@ export interface DepositsOptions {
   defaultLimit?: bigint | undefined;
   /** The largest single deposit; default ¥10,000,000. */
   maxAmount?: bigint | undefined;
+  /** The provider that makes konbini / Pay-easy reservations (reservation.ts); default 'komoju'. */
+  reservationProvider?: string | undefined;
+  /** Which paid notice of a reservation credits the wallet; default 'preliminary' (速報). */
+  creditOn?: CreditOn | undefined;
 }
 
 export interface CardDepositInput {
@@ -73,6 +78,8 @@ export interface DepositEvent { at: Date; fromStatus: DepositStatus | null; toSt
 
 export interface Deposits {
   createCardDeposit(input: CardDepositInput): Promise<Result<Deposit, CreateDepositError>>;
+  /** Konbini / Pay-easy: reserve, then paid notices by webhook (reservation.ts). */
+  createReservationDeposit(input: ReservationDepositInput): Promise<Result<Deposit, CreateDepositError>>;
   getDeposit(id: string): Promise<Deposit | null>;
   listDeposits(userId: string, opts?: { limit?: number | undefined; before?: string | undefined }): Promise<Deposit[]>;
   depositEvents(id: string): Promise<DepositEvent[]>;
@@ -129,11 +136,8 @@ export function createDeposits(engine: DepositsEngine, opts: DepositsOptions): D
         }
       }
       if (b.restricted) throw new Refused({ code: 'account_restricted' });
-      const inFlight = await tx.query<{ sum: string }>(
-        `SELECT coalesce(sum(amount), 0)::text AS sum FROM deposits WHERE user_id = $1 AND currency = $2 AND status = ANY($3::text[])`,
-        [input.userId, currency, IN_FLIGHT_STATUSES]);
       // Refusable pre-check: posted + incoming holds + deposits still in flight + this one ≤ limit.
-      let room = headroom(b, defaultLimit) - BigInt(inFlight.rows[0]!.sum);
+      let room = headroom(b, defaultLimit) - await inFlightSum(tx, input.userId, currency);
       if (room < 0n) room = 0n;
       if (input.amount > room) throw new Refused({ code: 'balance_limit_exceeded', headroom: room });
 
@@ -254,8 +258,13 @@ export function createDeposits(engine: DepositsEngine, opts: DepositsOptions): D
   };
   for (const type of ['payment.succeeded', 'payment.failed', 'payment.canceled']) engine.handlers.on(type, onPaymentEvent);
 
+  const reservations = createReservations(engine, {
+    provider: opts.reservationProvider ?? 'komoju', creditOn: opts.creditOn ?? 'preliminary', defaultLimit, maxAmount,
+  }, depositMessage);
+
   return {
     createCardDeposit,
+    createReservationDeposit: reservations.createReservationDeposit,
     getDeposit,
 
     async listDeposits(userId, o = {}) {
@@ -305,12 +314,14 @@ function chargedAmountOf(response: Record<string, unknown> | null): bigint | und
 }
 
 /** A deposit in messages and API answers: snake_case, money as decimal strings. */
-export function depositMessage(d: Deposit): Record<string, string | null> {
+export function depositMessage(d: Deposit): Record<string, string | boolean | Record<string, string> | null> {
   return {
     id: d.id, user_id: d.userId, method: d.method, amount: d.amount.toString(), currency: d.currency, status: d.status,
     provider: d.provider, operation_id: d.operationId, provider_payment_id: d.providerPaymentId,
     failure_code: d.failureCode, failure_message: d.failureMessage,
     credited: d.credited.toString(), escrowed: d.escrowed.toString(), suspended: d.suspended.toString(),
     ledger_transaction_id: d.ledgerTransactionId, created_at: d.createdAt.toISOString(), updated_at: d.updatedAt.toISOString(),
+    payment_deadline: d.paymentDeadline?.toISOString() ?? null, payment_instructions: d.paymentInstructions,
+    credited_at_notice: d.creditedAtNotice, paid_after_deadline: d.paidAfterDeadline, shortfall: d.shortfall.toString(),
   };
 }

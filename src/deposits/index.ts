@@ -1,5 +1,5 @@
-// Deposits (D1–D4): the realtime (card) flow now; reservation (konbini / Pay-easy) and bank
-// transfer flows will join the same table and state machine.
+// Deposits (D1–D4): the realtime (card) flow and the reservation (konbini / Pay-easy) flow
+// (reservation.ts), on one table and state machine.
 export {
   createDeposits, depositMessage, DEFAULT_MAX_DEPOSIT,
   type Deposits, type DepositsEngine, type DepositsOptions, type CardDepositInput, type CreateDepositError, type DepositEvent,
@@ -8,3 +8,5 @@ export {
   DEPOSIT_METHODS, DEPOSIT_STATUSES, DEPOSIT_TRANSITIONS, IN_FLIGHT_STATUSES, canTransition, isFinal, transitionDeposit,
   type Deposit, type DepositMethod, type DepositStatus, type DepositChange,
 } from './state.ts';
+export { RESERVATION_METHODS, type CreditOn, type ReservationDepositInput, type ReservationMethod } from './reservation.ts';
+export { assignVirtualAccount, importTransfer, importTransferNoticeFile, listBankTransfers, type BankTransferPolicy, type ImportCounts } from './bank-transfer.ts';

@@ -4,30 +4,46 @@
 // records the transition with its cause in the same statement.
 //
 // Realtime (card), seed 001: pending → processing → succeeded | failed | unknown, unknown →
-// succeeded | failed. Reservation methods (konbini, Pay-easy) will add statuses such as
-// `awaiting_payment`, `expired`, `cancelled`: widen DepositStatus, add their edges here and widen
-// the `deposits_status_check` constraint in a new migration.
+// succeeded | failed. Reservation (konbini, Pay-easy; reservation.ts, migration 0011): pending →
+// processing → awaiting_payment (reserved) → paid_preliminary (速報) → succeeded (確報); a 速報取消
+// sends paid_preliminary back to awaiting_payment; awaiting_payment → expired | cancelled, and a
+// payment after expiry still ends in succeeded (it cannot be refused). Paid notices may overtake
+// the reservation's own answer, hence the edges from processing / unknown.
 import type { Queryable } from '../kernel/db.ts';
 
 export type DepositMethod = 'card' | 'konbini' | 'payeasy' | 'bank_transfer';
 export const DEPOSIT_METHODS: readonly DepositMethod[] = ['card', 'konbini', 'payeasy', 'bank_transfer'];
 
-export type DepositStatus = 'pending' | 'processing' | 'succeeded' | 'failed' | 'unknown';
-export const DEPOSIT_STATUSES: readonly DepositStatus[] = ['pending', 'processing', 'succeeded', 'failed', 'unknown'];
+export type DepositStatus =
+  | 'pending' | 'processing' | 'succeeded' | 'failed' | 'unknown' | 'awaiting_payment' | 'paid_preliminary' | 'expired' | 'cancelled';
+export const DEPOSIT_STATUSES: readonly DepositStatus[] = [
+  'pending', 'processing', 'succeeded', 'failed', 'unknown', 'awaiting_payment', 'paid_preliminary', 'expired', 'cancelled',
+];
 
 export const DEPOSIT_TRANSITIONS: Readonly<Record<DepositStatus, readonly DepositStatus[]>> = {
   // Recorded in tx1; `failed` only if the request could not even be recorded as an operation.
   pending: ['processing', 'failed'],
   // The charge is being made (or was recorded and the process died: the janitor sends it).
-  processing: ['succeeded', 'failed', 'unknown'],
+  processing: ['succeeded', 'failed', 'unknown', 'awaiting_payment', 'paid_preliminary', 'expired', 'cancelled'],
   // No answer on the return path: resolved by inquiry (janitor) or a late provider webhook.
-  unknown: ['succeeded', 'failed'],
+  unknown: ['succeeded', 'failed', 'awaiting_payment', 'paid_preliminary', 'expired', 'cancelled'],
+  // Reservations: waiting for the customer's cash.
+  awaiting_payment: ['paid_preliminary', 'succeeded', 'expired', 'cancelled'],
+  // 速報 received: the 確報 makes it succeeded, a 速報取消 sends it back to waiting.
+  paid_preliminary: ['succeeded', 'awaiting_payment', 'expired', 'cancelled'],
+  // Not final: money paid after expiry (or a cancellation) cannot be refused.
+  expired: ['succeeded'],
+  cancelled: ['succeeded'],
   succeeded: [],
   failed: [],
 };
 
-/** Statuses in which money may still arrive: they count toward the user's limit at the pre-check. */
-export const IN_FLIGHT_STATUSES: readonly DepositStatus[] = ['pending', 'processing', 'unknown'];
+/**
+ * Statuses in which money may still arrive: they count toward the user's limit at the pre-check,
+ * unless the deposit already counts there through an incoming ledger hold (`hold_id`) or a posting
+ * (`ledger_transaction_id`).
+ */
+export const IN_FLIGHT_STATUSES: readonly DepositStatus[] = ['pending', 'processing', 'unknown', 'awaiting_payment', 'paid_preliminary'];
 export const isFinal = (s: DepositStatus): boolean => DEPOSIT_TRANSITIONS[s].length === 0;
 export const canTransition = (from: DepositStatus, to: DepositStatus): boolean => DEPOSIT_TRANSITIONS[from].includes(to);
 
@@ -37,6 +53,9 @@ export interface DepositRow {
   failure_code: string | null; failure_message: string | null;
   credited: string; escrowed: string; suspended: string; ledger_transaction_id: string | null;
   created_at: Date; updated_at: Date;
+  hold_id: string | null; payment_deadline: Date | null; payment_instructions: Record<string, string> | null;
+  credited_at_notice: 'preliminary' | 'final' | null; credit_attempt: number; early_preliminary_cancels: number;
+  paid_after_deadline: boolean; shortfall: string;
 }
 
 export interface Deposit {
@@ -58,11 +77,26 @@ export interface Deposit {
   ledgerTransactionId: string | null;
   createdAt: Date;
   updatedAt: Date;
+  // Reservations (konbini, Pay-easy); null / 0 / false for other methods.
+  /** The incoming ledger hold while the reservation awaits payment (counts toward the limit). */
+  holdId: string | null;
+  paymentDeadline: Date | null;
+  /** Payment number / receipt codes for the customer. */
+  paymentInstructions: Record<string, string> | null;
+  /** Which paid notice credited the wallet; null while not credited. */
+  creditedAtNotice: 'preliminary' | 'final' | null;
+  creditAttempt: number;
+  earlyPreliminaryCancels: number;
+  /** The final notice came after the payment deadline. */
+  paidAfterDeadline: boolean;
+  /** How far a reversed preliminary credit took the wallet below zero. */
+  shortfall: bigint;
 }
 
 export const DEPOSIT_COLUMNS = `id, user_id, method, amount::text AS amount, currency, status, provider, client_key, operation_id,
   provider_payment_id, failure_code, failure_message, credited::text AS credited, escrowed::text AS escrowed,
-  suspended::text AS suspended, ledger_transaction_id, created_at, updated_at`;
+  suspended::text AS suspended, ledger_transaction_id, created_at, updated_at, hold_id, payment_deadline, payment_instructions,
+  credited_at_notice, credit_attempt, early_preliminary_cancels, paid_after_deadline, shortfall::text AS shortfall`;
 
 export const toDeposit = (r: DepositRow): Deposit => ({
   id: r.id, userId: r.user_id, method: r.method, amount: BigInt(r.amount), currency: r.currency, status: r.status, provider: r.provider,
@@ -70,6 +104,9 @@ export const toDeposit = (r: DepositRow): Deposit => ({
   failureCode: r.failure_code, failureMessage: r.failure_message,
   credited: BigInt(r.credited), escrowed: BigInt(r.escrowed), suspended: BigInt(r.suspended),
   ledgerTransactionId: r.ledger_transaction_id, createdAt: r.created_at, updatedAt: r.updated_at,
+  holdId: r.hold_id, paymentDeadline: r.payment_deadline, paymentInstructions: r.payment_instructions,
+  creditedAtNotice: r.credited_at_notice, creditAttempt: r.credit_attempt, earlyPreliminaryCancels: r.early_preliminary_cancels,
+  paidAfterDeadline: r.paid_after_deadline, shortfall: BigInt(r.shortfall),
 });
 
 /** Columns a transition may set along with the status (null/undefined: leave as is). */
@@ -124,4 +161,16 @@ export async function transitionDeposit(
     ],
   });
   return r.rows[0] ? toDeposit(r.rows[0]) : null;
+}
+
+/**
+ * What this user's deposits still in flight may bring, beyond what already counts at the wallet
+ * (postings, incoming holds): the in-flight part of the limit pre-check. Call under the wallet lock.
+ */
+export async function inFlightSum(q: Queryable, userId: string, currency: string): Promise<bigint> {
+  const r = await q.query<{ sum: string }>(
+    `SELECT coalesce(sum(amount), 0)::text AS sum FROM deposits
+     WHERE user_id = $1 AND currency = $2 AND status = ANY($3::text[]) AND hold_id IS NULL AND ledger_transaction_id IS NULL`,
+    [userId, currency, IN_FLIGHT_STATUSES]);
+  return BigInt(r.rows[0]!.sum);
 }

@@ -73,6 +73,7 @@ export function createEngine(opts: EngineOptions): Engine {
   });
   const deposits = createDeposits({ db, log, operations, handlers }, {
     provider: config.deposits.cardProvider, defaultLimit: BigInt(config.deposits.defaultLimit),
+    reservationProvider: config.deposits.reservationProvider, creditOn: config.deposits.creditOn,
   });
   const onOutcome = (subscription: string, outcome: string, seconds?: number) => {
     metrics.deliveries.inc({ subscription, outcome });

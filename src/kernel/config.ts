@@ -133,7 +133,11 @@ export const configSchema = z.object({
   deposits: z.object({
     cardProvider: z.string().default('stripe'),
     defaultLimit: z.number().int().positive().default(1_000_000),
-  }).strict().default({ cardProvider: 'stripe', defaultLimit: 1_000_000 }),
+    /** konbini / Pay-easy: which paid notice credits the wallet, the preliminary (速報) or the final (確報). */
+    creditOn: z.enum(['preliminary', 'final']).default('preliminary'),
+    /** The provider that makes konbini / Pay-easy reservations. */
+    reservationProvider: z.string().default('komoju'),
+  }).strict().default({ cardProvider: 'stripe', defaultLimit: 1_000_000, creditOn: 'preliminary', reservationProvider: 'komoju' }),
   /** `npm start` runs the Stripe and KOMOJU simulators for providers the configuration does not declare. */
   simulators: z.object({ enabled: z.boolean().default(true) }).strict().default({ enabled: true }),
   operations: z.object({

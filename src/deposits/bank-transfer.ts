@@ -1,0 +1,320 @@
+// Bank-transfer deposits — seed 001 銀行振込, MISSION D3, C3, C4.
+//
+// Fully asynchronous: the user pays from any bank into their own virtual account, without telling
+// us first, so there is nothing to validate beforehand and nothing can be refused afterwards. The
+// bank's transfer-notice file (Zengin 振込入金通知) is the only notice; every transfer in it is
+// accepted and booked somewhere:
+//   - matched (the account number is a user's virtual account, and the payer's kana name matches
+//     the registered one, or the policy says credit anyway): creditDeposit unrefusable — up to the
+//     limit to the wallet, the rest to escrow (C3); a restricted user's deposit to their suspense
+//     (C4) — then `deposit.succeeded` (method bank_transfer);
+//   - unmatched (unknown account, or a name mismatch under the 'suspense' policy): the whole amount
+//     to the platform suspense account (owner 'bank-transfer-unmatched') with the reason, and
+//     `bank_transfer.unmatched` for the operators' runbook.
+// Idempotent per transfer on its external id (stable across re-imports of the same data); the
+// ledger posting carries the same key, so even a race between two imports books it once.
+import pg from 'pg';
+import { withTx, type Queryable } from '../kernel/db.ts';
+import { BadRequestError, err, ok, type Result } from '../kernel/errors.ts';
+import { nameBasedId } from '../kernel/ids.ts';
+import { creditDeposit, ensureAccounts, post, DEFAULT_BALANCE_LIMIT } from '../ledger/index.ts';
+import { publish } from '../outbox/publish.ts';
+import { parseTransferNotice, type ParseTransferNoticeOptions, type TransferNotice, type ZenginParseError } from '../providers/zengin/index.ts';
+import { payerNameMatches } from './payer-name.ts';
+
+/** The bank and branch our virtual accounts live at, unless the caller says otherwise. */
+export const DEFAULT_VIRTUAL_ACCOUNT_BANK = { bankCode: '0001', branchCode: '001' } as const;
+/** The clearing account bank transfers come from. */
+export const BANK_CLEARING_OWNER = 'bank';
+/** Where unmatched transfers wait for an operator. */
+export const UNMATCHED_SUSPENSE_OWNER = 'bank-transfer-unmatched';
+const CURRENCY = 'JPY';
+
+export interface VirtualAccount {
+  accountNumber: string;
+  bankCode: string;
+  branchCode: string;
+  userId: string;
+  registeredNameKana: string;
+  createdAt: Date;
+}
+
+interface VirtualAccountRow {
+  account_number: string; bank_code: string; branch_code: string; user_id: string; registered_name_kana: string; created_at: Date;
+}
+
+const toVirtualAccount = (r: VirtualAccountRow): VirtualAccount => ({
+  accountNumber: r.account_number, bankCode: r.bank_code, branchCode: r.branch_code, userId: r.user_id,
+  registeredNameKana: r.registered_name_kana, createdAt: r.created_at,
+});
+
+const VA_COLUMNS = 'account_number, bank_code, branch_code, user_id, registered_name_kana, created_at';
+
+// A number is drawn only when the user has none; a concurrent first assignment for the same user
+// loses on user_id and reads the winner's (the drawn number is simply not used).
+const ASSIGN = `
+WITH ins AS (
+  INSERT INTO virtual_accounts (account_number, bank_code, branch_code, user_id, registered_name_kana)
+  SELECT lpad(((nextval('virtual_account_seq') * 7919) % 10000000)::text, 7, '0'), $2, $3, $1, $4
+  WHERE NOT EXISTS (SELECT 1 FROM virtual_accounts WHERE user_id = $1)
+  ON CONFLICT (user_id) DO NOTHING
+  RETURNING ${VA_COLUMNS}
+)
+SELECT ${VA_COLUMNS} FROM ins`;
+
+export interface AssignVirtualAccountInput {
+  userId: string;
+  /** The user's name in kana, as a payer would write it (full- or half-width; see payer-name.ts). */
+  registeredNameKana: string;
+  bankCode?: string | undefined;
+  branchCode?: string | undefined;
+}
+
+/**
+ * The user's virtual account, created on first call: the same account on every later call (the
+ * registered name of an existing account is left as it is). Safe under concurrency.
+ */
+export async function assignVirtualAccount(q: Queryable, input: AssignVirtualAccountInput): Promise<VirtualAccount> {
+  const bankCode = input.bankCode ?? DEFAULT_VIRTUAL_ACCOUNT_BANK.bankCode;
+  const branchCode = input.branchCode ?? DEFAULT_VIRTUAL_ACCOUNT_BANK.branchCode;
+  if (input.userId.length < 1 || input.userId.length > 255) throw new BadRequestError('invalid_user_id', 'user_id must have 1 to 255 characters');
+  const name = input.registeredNameKana.trim();
+  if (name.length < 1 || name.length > 200) throw new BadRequestError('invalid_name_kana', 'name_kana must have 1 to 200 characters');
+  if (!/^\d{4}$/.test(bankCode) || !/^\d{3}$/.test(branchCode)) throw new BadRequestError('invalid_bank', 'bank code must be 4 digits and branch code 3');
+  const existing = await getVirtualAccountByUser(q, input.userId);
+  if (existing) return existing;
+  const r = await q.query<VirtualAccountRow>({ name: 'virtual_account_assign', text: ASSIGN, values: [input.userId, bankCode, branchCode, name] });
+  if (r.rows[0]) return toVirtualAccount(r.rows[0]);
+  // Lost the race to a concurrent assignment for the same user (committed by now: ON CONFLICT waited for it).
+  const winner = await getVirtualAccountByUser(q, input.userId);
+  if (!winner) throw new Error(`virtual account for ${input.userId} could not be assigned`);
+  return winner;
+}
+
+export async function getVirtualAccountByUser(q: Queryable, userId: string): Promise<VirtualAccount | null> {
+  const r = await q.query<VirtualAccountRow>(`SELECT ${VA_COLUMNS} FROM virtual_accounts WHERE user_id = $1`, [userId]);
+  return r.rows[0] ? toVirtualAccount(r.rows[0]) : null;
+}
+
+export async function getVirtualAccount(q: Queryable, accountNumber: string): Promise<VirtualAccount | null> {
+  const r = await q.query<VirtualAccountRow>(`SELECT ${VA_COLUMNS} FROM virtual_accounts WHERE account_number = $1`, [accountNumber]);
+  return r.rows[0] ? toVirtualAccount(r.rows[0]) : null;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Importing transfers
+
+export type NameMismatchPolicy = 'credit' | 'suspense';
+
+export interface BankTransferPolicy {
+  /** A payer name that does not match the registered one: credit the user anyway, or hold it in suspense (default). */
+  nameMismatch?: NameMismatchPolicy | undefined;
+  /** The wallet limit without a per-user override; the ledger's default if not given. */
+  defaultLimit?: bigint | undefined;
+}
+
+/** One incoming transfer: what importTransfer needs of a parsed Zengin data record. */
+export interface IncomingTransfer {
+  externalId: string;
+  account: { accountNumber: string; bankCode?: string | undefined; branchCode?: string | undefined };
+  amount: bigint;
+  payerName: string;
+  /** ISO date (YYYY-MM-DD) the bank booked it. */
+  transactionDate?: string | undefined;
+}
+
+export type BankTransferStatus = 'credited' | 'suspense';
+export type BankTransferReason = 'unknown_account' | 'name_mismatch' | 'account_restricted' | 'zero_amount';
+
+export interface BankTransfer {
+  externalId: string;
+  accountNumber: string;
+  amount: bigint;
+  currency: string;
+  payerName: string;
+  transactionDate: string | null;
+  status: BankTransferStatus;
+  reason: BankTransferReason | null;
+  userId: string | null;
+  credited: bigint;
+  escrowed: bigint;
+  suspended: bigint;
+  ledgerTransactionId: string | null;
+  receivedAt: Date;
+}
+
+interface BankTransferRow {
+  external_id: string; account_number: string; amount: string; currency: string; payer_name: string; transaction_date: string | null;
+  status: BankTransferStatus; reason: BankTransferReason | null; user_id: string | null;
+  credited: string; escrowed: string; suspended: string; ledger_transaction_id: string | null; received_at: Date;
+}
+
+const BT_COLUMNS = `external_id, account_number, amount::text AS amount, currency, payer_name, to_char(transaction_date, 'YYYY-MM-DD') AS transaction_date,
+  status, reason, user_id, credited::text AS credited, escrowed::text AS escrowed, suspended::text AS suspended, ledger_transaction_id, received_at`;
+
+const toBankTransfer = (r: BankTransferRow): BankTransfer => ({
+  externalId: r.external_id, accountNumber: r.account_number, amount: BigInt(r.amount), currency: r.currency, payerName: r.payer_name,
+  transactionDate: r.transaction_date, status: r.status, reason: r.reason, userId: r.user_id,
+  credited: BigInt(r.credited), escrowed: BigInt(r.escrowed), suspended: BigInt(r.suspended),
+  ledgerTransactionId: r.ledger_transaction_id, receivedAt: r.received_at,
+});
+
+const INSERT_TRANSFER = `
+INSERT INTO bank_transfers (external_id, account_number, amount, currency, payer_name, transaction_date, status, reason, user_id,
+  credited, escrowed, suspended, ledger_transaction_id)
+VALUES ($1, $2, $3::bigint, $4, $5, $6::date, $7, $8, $9, $10::bigint, $11::bigint, $12::bigint, $13::uuid)
+ON CONFLICT (external_id) DO NOTHING
+RETURNING ${BT_COLUMNS}`;
+
+export interface ImportedTransfer {
+  transfer: BankTransfer;
+  /** The external id had been imported before: nothing new was booked or published. */
+  duplicate: boolean;
+}
+
+/** A bank transfer in messages and API answers: snake_case, money as decimal strings. */
+export function bankTransferMessage(t: BankTransfer): Record<string, string | null> {
+  return {
+    id: t.externalId, external_id: t.externalId, method: 'bank_transfer', account_number: t.accountNumber, amount: t.amount.toString(),
+    currency: t.currency, payer_name: t.payerName, transaction_date: t.transactionDate, status: t.status, reason: t.reason, user_id: t.userId,
+    credited: t.credited.toString(), escrowed: t.escrowed.toString(), suspended: t.suspended.toString(),
+    ledger_transaction_id: t.ledgerTransactionId, received_at: t.receivedAt.toISOString(),
+  };
+}
+
+async function getTransfer(q: Queryable, externalId: string): Promise<BankTransfer | null> {
+  const r = await q.query<BankTransferRow>(`SELECT ${BT_COLUMNS} FROM bank_transfers WHERE external_id = $1`, [externalId]);
+  return r.rows[0] ? toBankTransfer(r.rows[0]) : null;
+}
+
+/**
+ * Books one incoming transfer. Never refuses: every transfer ends credited (wallet / escrow) or in
+ * a suspense account with its reason. Run it in a transaction (`q` a client inside withTx) to have
+ * the booking, the record and the message commit together; importTransferNoticeFile does.
+ */
+export async function importTransfer(q: Queryable, transfer: IncomingTransfer, policy: BankTransferPolicy = {}): Promise<ImportedTransfer> {
+  const prior = await getTransfer(q, transfer.externalId);
+  if (prior) return { transfer: prior, duplicate: true };
+  if (transfer.amount < 0n) throw new RangeError(`transfer ${transfer.externalId} has a negative amount`);
+
+  const accountNumber = transfer.account.accountNumber;
+  const va = await getVirtualAccount(q, accountNumber);
+  const nameOk = va !== null && payerNameMatches(transfer.payerName, va.registeredNameKana);
+  const matched = va !== null && (nameOk || (policy.nameMismatch ?? 'suspense') === 'credit');
+  const key = `bank_transfer:${transfer.externalId}`;
+  const meta = { external_id: transfer.externalId, account_number: accountNumber, payer_name: transfer.payerName };
+
+  let status: BankTransferStatus;
+  let reason: BankTransferReason | null = va === null ? 'unknown_account' : nameOk ? null : 'name_mismatch';
+  let credited = 0n;
+  let escrowed = 0n;
+  let suspended = 0n;
+  let txId: string | null = null;
+
+  if (transfer.amount === 0n) {
+    // Nothing to book (no posting can carry zero); recorded so an operator sees it.
+    status = 'suspense';
+    reason = 'zero_amount';
+  } else if (matched) {
+    const [clearing] = await ensureAccounts(q, [{ kind: 'clearing', owner: BANK_CLEARING_OWNER, currency: CURRENCY }]);
+    const credit = await creditDeposit(q, {
+      owner: va.userId, amount: transfer.amount, currency: CURRENCY, sourceAccountId: clearing!.id, idempotencyKey: key, mode: 'unrefusable',
+      defaultLimit: policy.defaultLimit ?? DEFAULT_BALANCE_LIMIT, description: `bank transfer ${transfer.externalId}`, metadata: { ...meta, user_id: va.userId },
+    });
+    if (!credit.ok) throw new Error(`unrefusable credit of bank transfer ${transfer.externalId} refused: ${credit.error.code}`);
+    ({ credited, escrowed, suspended } = credit.value);
+    txId = credit.value.transactionId;
+    status = suspended > 0n ? 'suspense' : 'credited';
+    if (suspended > 0n) reason = 'account_restricted';
+  } else {
+    const [clearing, suspense] = await ensureAccounts(q, [
+      { kind: 'clearing', owner: BANK_CLEARING_OWNER, currency: CURRENCY },
+      { kind: 'suspense', owner: UNMATCHED_SUSPENSE_OWNER, currency: CURRENCY },
+    ]);
+    const posted = await post(q, {
+      idempotencyKey: key, kind: 'bank_transfer_unmatched', description: `unmatched bank transfer ${transfer.externalId} (${reason})`,
+      metadata: { ...meta, reason, user_id: va?.userId ?? null },
+      entries: [{ accountId: clearing!.id, amount: -transfer.amount }, { accountId: suspense!.id, amount: transfer.amount }],
+    });
+    // Neither a clearing nor a suspense account has a limit, funds check or restriction.
+    if (!posted.ok) throw new Error(`posting unmatched bank transfer ${transfer.externalId} refused: ${posted.error.code}`);
+    suspended = transfer.amount;
+    txId = posted.value.transactionId;
+    status = 'suspense';
+  }
+
+  const r = await q.query<BankTransferRow>({
+    name: 'bank_transfer_insert', text: INSERT_TRANSFER,
+    values: [
+      transfer.externalId, accountNumber, transfer.amount.toString(), CURRENCY, transfer.payerName, transfer.transactionDate ?? null,
+      status, reason, va?.userId ?? null, credited.toString(), escrowed.toString(), suspended.toString(), txId,
+    ],
+  });
+  if (!r.rows[0]) {
+    // A concurrent import of the same transfer won; the ledger key made our posting its replay.
+    return { transfer: (await getTransfer(q, transfer.externalId))!, duplicate: true };
+  }
+  const t = toBankTransfer(r.rows[0]);
+  const entity = { type: 'bank_transfer', id: t.externalId };
+  const attributes = { method: 'bank_transfer', provider: 'zengin' };
+  if (matched && transfer.amount > 0n) {
+    await publish(q, 'deposit.succeeded', bankTransferMessage(t), { id: nameBasedId('bank_transfer', t.externalId, 'succeeded'), key: t.userId ?? t.externalId, entity, attributes });
+    if (t.escrowed > 0n) {
+      await publish(q, 'deposit.escrowed', bankTransferMessage(t), { id: nameBasedId('bank_transfer', t.externalId, 'escrowed'), key: t.userId ?? t.externalId, entity, attributes });
+    }
+  } else {
+    await publish(q, 'bank_transfer.unmatched', bankTransferMessage(t), {
+      id: nameBasedId('bank_transfer', t.externalId, 'unmatched'), key: t.externalId, entity, attributes: { ...attributes, reason: t.reason ?? 'unknown' },
+    });
+  }
+  return { transfer: t, duplicate: false };
+}
+
+export interface ImportCounts {
+  credited: number;
+  suspense: number;
+  duplicates: number;
+  /** Cancellation records (取消): not booked here; they need an operator (see the report). */
+  cancellations: number;
+}
+
+/**
+ * Imports a Zengin transfer-notice file: a malformed file is refused whole with the parser's
+ * line and field; otherwise every transfer is imported in ONE transaction (all or nothing).
+ * With a pool, the transaction is opened here; with a client, the caller's transaction is used.
+ */
+export async function importTransferNoticeFile(
+  q: Queryable, buffer: Uint8Array, policy: BankTransferPolicy = {}, parseOptions: ParseTransferNoticeOptions = {},
+): Promise<Result<ImportCounts, ZenginParseError>> {
+  const parsed = parseTransferNotice(buffer, parseOptions);
+  if (!parsed.ok) return err(parsed.error);
+  const transfers: readonly TransferNotice[] = parsed.value.transfers;
+  const run = async (tx: Queryable): Promise<ImportCounts> => {
+    const counts: ImportCounts = { credited: 0, suspense: 0, duplicates: 0, cancellations: 0 };
+    for (const t of transfers) {
+      if (t.cancelled) {
+        counts.cancellations++;
+        continue;
+      }
+      const r = await importTransfer(tx, t, policy);
+      if (r.duplicate) counts.duplicates++;
+      else counts[r.transfer.status]++;
+    }
+    return counts;
+  };
+  return ok(q instanceof pg.Pool ? await withTx(q, run) : await run(q));
+}
+
+export interface ListBankTransfersOptions {
+  status?: BankTransferStatus | undefined;
+  userId?: string | undefined;
+  limit?: number | undefined;
+}
+
+export async function listBankTransfers(q: Queryable, o: ListBankTransfersOptions = {}): Promise<BankTransfer[]> {
+  const limit = Math.min(Math.max(o.limit ?? 50, 1), 500);
+  const r = await q.query<BankTransferRow>(
+    `SELECT ${BT_COLUMNS} FROM bank_transfers WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR user_id = $2)
+     ORDER BY received_at DESC, external_id LIMIT $3`, [o.status ?? null, o.userId ?? null, limit]);
+  return r.rows.map(toBankTransfer);
+}
