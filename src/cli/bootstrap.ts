@@ -45,8 +45,8 @@ export async function openRuntime(opts: { migrate?: boolean; role: string; poolM
 }
 
 /**
- * First run without configuration: seigo makes a local operator token and a `demo` provider
- * secret under the data dir, so the admin API and the webhook route work at once. Only in the
+ * First run without configuration: seigo makes a local operator token, a local API key and a
+ * `demo` provider secret under the data dir, so the admin API, /v1 and the webhook route work at once. Only in the
  * embedded mode, and never when the configuration declares its own.
  */
 export function applyLocalDefaults(config: Config, log: Logger): void {
@@ -61,6 +61,11 @@ export function applyLocalDefaults(config: Config, log: Logger): void {
     const token = readOrMake('admin-token', () => `seigo_${randomBytes(24).toString('hex')}`);
     config.adminTokens.push({ name: 'local', token, role: 'operator' });
     log.info({ file: join(config.dataDir, 'admin-token') }, 'no admin tokens configured: a local operator token is in this file');
+  }
+  if (config.apiClients.length === 0) {
+    const key = readOrMake('api-key', () => `sk_local_${randomBytes(24).toString('hex')}`);
+    config.apiClients.push({ name: 'local', key });
+    log.info({ file: join(config.dataDir, 'api-key') }, 'no API clients configured: a local API key for /v1 is in this file');
   }
   if (Object.keys(config.providers).length === 0) {
     const secret = readOrMake('demo-provider-secret', () => `whsec_${randomBytes(32).toString('base64')}`);
