@@ -22,21 +22,19 @@
 // `deposit:<id>:credit`; the deposit moves with a conditional UPDATE from processing/unknown.
 import type pg from 'pg';
 import { withTx, type Tx } from '../kernel/db.ts';
-import { BadRequestError, err, ok, type Result } from '../kernel/errors.ts';
-import { nameBasedId, uuidv7 } from '../kernel/ids.ts';
+import { BadRequestError, type Result } from '../kernel/errors.ts';
+import { isUuid, nameBasedId } from '../kernel/ids.ts';
 import type { Logger } from '../kernel/logger.ts';
 import type { EventHandlers } from '../intake/handlers.ts';
-import { creditDeposit, ensureAccount, ensureAccounts, DEFAULT_BALANCE_LIMIT } from '../ledger/index.ts';
-// The ledger's own rule for what a wallet can still take (limit override, incoming holds), read
-// under the wallet's balance-row lock. Not (yet) re-exported by ledger/index.ts.
-import { headroom, lockBalances } from '../ledger/index.ts';
+import { creditDeposit, ensureAccount, DEFAULT_BALANCE_LIMIT } from '../ledger/index.ts';
 import type { Operation, Operations } from '../operations/index.ts';
 import { publish } from '../outbox/publish.ts';
 import type { CanonicalEvent } from '../providers/types.ts';
 import { createReservations, type CreditOn, type ReservationDepositInput } from './reservation.ts';
 import {
-  DEPOSIT_COLUMNS, inFlightSum, toDeposit, transitionDeposit, type Deposit, type DepositRow, type DepositStatus,
+  DEPOSIT_COLUMNS, toDeposit, transitionDeposit, type Deposit, type DepositRow, type DepositStatus,
 } from './state.ts';
+import { admitDeposit, checkDepositInput, loadDeposit, recordThenSend } from './flow.ts';
 
 /** What createDeposits needs from the engine (an Engine satisfies it). */
 export interface DepositsEngine {
@@ -91,16 +89,6 @@ export interface Deposits {
 }
 
 export const DEFAULT_MAX_DEPOSIT = 10_000_000n;
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-/** Thrown inside tx1 to roll it back (account creation included) and return the refusal as a value. */
-class Refused extends Error {
-  constructor(readonly refusal: CreateDepositError) {
-    super(refusal.code);
-  }
-}
-
-const SELECT_BY_ID = `SELECT ${DEPOSIT_COLUMNS} FROM deposits WHERE id = $1`;
 
 export function createDeposits(engine: DepositsEngine, opts: DepositsOptions): Deposits {
   const pool = engine.db.pool;
@@ -110,43 +98,15 @@ export function createDeposits(engine: DepositsEngine, opts: DepositsOptions): D
   const maxAmount = opts.maxAmount ?? DEFAULT_MAX_DEPOSIT;
 
   async function getDeposit(id: string): Promise<Deposit | null> {
-    if (!UUID_RE.test(id)) return null;
-    const r = await pool.query<DepositRow>({ name: 'deposits_get', text: SELECT_BY_ID, values: [id] });
-    return r.rows[0] ? toDeposit(r.rows[0]) : null;
+    return isUuid(id) ? loadDeposit(pool, id) : null;
   }
 
   // ---- tx1
   async function recordCardDeposit(input: CardDepositInput, currency: string): Promise<{ deposit: Deposit; operationId: string | null }> {
     return withTx(pool, async (tx) => {
-      // The provider's clearing account is created here too, so tx2 only looks it up.
-      const [wallet] = await ensureAccounts(tx, [
-        { kind: 'wallet', owner: input.userId, currency },
-        { kind: 'clearing', owner: provider, currency },
-      ]);
-      // The wallet's balance row lock serializes this user's deposit requests with each other and
-      // with every credit to the wallet, so the in-flight sum below is exact.
-      const b = (await lockBalances(tx, [{ accountId: wallet!.id }])).get(wallet!.id)!;
-
-      if (input.clientKey !== undefined) {
-        const ex = await tx.query<DepositRow>(`SELECT ${DEPOSIT_COLUMNS} FROM deposits WHERE user_id = $1 AND client_key = $2`, [input.userId, input.clientKey]);
-        if (ex.rows[0]) {
-          const d = toDeposit(ex.rows[0]);
-          if (d.method !== 'card' || d.amount !== input.amount || d.currency !== currency) throw new Refused({ code: 'client_key_reused', depositId: d.id });
-          return { deposit: d, operationId: null };
-        }
-      }
-      if (b.restricted) throw new Refused({ code: 'account_restricted' });
-      // Refusable pre-check: posted + incoming holds + deposits still in flight + this one ≤ limit.
-      let room = headroom(b, defaultLimit) - await inFlightSum(tx, input.userId, currency);
-      if (room < 0n) room = 0n;
-      if (input.amount > room) throw new Refused({ code: 'balance_limit_exceeded', headroom: room });
-
-      const id = uuidv7();
-      await tx.query(
-        `WITH d AS (INSERT INTO deposits (id, user_id, method, amount, currency, status, provider, client_key)
-                    VALUES ($1, $2, 'card', $3::bigint, $4, 'pending', $5, $6) RETURNING id)
-         INSERT INTO deposit_events (deposit_id, from_status, to_status, cause) SELECT id, NULL, 'pending', 'requested' FROM d`,
-        [id, input.userId, input.amount.toString(), currency, provider, input.clientKey ?? null]);
+      const admitted = await admitDeposit(tx, { userId: input.userId, method: 'card', amount: input.amount, currency, provider, clientKey: input.clientKey }, defaultLimit);
+      if ('existing' in admitted) return { deposit: admitted.existing, operationId: null };
+      const { id } = admitted;
       const { operation } = await operations.record(tx, {
         provider, kind: 'charge', idempotencyKey: `deposit:${id}`, entity: { type: 'deposit', id },
         request: {
@@ -161,36 +121,11 @@ export function createDeposits(engine: DepositsEngine, opts: DepositsOptions): D
 
   async function createCardDeposit(input: CardDepositInput): Promise<Result<Deposit, CreateDepositError>> {
     const currency = input.currency ?? 'JPY';
-    if (input.userId.length < 1 || input.userId.length > 255) throw new BadRequestError('invalid_user_id', 'user_id must have 1 to 255 characters');
-    if (input.amount <= 0n || input.amount > maxAmount) throw new BadRequestError('invalid_amount', `amount must be between 1 and ${maxAmount}`);
+    checkDepositInput(input, maxAmount);
     if (!/^[A-Z]{3}$/.test(currency)) throw new BadRequestError('invalid_currency', `currency must be an ISO 4217 code, got ${currency}`);
     if (input.paymentMethod.length < 1) throw new BadRequestError('invalid_payment_method', 'payment_method is required');
 
-    let recorded: { deposit: Deposit; operationId: string | null };
-    try {
-      recorded = await recordCardDeposit(input, currency);
-    } catch (e) {
-      if (e instanceof Refused) return err(e.refusal);
-      throw e;
-    }
-    if (recorded.operationId === null) return ok(recorded.deposit);
-    const id = recorded.deposit.id;
-
-    // Outside any transaction. tx2 (the result and its effects) runs inside execute.
-    let op: Operation;
-    try {
-      op = await operations.execute(recorded.operationId);
-    } catch (e) {
-      // Recording the result failed (the database, most likely): the operation stays `sending`
-      // until its lease ends, then the janitor makes it unknown and asks the provider.
-      log.error({ depositId: id, operationId: recorded.operationId, err: (e as Error).message }, 'deposit charge: recording the result failed');
-      return ok((await getDeposit(id))!);
-    }
-    if (op.status === 'unknown') {
-      await transitionDeposit(pool, id, 'processing', 'unknown',
-        `charge outcome unknown: ${op.error_code ?? 'no answer'}${op.error_message ? ` (${op.error_message})` : ''}`);
-    }
-    return ok((await getDeposit(id))!);
+    return recordThenSend({ pool, operations, log }, 'charge', () => recordCardDeposit(input, currency));
   }
 
   // ---- tx2: effects of the charge's final outcome, in the transaction that records it
@@ -248,7 +183,7 @@ export function createDeposits(engine: DepositsEngine, opts: DepositsOptions): D
     if (meta.provider !== provider) return;
     const metadata = event.data.metadata;
     const depositId = typeof metadata === 'object' && metadata !== null ? (metadata as Record<string, unknown>).deposit_id : undefined;
-    if (typeof depositId !== 'string' || !UUID_RE.test(depositId)) return;
+    if (typeof depositId !== 'string' || !isUuid(depositId)) return;
     const r = await ctx.tx.query<{ operation_id: string }>(
       `SELECT operation_id FROM deposits WHERE id = $1 AND status IN ('processing', 'unknown') AND operation_id IS NOT NULL`, [depositId]);
     const opId = r.rows[0]?.operation_id;
@@ -269,7 +204,7 @@ export function createDeposits(engine: DepositsEngine, opts: DepositsOptions): D
 
     async listDeposits(userId, o = {}) {
       const limit = Math.min(Math.max(o.limit ?? 20, 1), 500);
-      const before = o.before !== undefined && UUID_RE.test(o.before) ? o.before : null;
+      const before = o.before !== undefined && isUuid(o.before) ? o.before : null;
       if (o.before !== undefined && before === null) return [];
       const r = await pool.query<DepositRow>(
         `SELECT ${DEPOSIT_COLUMNS} FROM deposits
@@ -279,7 +214,7 @@ export function createDeposits(engine: DepositsEngine, opts: DepositsOptions): D
     },
 
     async depositEvents(id) {
-      if (!UUID_RE.test(id)) return [];
+      if (!isUuid(id)) return [];
       const r = await pool.query<{ at: Date; from_status: DepositStatus | null; to_status: DepositStatus; cause: string }>(
         'SELECT at, from_status, to_status, cause FROM deposit_events WHERE deposit_id = $1 ORDER BY id', [id]);
       return r.rows.map((e) => ({ at: e.at, fromStatus: e.from_status, toStatus: e.to_status, cause: e.cause }));

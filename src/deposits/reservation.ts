@@ -27,20 +27,21 @@
 //   expired / cancelled: release the hold (reverse an uncommitted preliminary credit) → expired / cancelled.
 import type pg from 'pg';
 import { withTx, type Tx } from '../kernel/db.ts';
-import { BadRequestError, err, ok, type Result } from '../kernel/errors.ts';
-import { nameBasedId, uuidv7 } from '../kernel/ids.ts';
+import { BadRequestError, type Result } from '../kernel/errors.ts';
+import { isUuid, nameBasedId } from '../kernel/ids.ts';
 import type { Logger } from '../kernel/logger.ts';
 import type { EventHandlers } from '../intake/handlers.ts';
 import {
-  creditDeposit, ensureAccount, ensureAccounts, findAccount, getBalance, headroom, lockBalances, placeHold, releaseHold, reverse,
+  creditDeposit, ensureAccount, ensureAccounts, findAccount, getBalance, placeHold, releaseHold, reverse,
 } from '../ledger/index.ts';
 import type { Operation, Operations } from '../operations/index.ts';
 import { publish } from '../outbox/publish.ts';
 import type { CanonicalEvent } from '../providers/types.ts';
 import {
-  DEPOSIT_COLUMNS, inFlightSum, toDeposit, transitionDeposit, type Deposit, type DepositRow, type DepositStatus,
+  DEPOSIT_COLUMNS, toDeposit, transitionDeposit, type Deposit, type DepositRow, type DepositStatus,
 } from './state.ts';
 import type { CreateDepositError } from './deposits.ts';
+import { admitDeposit, checkDepositInput, recordThenSend, Refused } from './flow.ts';
 
 export type CreditOn = 'preliminary' | 'final';
 export type ReservationMethod = 'konbini' | 'payeasy';
@@ -77,14 +78,7 @@ export interface Reservations {
   createReservationDeposit(input: ReservationDepositInput): Promise<Result<Deposit, CreateDepositError>>;
 }
 
-const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const INSTRUCTION_KEYS = ['store', 'receipt', 'confirmation_code', 'instructions_url', 'bank_id', 'customer_id', 'confirmation_id'] as const;
-
-class Refused extends Error {
-  constructor(readonly refusal: CreateDepositError) {
-    super(refusal.code);
-  }
-}
 
 type Message = (d: Deposit) => Record<string, unknown>;
 
@@ -93,10 +87,6 @@ export function createReservations(engine: ReservationsEngine, opts: Reservation
   const { operations, log } = engine;
   const { provider, creditOn, defaultLimit, maxAmount } = opts;
 
-  const getDeposit = async (id: string): Promise<Deposit> => {
-    const r = await pool.query<DepositRow>(`SELECT ${DEPOSIT_COLUMNS} FROM deposits WHERE id = $1`, [id]);
-    return toDeposit(r.rows[0]!);
-  };
   const emit = (tx: Tx, topic: string, d: Deposit, suffix: string = topic) => publish(tx, topic, depositMessage(d), {
     id: nameBasedId('deposit', d.id, suffix), key: d.id, entity: { type: 'deposit', id: d.id }, attributes: { method: d.method, provider },
   });
@@ -104,32 +94,13 @@ export function createReservations(engine: ReservationsEngine, opts: Reservation
   // ---- tx1
   async function record(input: ReservationDepositInput, currency: string): Promise<{ deposit: Deposit; operationId: string | null }> {
     return withTx(pool, async (tx) => {
-      const [wallet, clearing] = await ensureAccounts(tx, [
-        { kind: 'wallet', owner: input.userId, currency },
-        { kind: 'clearing', owner: provider, currency },
-      ]);
-      const b = (await lockBalances(tx, [{ accountId: wallet!.id }])).get(wallet!.id)!;
-      if (input.clientKey !== undefined) {
-        const ex = await tx.query<DepositRow>(`SELECT ${DEPOSIT_COLUMNS} FROM deposits WHERE user_id = $1 AND client_key = $2`, [input.userId, input.clientKey]);
-        if (ex.rows[0]) {
-          const d = toDeposit(ex.rows[0]);
-          if (d.method !== input.method || d.amount !== input.amount || d.currency !== currency) throw new Refused({ code: 'client_key_reused', depositId: d.id });
-          return { deposit: d, operationId: null };
-        }
-      }
-      if (b.restricted) throw new Refused({ code: 'account_restricted' });
-      let room = headroom(b, defaultLimit) - await inFlightSum(tx, input.userId, currency);
-      if (room < 0n) room = 0n;
-      if (input.amount > room) throw new Refused({ code: 'balance_limit_exceeded', headroom: room });
-
-      const id = uuidv7();
-      await tx.query(
-        `WITH d AS (INSERT INTO deposits (id, user_id, method, amount, currency, status, provider, client_key)
-                    VALUES ($1, $2, $3, $4::bigint, $5, 'pending', $6, $7) RETURNING id)
-         INSERT INTO deposit_events (deposit_id, from_status, to_status, cause) SELECT id, NULL, 'pending', 'requested' FROM d`,
-        [id, input.userId, input.method, input.amount.toString(), currency, provider, input.clientKey ?? null]);
+      const admitted = await admitDeposit(tx, {
+        userId: input.userId, method: input.method, amount: input.amount, currency, provider, clientKey: input.clientKey,
+      }, defaultLimit);
+      if ('existing' in admitted) return { deposit: admitted.existing, operationId: null };
+      const { id } = admitted;
       const hold = await placeHold(tx, {
-        idempotencyKey: `deposit:${id}:hold`, accountId: wallet!.id, counterAccountId: clearing!.id, direction: 'in',
+        idempotencyKey: `deposit:${id}:hold`, accountId: admitted.walletId, counterAccountId: admitted.clearingId, direction: 'in',
         amount: input.amount, defaultLimit, cause: `${input.method} reservation ${id}`,
       });
       if (!hold.ok) {
@@ -151,33 +122,13 @@ export function createReservations(engine: ReservationsEngine, opts: Reservation
 
   async function createReservationDeposit(input: ReservationDepositInput): Promise<Result<Deposit, CreateDepositError>> {
     const currency = input.currency ?? 'JPY';
-    if (input.userId.length < 1 || input.userId.length > 255) throw new BadRequestError('invalid_user_id', 'user_id must have 1 to 255 characters');
-    if (input.amount <= 0n || input.amount > maxAmount) throw new BadRequestError('invalid_amount', `amount must be between 1 and ${maxAmount}`);
+    checkDepositInput(input, maxAmount);
     if (currency !== 'JPY') throw new BadRequestError('invalid_currency', `${input.method} deposits are in JPY only`);
     if (!RESERVATION_METHODS.includes(input.method)) throw new BadRequestError('invalid_method', `not a reservation method: ${String(input.method)}`);
     if (!/^[^@\s]+@[^@\s]+$/.test(input.email)) throw new BadRequestError('invalid_email', 'a valid email is required');
     if (input.method === 'konbini' && !input.store) throw new BadRequestError('store_required', 'a konbini deposit needs store');
 
-    let recorded: { deposit: Deposit; operationId: string | null };
-    try {
-      recorded = await record(input, currency);
-    } catch (e) {
-      if (e instanceof Refused) return err(e.refusal);
-      throw e;
-    }
-    if (recorded.operationId === null) return ok(recorded.deposit);
-    const id = recorded.deposit.id;
-    let op: Operation;
-    try {
-      op = await operations.execute(recorded.operationId);
-    } catch (e) {
-      log.error({ depositId: id, operationId: recorded.operationId, err: (e as Error).message }, 'reservation: recording the result failed');
-      return ok(await getDeposit(id));
-    }
-    if (op.status === 'unknown') {
-      await transitionDeposit(pool, id, 'processing', 'unknown', `reservation outcome unknown: ${op.error_code ?? 'no answer'}`);
-    }
-    return ok(await getDeposit(id));
+    return recordThenSend({ pool, operations, log }, 'reservation', () => record(input, currency));
   }
 
   // ---- helpers inside a locked deposit
@@ -279,7 +230,7 @@ export function createReservations(engine: ReservationsEngine, opts: Reservation
   async function onNotice(ctx: { tx: Tx; log: Logger }, event: CanonicalEvent, meta: { provider: string; eventId: string }): Promise<void> {
     if (meta.provider !== provider) return;
     const orderNum = event.data.external_order_num;
-    if (typeof orderNum !== 'string' || !UUID_RE.test(orderNum)) return;
+    if (typeof orderNum !== 'string' || !isUuid(orderNum)) return;
     const tx = ctx.tx;
     const d = await lockDeposit(tx, 'id', orderNum);
     if (!d) return;
