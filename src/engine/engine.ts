@@ -16,6 +16,7 @@ import type { ProviderAdapter } from '../providers/types.ts';
 import { WorkerRuntime, type PeriodicJob, type WorkLoop } from '../worker/runtime.ts';
 import { expireHolds } from '../ledger/index.ts';
 import { createDeposits, type Deposits } from '../deposits/index.ts';
+import { reconcileJobs } from '../reconcile/index.ts';
 
 export interface EngineOptions {
   config: Config;
@@ -97,6 +98,7 @@ export function createEngine(opts: EngineOptions): Engine {
         { name: 'ledger.expire-holds', intervalMs: 60_000, run: async () => { await expireHolds(db.pool, clock.now()); } },
         // A charge the janitor declared unknown (its process died mid-call): the deposit follows it.
         { name: 'deposits.sync', intervalMs: 10_000, run: async () => { await deposits.syncOnce(); } },
+        ...(config.reconcile.schedule ? reconcileJobs({ pool: db.pool, providers, inboxWriter, operations, log }, config.reconcile) : []),
         ...(extra.periodic ?? []),
       ];
       return new WorkerRuntime({ pool: db.pool, databaseUrl: db.url, log, role, pollIntervalMs: config.worker.pollIntervalMs, loops, periodic });
