@@ -19,7 +19,7 @@ import type { Operations } from '../operations/index.ts';
 import type { ProviderRegistry } from '../providers/registry.ts';
 import { parseTransferNotice, type ZenginEncoding } from '../providers/zengin/index.ts';
 import { emptyCounts, type BreakClass, type RepairCounts, type RunCounts, type RunSource } from './classes.ts';
-import { stageCsv, type CsvMapping } from './csv.ts';
+import { CSV_TABLE, stageCsv, type CsvMapping } from './csv.ts';
 import { ReconcileInputError } from './errors.ts';
 import { repairRun } from './repair.ts';
 import { bankTransfersSide, depositsSide, historyRows, zenginRows, type InternalSide } from './sources.ts';
@@ -52,6 +52,8 @@ export interface ReconcileOptions {
   repair?: boolean;
   /** Our rows this far beyond the window still count as counterparts (default 1 day). */
   slackMs?: number;
+  /** work_mem for the run's transaction (default 256MB): PostgreSQL's memory, not this process's. */
+  workMem?: string;
   /** A repaired break seen again this long after its repair opens a case (default 10 min). */
   escalateAfterMs?: number;
   onProgress?: (p: Progress) => void;
@@ -81,12 +83,14 @@ interface Staged {
   provider: string | null;
   file: string | null;
   rows: number;
+  /** The temporary table their rows were copied into. */
+  table: string | null;
   side: InternalSide | null;
   /** Their rows as (line, key, external_id, amount, currency, status, at, raw, bad). */
   relation: (offset: number) => { sql: string; params: unknown[] };
   from: Date;
   to: Date;
-  findBadRow?: (tx: Tx) => Promise<string | null>;
+  findBadRow?: (tx: Tx, refused?: string) => Promise<string | null>;
 }
 
 const stagedRelation = () => ({ sql: `SELECT line, key, external_id, amount, currency, status, at, raw, false AS bad FROM ${STAGE_TABLE}`, params: [] });
@@ -98,7 +102,7 @@ async function stage(tx: Tx, deps: ReconcileDeps, req: ReconcileRequest, progres
       if (!adapter) throw new ReconcileInputError('unknown_provider', `no provider "${req.provider}" is configured`);
       if (!adapter.history) throw new ReconcileInputError('no_history', `provider "${req.provider}" (${adapter.kind}) has no history to reconcile against`);
       const rows = await stageRows(tx, historyRows(adapter, req.from, req.to), progress);
-      return { scope: `provider:${req.provider}`, provider: req.provider, file: null, rows, side: depositsSide('reference'), relation: stagedRelation, from: req.from, to: req.to };
+      return { scope: `provider:${req.provider}`, provider: req.provider, file: null, rows, table: STAGE_TABLE, side: depositsSide('reference'), relation: stagedRelation, from: req.from, to: req.to };
     }
     case 'zengin': {
       const bytes = await readFile(req.file).catch((e: NodeJS.ErrnoException) => {
@@ -108,7 +112,7 @@ async function stage(tx: Tx, deps: ReconcileDeps, req: ReconcileRequest, progres
       if (!parsed.ok) throw new ReconcileInputError('invalid_transfer_notice', `line ${parsed.error.line}, ${parsed.error.field}: ${parsed.error.message}`);
       const rows = await stageRows(tx, zenginRows(parsed.value.transfers), progress);
       const w = await fileWindow(tx, stagedRelation(), req.from, req.to);
-      return { scope: 'zengin', provider: null, file: req.file, rows, side: bankTransfersSide, relation: stagedRelation, ...w };
+      return { scope: 'zengin', provider: null, file: req.file, rows, table: STAGE_TABLE, side: bankTransfersSide, relation: stagedRelation, ...w };
     }
     case 'csv': {
       const size = (await stat(req.file).catch(() => ({ size: 0 }))).size;
@@ -122,12 +126,12 @@ async function stage(tx: Tx, deps: ReconcileDeps, req: ReconcileRequest, progres
       progress(csv.rows, 1);
       const w = await fileWindow(tx, csv.relation(0), req.from, req.to);
       return {
-        scope: `csv:${req.mapping.provider}`, provider: req.mapping.provider, file: req.file, rows: csv.rows, side: depositsSide(req.mapping.match),
+        scope: `csv:${req.mapping.provider}`, provider: req.mapping.provider, file: req.file, rows: csv.rows, table: CSV_TABLE, side: depositsSide(req.mapping.match),
         relation: csv.relation, findBadRow: csv.findBadRow, ...w,
       };
     }
     case 'deliveries':
-      return { scope: 'deliveries', provider: null, file: null, rows: 0, side: null, relation: stagedRelation, from: req.from, to: req.to };
+      return { scope: 'deliveries', provider: null, file: null, rows: 0, table: null, side: null, relation: stagedRelation, from: req.from, to: req.to };
   }
 }
 
@@ -142,26 +146,28 @@ async function fileWindow(tx: Tx, rel: { sql: string; params: unknown[] }, from?
 
 // $1 run, $2 scope, $3 window from, $4 window to, $5 provider, $6/$7 the window widened by the
 // slack (our side's rows); their relation's parameters follow.
+export { matchStatement as matchStatementForDebug };
 function matchStatement(side: InternalSide, ext: { sql: string }): string {
   return `
-WITH e AS (
-  SELECT key, count(*)::int AS n, min(external_id) AS external_id, min(amount) AS amount, min(currency) AS currency,
-    min(status) AS status, min(at) AS at, bool_or(bad) AS bad
-  FROM (${ext.sql}) x GROUP BY key
+WITH dup AS (
+  -- Keys they hold more than once: a hash over their keys alone, the one pass that sees every row twice.
+  SELECT key, count(*)::int AS n, min(line) AS line FROM (${ext.sql}) x GROUP BY key HAVING count(*) > 1
+), e AS (
+  -- One row per key: their row, or a duplicate key's first row with its count.
+  SELECT x.key, coalesce(dup.n, 1) AS n, x.external_id, x.amount, x.currency, x.status, x.at, x.bad
+  FROM (${ext.sql}) x LEFT JOIN dup ON dup.key = x.key WHERE dup.key IS NULL OR x.line = dup.line
 ), i AS (${side.window}
 ), j AS (
   SELECT coalesce(e.key, i.key) AS key, e.n, e.external_id, e.amount AS e_amount, e.currency AS e_currency, e.status AS e_status, e.at AS e_at, e.bad,
     i.key AS i_key, i.id AS i_id, i.amount AS i_amount, i.currency AS i_currency, i.status AS i_status, i.raw_status, i.at AS i_at
   FROM e FULL JOIN i ON i.key = e.key
-), lk AS (
-  ${side.lookup ? `SELECT j.key, l.id, l.amount, l.currency, l.status, l.raw_status, l.at FROM j CROSS JOIN LATERAL (${side.lookup('j.key')}) l WHERE j.i_key IS NULL`
-    : 'SELECT NULL::text AS key, NULL::text AS id, NULL::bigint AS amount, NULL::text AS currency, NULL::text AS status, NULL::text AS raw_status, NULL::timestamptz AS at WHERE false'}
 ), c AS (
   SELECT j.key, j.n, j.external_id, j.e_amount, j.e_currency, j.e_status, j.e_at, coalesce(j.bad, false) AS bad,
-    coalesce(j.i_id, lk.id) AS i_id, coalesce(j.i_amount, lk.amount) AS i_amount, coalesce(j.i_currency, lk.currency) AS i_currency,
+    ${side.lookup ? `coalesce(j.i_id, lk.id) AS i_id, coalesce(j.i_amount, lk.amount) AS i_amount, coalesce(j.i_currency, lk.currency) AS i_currency,
     coalesce(j.i_status, lk.status) AS i_status, coalesce(j.raw_status, lk.raw_status) AS raw_status, coalesce(j.i_at, lk.at) AS i_at,
     (j.i_key IS NOT NULL OR lk.id IS NOT NULL) AS has_i
-  FROM j LEFT JOIN lk ON lk.key = j.key
+  FROM j LEFT JOIN (SELECT j.key, l.* FROM j CROSS JOIN LATERAL (${side.lookup('j.key')}) l WHERE j.i_key IS NULL) lk ON lk.key = j.key`
+    : 'j.i_id, j.i_amount, j.i_currency, j.i_status, j.raw_status, j.i_at, j.i_key IS NOT NULL AS has_i FROM j'}
 ), cls AS (
   SELECT c.*, CASE
     WHEN n > 1 THEN 'duplicate_there'
@@ -229,7 +235,11 @@ export async function runReconcile(deps: ReconcileDeps, req: ReconcileRequest, o
   let tMatch = 0;
   try {
     await client.query('BEGIN');
+    // The run's hash tables (their keys, our window) stay in memory instead of spilling in batches.
+    await client.query(`SELECT set_config('work_mem', $1, true)`, [opts.workMem ?? '256MB']);
     staged = await stage(client, deps, req, (rows, fraction) => report('stage', rows, fraction));
+    // Statistics for the temporary table (autovacuum never sees one), so the plan knows its size.
+    if (staged.table) await client.query(`ANALYZE ${staged.table}`);
     tStage = performance.now() - t0;
     await client.query(
       `INSERT INTO reconcile_runs (id, source, scope, provider, file_name, window_from, window_to, trigger, external_rows)
@@ -259,7 +269,7 @@ export async function runReconcile(deps: ReconcileDeps, req: ReconcileRequest, o
       // 22xxx: a value their file holds that PostgreSQL cannot read as what the mapping says (a date, say).
       if (staged.findBadRow && code?.startsWith('22')) {
         await client.query('ROLLBACK TO SAVEPOINT recon_match');
-        throw new ReconcileInputError('invalid_csv', (await staged.findBadRow(client)) ?? `the file holds a value that cannot be read: ${(e as Error).message}`);
+        throw new ReconcileInputError('invalid_csv', (await staged.findBadRow(client, (e as Error).message)) ?? `the file holds a value that cannot be read: ${(e as Error).message}`);
       }
       throw e;
     }

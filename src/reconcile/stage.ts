@@ -60,8 +60,9 @@ export async function stageRows(tx: Tx, rows: AsyncIterable<ExternalRow> | Itera
   return n;
 }
 
-/** Pipes `source` into a COPY … FROM STDIN statement on this connection. */
-export async function copyIn(tx: Tx, sql: string, source: NodeJS.ReadableStream): Promise<void> {
+/** Pipes `source` into a COPY … FROM STDIN statement on this connection; returns the rows copied. */
+export async function copyIn(tx: Tx, sql: string, source: NodeJS.ReadableStream): Promise<number> {
   const sink = tx.query(copyFrom(sql));
   await pipeline(source, sink);
+  return sink.rowCount;
 }
