@@ -166,7 +166,7 @@ WITH dup AS (
     ${side.lookup ? `coalesce(j.i_id, lk.id) AS i_id, coalesce(j.i_amount, lk.amount) AS i_amount, coalesce(j.i_currency, lk.currency) AS i_currency,
     coalesce(j.i_status, lk.status) AS i_status, coalesce(j.raw_status, lk.raw_status) AS raw_status, coalesce(j.i_at, lk.at) AS i_at,
     (j.i_key IS NOT NULL OR lk.id IS NOT NULL) AS has_i
-  FROM j LEFT JOIN (SELECT j.key, l.* FROM j CROSS JOIN LATERAL (${side.lookup('j.key')}) l WHERE j.i_key IS NULL) lk ON lk.key = j.key`
+  FROM j LEFT JOIN (SELECT j.key, l.id, l.amount, l.currency, l.status, l.raw_status, l.at FROM j CROSS JOIN LATERAL (${side.lookup('j.key')}) l WHERE j.i_key IS NULL) lk ON lk.key = j.key`
     : 'j.i_id, j.i_amount, j.i_currency, j.i_status, j.raw_status, j.i_at, j.i_key IS NOT NULL AS has_i FROM j'}
 ), cls AS (
   SELECT c.*, CASE

@@ -118,9 +118,9 @@ export function depositsSide(match: 'reference' | 'external_id'): InternalSide {
 export const bankTransfersSide: InternalSide = {
   type: 'bank_transfer',
   window: `SELECT b.external_id AS key, b.external_id AS id, b.amount, b.currency, 'paid'::text AS status, b.status AS raw_status,
-      b.transaction_date::timestamptz AS at
+      (b.transaction_date::timestamp AT TIME ZONE 'Asia/Tokyo') AS at
     FROM bank_transfers b
     WHERE b.transaction_date >= ($6::timestamptz AT TIME ZONE 'Asia/Tokyo')::date AND b.transaction_date < ($7::timestamptz AT TIME ZONE 'Asia/Tokyo')::date`,
   lookup: (k) => `SELECT b.external_id AS key, b.external_id AS id, b.amount, b.currency, 'paid'::text AS status, b.status AS raw_status,
-      b.transaction_date::timestamptz AS at FROM bank_transfers b WHERE b.external_id = ${k}`,
+      (b.transaction_date::timestamp AT TIME ZONE 'Asia/Tokyo') AS at FROM bank_transfers b WHERE b.external_id = ${k}`,
 };
