@@ -102,6 +102,8 @@ export interface CsvStage {
 }
 
 export const CSV_TABLE = 'recon_csv';
+/** The staged rows with their line in the file (the header is line 1). */
+const NUMBERED = `(SELECT *, row_number() OVER (ORDER BY ctid) + 1 AS line FROM ${CSV_TABLE})`;
 
 /** COPY the file into a temporary table of text columns, one per header column. */
 export async function stageCsv(tx: Tx, path: string, mapping: CsvMapping, openStream: () => NodeJS.ReadableStream): Promise<CsvStage> {
@@ -118,8 +120,9 @@ export async function stageCsv(tx: Tx, path: string, mapping: CsvMapping, openSt
     status: col(mapping.columns.status, 'status')!, date: col(mapping.columns.date, 'date')!,
   };
   const columns = header.map((_, i) => `c${i + 1} text`).join(', ');
-  // line: the row's number in the file (the header is line 1), from the identity's order of insertion.
-  await tx.query(`CREATE TEMP TABLE ${CSV_TABLE} (line bigint GENERATED ALWAYS AS IDENTITY (START 2), ${columns}) ON COMMIT DROP`);
+  // No line column: COPY appends in file order, so a row's ctid orders it, and its line number is
+  // worked out only when an error must name it.
+  await tx.query(`CREATE TEMP TABLE ${CSV_TABLE} (${columns}) ON COMMIT DROP`);
   await tx.query(`SELECT set_config('TimeZone', $1, true)`, [mapping.timezone]).catch(() => {
     throw new ReconcileInputError('invalid_mapping', `timezone: unknown time zone ${mapping.timezone}`);
   });
@@ -146,9 +149,11 @@ export async function stageCsv(tx: Tx, path: string, mapping: CsvMapping, openSt
     rows,
     relation(offset) {
       return {
-        sql: `SELECT r.line, ${keyExpr} AS key, r.${c.externalId} AS external_id, r.${c.amount}::bigint AS amount,
+        // The date stays text here: it is read (and refused if unreadable) where it is used, for the
+        // window of a file without one, and for the breaks' occurred_at.
+        sql: `SELECT r.ctid AS line, ${keyExpr} AS key, r.${c.externalId} AS external_id, r.${c.amount}::bigint AS amount,
             ${c.currency ? `coalesce(upper(nullif(r.${c.currency}, '')), $${offset + 1}::text)` : `$${offset + 1}::text`} AS currency,
-            ${statusExpr} AS status, r.${c.date}::timestamptz AS at, NULL::jsonb AS raw, (${bad}) AS bad
+            ${statusExpr} AS status, r.${c.date} AS at, NULL::jsonb AS raw, (${bad}) AS bad
           FROM ${CSV_TABLE} r`,
         params: [mapping.currency],
       };
@@ -158,14 +163,14 @@ export async function stageCsv(tx: Tx, path: string, mapping: CsvMapping, openSt
       const value = refused && /: "(.*)"$/.exec(refused)?.[1];
       if (value !== undefined && value !== null && value !== '') {
         const hit = await q.query<{ line: string; col: string }>(
-          `SELECT line, CASE WHEN r.${c.date} = $1 THEN 'date' ELSE 'amount' END AS col FROM ${CSV_TABLE} r
+          `SELECT line, CASE WHEN r.${c.date} = $1 THEN 'date' ELSE 'amount' END AS col FROM ${NUMBERED} r
            WHERE r.${c.date} = $1 OR r.${c.amount} = $1 ORDER BY line LIMIT 1`, [value]);
         const h = hit.rows[0];
         if (h) return `line ${h.line}, column ${h.col === 'date' ? mapping.columns.date : mapping.columns.amount}: cannot read ${JSON.stringify(value)} as ${h.col === 'date' ? 'a date' : 'an amount in minor units (an integer)'}`;
       }
       const r = await q.query<{ line: string; ext: string | null; amount: string | null; status: string | null; ours: string | null; date: string | null }>(
         `SELECT r.line, r.${c.externalId} AS ext, r.${c.amount} AS amount, r.${c.status} AS status, ${statusExpr} AS ours, r.${c.date} AS date
-         FROM ${CSV_TABLE} r WHERE ${badRow} ORDER BY r.line LIMIT 1`);
+         FROM ${NUMBERED} r WHERE ${badRow} ORDER BY r.line LIMIT 1`);
       const row = r.rows[0];
       if (!row) return null;
       if (!row.ext) return `line ${row.line}, column ${mapping.columns.external_id}: the external id is empty`;

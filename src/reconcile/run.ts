@@ -19,7 +19,7 @@ import type { Operations } from '../operations/index.ts';
 import type { ProviderRegistry } from '../providers/registry.ts';
 import { parseTransferNotice, type ZenginEncoding } from '../providers/zengin/index.ts';
 import { emptyCounts, type BreakClass, type RepairCounts, type RunCounts, type RunSource } from './classes.ts';
-import { CSV_TABLE, stageCsv, type CsvMapping } from './csv.ts';
+import { stageCsv, type CsvMapping } from './csv.ts';
 import { ReconcileInputError } from './errors.ts';
 import { repairRun } from './repair.ts';
 import { bankTransfersSide, depositsSide, historyRows, zenginRows, type InternalSide } from './sources.ts';
@@ -83,8 +83,6 @@ interface Staged {
   provider: string | null;
   file: string | null;
   rows: number;
-  /** The temporary table their rows were copied into. */
-  table: string | null;
   side: InternalSide | null;
   /** Their rows as (line, key, external_id, amount, currency, status, at, raw, bad). */
   relation: (offset: number) => { sql: string; params: unknown[] };
@@ -102,7 +100,7 @@ async function stage(tx: Tx, deps: ReconcileDeps, req: ReconcileRequest, progres
       if (!adapter) throw new ReconcileInputError('unknown_provider', `no provider "${req.provider}" is configured`);
       if (!adapter.history) throw new ReconcileInputError('no_history', `provider "${req.provider}" (${adapter.kind}) has no history to reconcile against`);
       const rows = await stageRows(tx, historyRows(adapter, req.from, req.to), progress);
-      return { scope: `provider:${req.provider}`, provider: req.provider, file: null, rows, table: STAGE_TABLE, side: depositsSide('reference'), relation: stagedRelation, from: req.from, to: req.to };
+      return { scope: `provider:${req.provider}`, provider: req.provider, file: null, rows, side: depositsSide('reference'), relation: stagedRelation, from: req.from, to: req.to };
     }
     case 'zengin': {
       const bytes = await readFile(req.file).catch((e: NodeJS.ErrnoException) => {
@@ -112,7 +110,7 @@ async function stage(tx: Tx, deps: ReconcileDeps, req: ReconcileRequest, progres
       if (!parsed.ok) throw new ReconcileInputError('invalid_transfer_notice', `line ${parsed.error.line}, ${parsed.error.field}: ${parsed.error.message}`);
       const rows = await stageRows(tx, zenginRows(parsed.value.transfers), progress);
       const w = await fileWindow(tx, stagedRelation(), req.from, req.to);
-      return { scope: 'zengin', provider: null, file: req.file, rows, table: STAGE_TABLE, side: bankTransfersSide, relation: stagedRelation, ...w };
+      return { scope: 'zengin', provider: null, file: req.file, rows, side: bankTransfersSide, relation: stagedRelation, ...w };
     }
     case 'csv': {
       const size = (await stat(req.file).catch(() => ({ size: 0 }))).size;
@@ -126,19 +124,19 @@ async function stage(tx: Tx, deps: ReconcileDeps, req: ReconcileRequest, progres
       progress(csv.rows, 1);
       const w = await fileWindow(tx, csv.relation(0), req.from, req.to);
       return {
-        scope: `csv:${req.mapping.provider}`, provider: req.mapping.provider, file: req.file, rows: csv.rows, table: CSV_TABLE, side: depositsSide(req.mapping.match),
+        scope: `csv:${req.mapping.provider}`, provider: req.mapping.provider, file: req.file, rows: csv.rows, side: depositsSide(req.mapping.match),
         relation: csv.relation, findBadRow: csv.findBadRow, ...w,
       };
     }
     case 'deliveries':
-      return { scope: 'deliveries', provider: null, file: null, rows: 0, table: null, side: null, relation: stagedRelation, from: req.from, to: req.to };
+      return { scope: 'deliveries', provider: null, file: null, rows: 0, side: null, relation: stagedRelation, from: req.from, to: req.to };
   }
 }
 
 /** A file's window: as given, or the days its rows span. */
 async function fileWindow(tx: Tx, rel: { sql: string; params: unknown[] }, from?: Date, to?: Date): Promise<{ from: Date; to: Date }> {
   if (from && to) return { from, to };
-  const r = await tx.query<{ min: Date | null; max: Date | null }>(`SELECT min(at) AS min, max(at) AS max FROM (${rel.sql}) x`, rel.params);
+  const r = await tx.query<{ min: Date | null; max: Date | null }>(`SELECT min(at::timestamptz) AS min, max(at::timestamptz) AS max FROM (${rel.sql}) x`, rel.params);
   const min = r.rows[0]!.min ?? new Date();
   const max = r.rows[0]!.max ?? min;
   return { from: from ?? min, to: to ?? new Date(max.getTime() + DAY) };
@@ -146,7 +144,6 @@ async function fileWindow(tx: Tx, rel: { sql: string; params: unknown[] }, from?
 
 // $1 run, $2 scope, $3 window from, $4 window to, $5 provider, $6/$7 the window widened by the
 // slack (our side's rows); their relation's parameters follow.
-export { matchStatement as matchStatementForDebug };
 function matchStatement(side: InternalSide, ext: { sql: string }): string {
   return `
 WITH dup AS (
@@ -183,7 +180,7 @@ WITH dup AS (
   INSERT INTO reconcile_breaks AS b (scope, provider, class, match_key, run_id, first_run_id, external_id, internal_type, internal_id,
     external_amount, internal_amount, currency, external_status, internal_status, external_count, occurred_at)
   SELECT $2, $5, class, key, $1, $1, external_id, CASE WHEN i_id IS NOT NULL THEN '${side.type}' END, i_id,
-    e_amount, i_amount, coalesce(e_currency, i_currency), e_status, raw_status, coalesce(n, 0), coalesce(e_at, i_at)
+    e_amount, i_amount, coalesce(e_currency, i_currency), e_status, raw_status, coalesce(n, 0), coalesce(e_at::timestamptz, i_at)
   FROM cls WHERE class IS NOT NULL AND NOT bad
   ON CONFLICT (scope, class, match_key) WHERE status = 'open' DO UPDATE SET
     run_id = EXCLUDED.run_id, seen_count = b.seen_count + 1, last_seen_at = now(), external_id = EXCLUDED.external_id,
@@ -238,8 +235,6 @@ export async function runReconcile(deps: ReconcileDeps, req: ReconcileRequest, o
     // The run's hash tables (their keys, our window) stay in memory instead of spilling in batches.
     await client.query(`SELECT set_config('work_mem', $1, true)`, [opts.workMem ?? '256MB']);
     staged = await stage(client, deps, req, (rows, fraction) => report('stage', rows, fraction));
-    // Statistics for the temporary table (autovacuum never sees one), so the plan knows its size.
-    if (staged.table) await client.query(`ANALYZE ${staged.table}`);
     tStage = performance.now() - t0;
     await client.query(
       `INSERT INTO reconcile_runs (id, source, scope, provider, file_name, window_from, window_to, trigger, external_rows)
