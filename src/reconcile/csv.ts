@@ -4,7 +4,7 @@
 // JavaScript, and a malformed file fails the COPY (or the checks after it) with its line number.
 import { open } from 'node:fs/promises';
 import { z } from 'zod';
-import type { Tx } from '../kernel/db.ts';
+import type { ClientBase } from 'pg';
 import { ReconcileInputError } from './errors.ts';
 import { copyIn } from './stage.ts';
 import { CANONICAL_STATUSES } from './classes.ts';
@@ -98,7 +98,7 @@ export interface CsvStage {
   /** The staged rows as `ExternalRow` columns; its parameters follow `offset`. */
   relation(offset: number): { sql: string; params: unknown[] };
   /** The first bad row, for a clear error when the match found one (or PostgreSQL refused a value: `refused`). */
-  findBadRow(tx: Tx, refused?: string): Promise<string | null>;
+  findBadRow(tx: ClientBase, refused?: string): Promise<string | null>;
 }
 
 export const CSV_TABLE = 'recon_csv';
@@ -106,7 +106,7 @@ export const CSV_TABLE = 'recon_csv';
 const NUMBERED = `(SELECT *, row_number() OVER (ORDER BY ctid) + 1 AS line FROM ${CSV_TABLE})`;
 
 /** COPY the file into a temporary table of text columns, one per header column. */
-export async function stageCsv(tx: Tx, path: string, mapping: CsvMapping, openStream: () => NodeJS.ReadableStream): Promise<CsvStage> {
+export async function stageCsv(tx: ClientBase, path: string, mapping: CsvMapping, openStream: () => NodeJS.ReadableStream): Promise<CsvStage> {
   const header = splitCsvLine(await readHeader(path), mapping.delimiter).map((h) => h.trim());
   const col = (name: string | undefined, what: string): string | null => {
     if (name === undefined) return null;

@@ -10,8 +10,7 @@
 // input leaves nothing at all.
 import { createReadStream } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
-import type pg from 'pg';
-import type { Tx } from '../kernel/db.ts';
+import pg from 'pg';
 import { uuidv7 } from '../kernel/ids.ts';
 import type { Logger } from '../kernel/logger.ts';
 import type { InboxWriter } from '../intake/index.ts';
@@ -52,8 +51,9 @@ export interface ReconcileOptions {
   repair?: boolean;
   /** Our rows this far beyond the window still count as counterparts (default 1 day). */
   slackMs?: number;
-  /** work_mem for the run's transaction (default 256MB): PostgreSQL's memory, not this process's. */
+  /** work_mem and temp_buffers of the run's connection (default 256MB each): PostgreSQL's memory, not this process's. */
   workMem?: string;
+  tempBuffers?: string;
   /** A repaired break seen again this long after its repair opens a case (default 10 min). */
   escalateAfterMs?: number;
   onProgress?: (p: Progress) => void;
@@ -88,12 +88,12 @@ interface Staged {
   relation: (offset: number) => { sql: string; params: unknown[] };
   from: Date;
   to: Date;
-  findBadRow?: (tx: Tx, refused?: string) => Promise<string | null>;
+  findBadRow?: (tx: pg.ClientBase, refused?: string) => Promise<string | null>;
 }
 
 const stagedRelation = () => ({ sql: `SELECT line, key, external_id, amount, currency, status, at, raw, false AS bad FROM ${STAGE_TABLE}`, params: [] });
 
-async function stage(tx: Tx, deps: ReconcileDeps, req: ReconcileRequest, progress: (rows: number, fraction?: number) => void): Promise<Staged> {
+async function stage(tx: pg.ClientBase, deps: ReconcileDeps, req: ReconcileRequest, progress: (rows: number, fraction?: number) => void): Promise<Staged> {
   switch (req.source) {
     case 'provider': {
       const adapter = deps.providers.get(req.provider);
@@ -134,7 +134,7 @@ async function stage(tx: Tx, deps: ReconcileDeps, req: ReconcileRequest, progres
 }
 
 /** A file's window: as given, or the days its rows span. */
-async function fileWindow(tx: Tx, rel: { sql: string; params: unknown[] }, from?: Date, to?: Date): Promise<{ from: Date; to: Date }> {
+async function fileWindow(tx: pg.ClientBase, rel: { sql: string; params: unknown[] }, from?: Date, to?: Date): Promise<{ from: Date; to: Date }> {
   if (from && to) return { from, to };
   const r = await tx.query<{ min: Date | null; max: Date | null }>(`SELECT min(at::timestamptz) AS min, max(at::timestamptz) AS max FROM (${rel.sql}) x`, rel.params);
   const min = r.rows[0]!.min ?? new Date();
@@ -144,7 +144,10 @@ async function fileWindow(tx: Tx, rel: { sql: string; params: unknown[] }, from?
 
 // $1 run, $2 scope, $3 window from, $4 window to, $5 provider, $6/$7 the window widened by the
 // slack (our side's rows); their relation's parameters follow.
-function matchStatement(side: InternalSide, ext: { sql: string }): string {
+// Break ids are made from the run, scope, class and key (md5, not gen_random_uuid(), whose
+// per-call system randomness was a tenth of the statement's time). `upsert` off: the scope has no
+// open break, so plain inserts suffice (runs of one scope are serialized by an advisory lock).
+function matchStatement(side: InternalSide, ext: { sql: string }, upsert: boolean): string {
   return `
 WITH dup AS (
   -- Keys they hold more than once: a hash over their keys alone, the one pass that sees every row twice.
@@ -177,16 +180,16 @@ WITH dup AS (
     ELSE 'status_mismatch'
   END AS class FROM c
 ), ins AS (
-  INSERT INTO reconcile_breaks AS b (scope, provider, class, match_key, run_id, first_run_id, external_id, internal_type, internal_id,
+  INSERT INTO reconcile_breaks AS b (id, scope, provider, class, match_key, run_id, first_run_id, external_id, internal_type, internal_id,
     external_amount, internal_amount, currency, external_status, internal_status, external_count, occurred_at)
-  SELECT $2, $5, class, key, $1, $1, external_id, CASE WHEN i_id IS NOT NULL THEN '${side.type}' END, i_id,
+  SELECT md5($1::uuid::text || $2 || class || key)::uuid, $2, $5, class, key, $1, $1, external_id, CASE WHEN i_id IS NOT NULL THEN '${side.type}' END, i_id,
     e_amount, i_amount, coalesce(e_currency, i_currency), e_status, raw_status, coalesce(n, 0), coalesce(e_at::timestamptz, i_at)
   FROM cls WHERE class IS NOT NULL AND NOT bad
-  ON CONFLICT (scope, class, match_key) WHERE status = 'open' DO UPDATE SET
+  ${upsert ? `ON CONFLICT (scope, class, match_key) WHERE status = 'open' DO UPDATE SET
     run_id = EXCLUDED.run_id, seen_count = b.seen_count + 1, last_seen_at = now(), external_id = EXCLUDED.external_id,
     internal_type = EXCLUDED.internal_type, internal_id = EXCLUDED.internal_id, external_amount = EXCLUDED.external_amount,
     internal_amount = EXCLUDED.internal_amount, external_status = EXCLUDED.external_status, internal_status = EXCLUDED.internal_status,
-    external_count = EXCLUDED.external_count
+    external_count = EXCLUDED.external_count` : ''}
 )
 SELECT coalesce(class, 'matched') AS class, count(*)::int AS n, count(*) FILTER (WHERE bad)::int AS bad,
   count(*) FILTER (WHERE i_id IS NOT NULL)::int AS internal FROM cls GROUP BY 1`;
@@ -202,8 +205,8 @@ WITH cls AS (
   END AS class
   FROM deliveries d WHERE d.target_type = 'http' AND d.status <> 'cancelled' AND d.created_at >= $3 AND d.created_at < $4
 ), ins AS (
-  INSERT INTO reconcile_breaks AS b (scope, provider, class, match_key, run_id, first_run_id, internal_type, internal_id, internal_status, occurred_at)
-  SELECT $2, $5, class, key, $1, $1, 'delivery', key, status, created_at FROM cls WHERE class IS NOT NULL
+  INSERT INTO reconcile_breaks AS b (id, scope, provider, class, match_key, run_id, first_run_id, internal_type, internal_id, internal_status, occurred_at)
+  SELECT md5($1::uuid::text || $2 || class || key)::uuid, $2, $5, class, key, $1, $1, 'delivery', key, status, created_at FROM cls WHERE class IS NOT NULL
   ON CONFLICT (scope, class, match_key) WHERE status = 'open' DO UPDATE SET
     run_id = EXCLUDED.run_id, seen_count = b.seen_count + 1, last_seen_at = now(), internal_status = EXCLUDED.internal_status
 )
@@ -223,7 +226,12 @@ export async function runReconcile(deps: ReconcileDeps, req: ReconcileRequest, o
   const id = uuidv7();
   const report = (phase: Progress['phase'], rows: number, fraction?: number) => opts.onProgress?.({ phase, rows, ...(fraction === undefined ? {} : { fraction }) });
   if ('from' in req && req.from && req.to && !(req.from < req.to)) throw new ReconcileInputError('invalid_window', '--from must be before --to');
-  const client = await deps.pool.connect();
+  // A connection of its own, with room for the run's temporary table and hash tables in the
+  // server's memory (temp_buffers can only be set before a session first touches a temporary table).
+  const settings = `-c temp_buffers=${opts.tempBuffers ?? '256MB'} -c work_mem=${opts.workMem ?? '256MB'}`;
+  const client = new pg.Client({ ...deps.pool.options, options: [deps.pool.options.options, settings].filter(Boolean).join(' ') });
+  client.on('error', (e) => deps.log.warn({ runId: id, err: e.message }, 'reconcile connection failed'));
+  await client.connect();
   let staged: Staged | undefined;
   let counts = emptyCounts();
   let internalRows = 0;
@@ -232,9 +240,10 @@ export async function runReconcile(deps: ReconcileDeps, req: ReconcileRequest, o
   let tMatch = 0;
   try {
     await client.query('BEGIN');
-    // The run's hash tables (their keys, our window) stay in memory instead of spilling in batches.
-    await client.query(`SELECT set_config('work_mem', $1, true)`, [opts.workMem ?? '256MB']);
     staged = await stage(client, deps, req, (rows, fraction) => report('stage', rows, fraction));
+    // One run per scope at a time: its breaks are upserted and resolved as a whole.
+    await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`reconcile:${staged.scope}`]);
+    const upsert = (await client.query('SELECT 1 FROM reconcile_breaks WHERE scope = $1 AND status = $2 LIMIT 1', [staged.scope, 'open'])).rowCount !== 0;
     tStage = performance.now() - t0;
     await client.query(
       `INSERT INTO reconcile_runs (id, source, scope, provider, file_name, window_from, window_to, trigger, external_rows)
@@ -249,7 +258,7 @@ export async function runReconcile(deps: ReconcileDeps, req: ReconcileRequest, o
     let params: unknown[];
     if (staged.side) {
       const ext = staged.relation(base.length);
-      sql = matchStatement(staged.side, ext);
+      sql = matchStatement(staged.side, ext, upsert);
       params = [...base, ...ext.params];
     } else {
       sql = DELIVERIES_MATCH;
@@ -284,11 +293,11 @@ export async function runReconcile(deps: ReconcileDeps, req: ReconcileRequest, o
     await client.query('COMMIT');
   } catch (e) {
     await client.query('ROLLBACK').catch(() => undefined);
-    client.release();
+    await client.end().catch(() => undefined);
     if (!(e instanceof ReconcileInputError)) await recordFailure(deps, id, req, staged, opts, e as Error);
     throw e;
   }
-  client.release();
+  await client.end();
 
   let repairs: RepairCounts = { notifications: 0, inquiries: 0, imports: 0, cases: 0 };
   const tRepair0 = performance.now();

@@ -5,7 +5,7 @@
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { from as copyFrom } from 'pg-copy-streams';
-import type { Tx } from '../kernel/db.ts';
+import type { ClientBase } from 'pg';
 
 /** One row of the other side in canonical terms (`status`: paid | pending | failed | refunded). */
 export interface ExternalRow {
@@ -39,7 +39,7 @@ function line(n: number, r: ExternalRow): string {
 }
 
 /** COPY `rows` into the staging table, in chunks of text; returns how many. */
-export async function stageRows(tx: Tx, rows: AsyncIterable<ExternalRow> | Iterable<ExternalRow>, onRow?: (n: number) => void): Promise<number> {
+export async function stageRows(tx: ClientBase, rows: AsyncIterable<ExternalRow> | Iterable<ExternalRow>, onRow?: (n: number) => void): Promise<number> {
   await tx.query(CREATE_STAGE);
   let n = 0;
   async function* chunks(): AsyncGenerator<string> {
@@ -61,7 +61,7 @@ export async function stageRows(tx: Tx, rows: AsyncIterable<ExternalRow> | Itera
 }
 
 /** Pipes `source` into a COPY … FROM STDIN statement on this connection; returns the rows copied. */
-export async function copyIn(tx: Tx, sql: string, source: NodeJS.ReadableStream): Promise<number> {
+export async function copyIn(tx: ClientBase, sql: string, source: NodeJS.ReadableStream): Promise<number> {
   const sink = tx.query(copyFrom(sql));
   await pipeline(source, sink);
   return sink.rowCount;
