@@ -51,7 +51,7 @@ export async function reconcileRoutes(app: FastifyInstance, engine: Engine, regi
     return run;
   });
 
-  const breaksQuery = z.object({ class: z.enum(BREAK_CLASSES).optional(), after: uuid.optional(), limit });
+  const breaksQuery = z.object({ class: z.enum(BREAK_CLASSES).optional(), after: z.string().regex(/^[0-9]{1,18}$/, 'must be a break id').optional(), limit });
   route(app, registry, {
     method: 'GET', url: `${P}/runs/:id/breaks`, tags: ['reconcile'], role: 'viewer',
     summary: "A run's breaks (the ones it saw last), by class; pass next_cursor as `after` for the next page",

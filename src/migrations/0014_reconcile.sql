@@ -30,15 +30,17 @@ CREATE INDEX reconcile_runs_scope ON reconcile_runs (scope, started_at DESC);
 
 -- One row per discrepancy (scope, class, key): seen again by a later run, the same row is updated
 -- (run_id = the latest run that saw it), so re-running a window opens nothing twice. A break the
--- next run covering its time no longer sees is resolved.
+-- next run covering its time no longer sees is resolved. One open break per (scope, class, key) is
+-- kept by the run's statement itself, under a per-scope advisory lock (src/reconcile/run.ts), not
+-- by a unique index: a run inserts tens of thousands of breaks at once, and an index on random
+-- keys (or on random uuids) cost more than the match. Every index here is appended to at its end.
 CREATE TABLE reconcile_breaks (
-  id               uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+  id               bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
   scope            text NOT NULL,
   provider         text,
   class            text NOT NULL CHECK (class IN ('missing_here', 'missing_there', 'amount_mismatch', 'status_mismatch', 'duplicate_there')),
   match_key        text NOT NULL,
-  -- No foreign keys to reconcile_runs: a run inserts tens of thousands of breaks in one statement,
-  -- and per-row key checks were a fifth of its time; both ids are the run's own.
+  -- No foreign keys to reconcile_runs either: per-row key checks were a fifth of a run's time.
   run_id           uuid NOT NULL,
   first_run_id     uuid NOT NULL,
   seen_count       int NOT NULL DEFAULT 1,
@@ -54,7 +56,7 @@ CREATE TABLE reconcile_breaks (
   internal_status  text,
   external_count   int NOT NULL DEFAULT 0,
   occurred_at      timestamptz,
-  -- The other side's row as they gave it (provider history only), so a repair can replay it.
+  -- The other side's row as they gave it (provider history, Zengin), so a repair can replay it.
   external_raw     jsonb,
   -- none | notification | inquiry | import | case: the last repair step taken.
   repair           text NOT NULL DEFAULT 'none' CHECK (repair IN ('none', 'notification', 'inquiry', 'import', 'case')),
@@ -66,6 +68,5 @@ CREATE TABLE reconcile_breaks (
   resolved_at      timestamptz,
   resolved_run_id  uuid
 );
-CREATE UNIQUE INDEX reconcile_breaks_open_key ON reconcile_breaks (scope, class, match_key) WHERE status = 'open';
 CREATE INDEX reconcile_breaks_run ON reconcile_breaks (run_id, class, id);
-CREATE INDEX reconcile_breaks_scope_open ON reconcile_breaks (scope, occurred_at) WHERE status = 'open';
+CREATE INDEX reconcile_breaks_scope_open ON reconcile_breaks (scope) WHERE status = 'open';

@@ -33,9 +33,9 @@ export async function getRun(q: Queryable, id: string): Promise<RunMessage | nul
   return r.rows[0] ? runMessage(r.rows[0]) : null;
 }
 
-export interface BreakFilter { runId: string; class?: BreakClass | undefined; after?: string | undefined; limit: number }
+export interface BreakFilter { runId: string; class?: BreakClass | undefined; /** The last id of the previous page. */ after?: string | undefined; limit: number }
 
-const BREAK_COLUMNS = `id, run_id, first_run_id, scope, provider, class, match_key, status, external_id, internal_type, internal_id,
+const BREAK_COLUMNS = `id::text, run_id, first_run_id, scope, provider, class, match_key, status, external_id, internal_type, internal_id,
   external_amount::text, internal_amount::text, currency, external_status, internal_status, external_count, occurred_at, seen_count,
   repair, repair_ref, repaired_at, case_id, first_seen_at, last_seen_at, resolved_at`;
 
@@ -46,9 +46,10 @@ const breakMessage = (b: BreakRowOut) => ({
   last_seen_at: b.last_seen_at.toISOString(), resolved_at: iso(b.resolved_at),
 });
 
-// A run's breaks are the ones it saw last (a break seen again by a later run moves to that run).
+// A run's breaks are the ones it saw last (a break seen again by a later run moves to that run),
+// in id order (the order they were found).
 const BREAKS = `SELECT ${BREAK_COLUMNS} FROM reconcile_breaks
-  WHERE run_id = $1 AND ($2::text IS NULL OR class = $2) AND ($3::uuid IS NULL OR id > $3) ORDER BY id LIMIT $4`;
+  WHERE run_id = $1 AND ($2::text IS NULL OR class = $2) AND ($3::bigint IS NULL OR id > $3) ORDER BY reconcile_breaks.id LIMIT $4`;
 
 /** One page of a run's breaks, in id order; `after` is the previous page's `next_cursor`. */
 export async function listBreaks(q: Queryable, f: BreakFilter): Promise<{ data: ReturnType<typeof breakMessage>[]; next_cursor: string | null }> {

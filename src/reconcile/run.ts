@@ -144,9 +144,8 @@ async function fileWindow(tx: pg.ClientBase, rel: { sql: string; params: unknown
 
 // $1 run, $2 scope, $3 window from, $4 window to, $5 provider, $6/$7 the window widened by the
 // slack (our side's rows); their relation's parameters follow.
-// Break ids are made from the run, scope, class and key (md5, not gen_random_uuid(), whose
-// per-call system randomness was a tenth of the statement's time). `upsert` off: the scope has no
-// open break, so plain inserts suffice (runs of one scope are serialized by an advisory lock).
+// One open break per (scope, class, key): with open breaks in the scope (`upsert`), the ones seen
+// again are updated and only the rest inserted; runs of one scope are serialized by an advisory lock.
 function matchStatement(side: InternalSide, ext: { sql: string }, upsert: boolean): string {
   return `
 WITH dup AS (
@@ -179,17 +178,21 @@ WITH dup AS (
     WHEN e_status = 'paid' AND i_status = 'pending' THEN 'missing_here'
     ELSE 'status_mismatch'
   END AS class FROM c
-), ins AS (
-  INSERT INTO reconcile_breaks AS b (id, scope, provider, class, match_key, run_id, first_run_id, external_id, internal_type, internal_id,
+), brk AS (
+  SELECT * FROM cls WHERE class IS NOT NULL AND NOT bad
+)${upsert ? `, ex AS (
+  SELECT id, class, match_key FROM reconcile_breaks WHERE scope = $2 AND status = 'open'
+), upd AS (
+  UPDATE reconcile_breaks b SET run_id = $1, seen_count = b.seen_count + 1, last_seen_at = now(), external_id = brk.external_id,
+    internal_type = CASE WHEN brk.i_id IS NOT NULL THEN '${side.type}' END, internal_id = brk.i_id::text, external_amount = brk.e_amount,
+    internal_amount = brk.i_amount, external_status = brk.e_status, internal_status = brk.raw_status, external_count = coalesce(brk.n, 0)
+  FROM ex JOIN brk ON brk.class = ex.class AND brk.key = ex.match_key WHERE b.id = ex.id
+)` : ''}, ins AS (
+  INSERT INTO reconcile_breaks (scope, provider, class, match_key, run_id, first_run_id, external_id, internal_type, internal_id,
     external_amount, internal_amount, currency, external_status, internal_status, external_count, occurred_at)
-  SELECT md5($1::uuid::text || $2 || class || key)::uuid, $2, $5, class, key, $1, $1, external_id, CASE WHEN i_id IS NOT NULL THEN '${side.type}' END, i_id,
+  SELECT $2, $5, class, key, $1, $1, external_id, CASE WHEN i_id IS NOT NULL THEN '${side.type}' END, i_id::text,
     e_amount, i_amount, coalesce(e_currency, i_currency), e_status, raw_status, coalesce(n, 0), coalesce(e_at::timestamptz, i_at)
-  FROM cls WHERE class IS NOT NULL AND NOT bad
-  ${upsert ? `ON CONFLICT (scope, class, match_key) WHERE status = 'open' DO UPDATE SET
-    run_id = EXCLUDED.run_id, seen_count = b.seen_count + 1, last_seen_at = now(), external_id = EXCLUDED.external_id,
-    internal_type = EXCLUDED.internal_type, internal_id = EXCLUDED.internal_id, external_amount = EXCLUDED.external_amount,
-    internal_amount = EXCLUDED.internal_amount, external_status = EXCLUDED.external_status, internal_status = EXCLUDED.internal_status,
-    external_count = EXCLUDED.external_count` : ''}
+  FROM brk${upsert ? ' WHERE NOT EXISTS (SELECT 1 FROM ex WHERE ex.class = brk.class AND ex.match_key = brk.key)' : ''}
 )
 SELECT coalesce(class, 'matched') AS class, count(*)::int AS n, count(*) FILTER (WHERE bad)::int AS bad,
   count(*) FILTER (WHERE i_id IS NOT NULL)::int AS internal FROM cls GROUP BY 1`;
@@ -204,11 +207,15 @@ WITH cls AS (
     WHEN d.status IN ('pending', 'sending') AND d.created_at < $6 THEN 'missing_there'
   END AS class
   FROM deliveries d WHERE d.target_type = 'http' AND d.status <> 'cancelled' AND d.created_at >= $3 AND d.created_at < $4
+), ex AS (
+  SELECT id, match_key FROM reconcile_breaks WHERE scope = $2 AND status = 'open' AND class = 'missing_there'
+), upd AS (
+  UPDATE reconcile_breaks b SET run_id = $1, seen_count = b.seen_count + 1, last_seen_at = now(), internal_status = cls.status
+  FROM ex JOIN cls ON cls.key = ex.match_key AND cls.class IS NOT NULL WHERE b.id = ex.id
 ), ins AS (
-  INSERT INTO reconcile_breaks AS b (id, scope, provider, class, match_key, run_id, first_run_id, internal_type, internal_id, internal_status, occurred_at)
-  SELECT md5($1::uuid::text || $2 || class || key)::uuid, $2, $5, class, key, $1, $1, 'delivery', key, status, created_at FROM cls WHERE class IS NOT NULL
-  ON CONFLICT (scope, class, match_key) WHERE status = 'open' DO UPDATE SET
-    run_id = EXCLUDED.run_id, seen_count = b.seen_count + 1, last_seen_at = now(), internal_status = EXCLUDED.internal_status
+  INSERT INTO reconcile_breaks (scope, provider, class, match_key, run_id, first_run_id, internal_type, internal_id, internal_status, occurred_at)
+  SELECT $2, $5, class, key, $1, $1, 'delivery', key, status, created_at FROM cls
+  WHERE class IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ex WHERE ex.match_key = cls.key)
 )
 SELECT coalesce(class, 'matched') AS class, count(*)::int AS n, 0 AS bad, count(*)::int AS internal FROM cls GROUP BY 1`;
 

@@ -104,7 +104,7 @@ const DEPOSIT_STATUS = `CASE WHEN d.status = 'succeeded' THEN 'paid'
 
 export function depositsSide(match: 'reference' | 'external_id'): InternalSide {
   const key = match === 'reference' ? 'd.id::text' : 'd.provider_payment_id';
-  const cols = `${key} AS key, d.id::text AS id, d.amount, d.currency, ${DEPOSIT_STATUS} AS status, d.status AS raw_status, d.created_at AS at`;
+  const cols = `${key} AS key, d.id AS id, d.amount, d.currency, ${DEPOSIT_STATUS} AS status, d.status AS raw_status, d.created_at AS at`;
   return {
     type: 'deposit',
     window: `SELECT ${cols} FROM deposits d WHERE d.provider = $5 AND d.created_at >= $6 AND d.created_at < $7${match === 'external_id' ? ' AND d.provider_payment_id IS NOT NULL' : ''}`,
