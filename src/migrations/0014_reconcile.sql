@@ -70,3 +70,10 @@ CREATE TABLE reconcile_breaks (
 );
 CREATE INDEX reconcile_breaks_run ON reconcile_breaks (run_id, class, id);
 CREATE INDEX reconcile_breaks_scope_open ON reconcile_breaks (scope) WHERE status = 'open';
+
+-- A break as one run's statement gathers it (src/reconcile/run.ts): counted and collected in one
+-- pass over the classified rows.
+CREATE TYPE reconcile_break_row AS (
+  class text, match_key text, external_id text, internal_id text, external_amount bigint, internal_amount bigint, currency text,
+  external_status text, internal_status text, external_count int, occurred_at timestamptz
+);

@@ -148,13 +148,11 @@ async function fileWindow(tx: pg.ClientBase, rel: { sql: string; params: unknown
 // again are updated and only the rest inserted; runs of one scope are serialized by an advisory lock.
 function matchStatement(side: InternalSide, ext: { sql: string }, upsert: boolean): string {
   return `
-WITH dup AS (
-  -- Keys they hold more than once: a hash over their keys alone, the one pass that sees every row twice.
-  SELECT key, count(*)::int AS n, min(line) AS line FROM (${ext.sql}) x GROUP BY key HAVING count(*) > 1
-), e AS (
-  -- One row per key: their row, or a duplicate key's first row with its count.
-  SELECT x.key, coalesce(dup.n, 1) AS n, x.external_id, x.amount, x.currency, x.status, x.at, x.bad
-  FROM (${ext.sql}) x LEFT JOIN dup ON dup.key = x.key WHERE dup.key IS NULL OR x.line = dup.line
+WITH e AS (
+  -- One row per key they hold, with how many times they hold it (duplicates).
+  SELECT key, count(*)::int AS n, min(external_id COLLATE "C") AS external_id, min(amount) AS amount, min(currency COLLATE "C") AS currency,
+    min(status COLLATE "C") AS status, min(at::text COLLATE "C") AS at, bool_or(bad) AS bad
+  FROM (${ext.sql}) x GROUP BY key
 ), i AS (${side.window}
 ), j AS (
   SELECT coalesce(e.key, i.key) AS key, e.n, e.external_id, e.amount AS e_amount, e.currency AS e_currency, e.status AS e_status, e.at AS e_at, e.bad,
@@ -178,24 +176,31 @@ WITH dup AS (
     WHEN e_status = 'paid' AND i_status = 'pending' THEN 'missing_here'
     ELSE 'status_mismatch'
   END AS class FROM c
+), agg AS (
+  -- Counted per class in one pass, the breaks gathered along (a few percent of the rows), so the
+  -- classified rows are never stored.
+  SELECT coalesce(class, 'matched') AS class, count(*)::int AS n, count(*) FILTER (WHERE bad)::int AS bad,
+    count(i_id)::int AS internal,
+    array_agg(ROW(class, key, external_id, i_id::text, e_amount, i_amount, coalesce(e_currency, i_currency), e_status, raw_status,
+      coalesce(n, 0), coalesce(e_at::timestamptz, i_at))::reconcile_break_row) FILTER (WHERE class IS NOT NULL AND NOT bad) AS rows
+  FROM cls GROUP BY 1
 ), brk AS (
-  SELECT * FROM cls WHERE class IS NOT NULL AND NOT bad
+  SELECT (unnest(rows)).* FROM agg WHERE rows IS NOT NULL
 )${upsert ? `, ex AS (
   SELECT id, class, match_key FROM reconcile_breaks WHERE scope = $2 AND status = 'open'
 ), upd AS (
   UPDATE reconcile_breaks b SET run_id = $1, seen_count = b.seen_count + 1, last_seen_at = now(), external_id = brk.external_id,
-    internal_type = CASE WHEN brk.i_id IS NOT NULL THEN '${side.type}' END, internal_id = brk.i_id::text, external_amount = brk.e_amount,
-    internal_amount = brk.i_amount, external_status = brk.e_status, internal_status = brk.raw_status, external_count = coalesce(brk.n, 0)
-  FROM ex JOIN brk ON brk.class = ex.class AND brk.key = ex.match_key WHERE b.id = ex.id
+    internal_type = CASE WHEN brk.internal_id IS NOT NULL THEN '${side.type}' END, internal_id = brk.internal_id, external_amount = brk.external_amount,
+    internal_amount = brk.internal_amount, external_status = brk.external_status, internal_status = brk.internal_status, external_count = brk.external_count
+  FROM ex JOIN brk ON brk.class = ex.class AND brk.match_key = ex.match_key WHERE b.id = ex.id
 )` : ''}, ins AS (
   INSERT INTO reconcile_breaks (scope, provider, class, match_key, run_id, first_run_id, external_id, internal_type, internal_id,
     external_amount, internal_amount, currency, external_status, internal_status, external_count, occurred_at)
-  SELECT $2, $5, class, key, $1, $1, external_id, CASE WHEN i_id IS NOT NULL THEN '${side.type}' END, i_id::text,
-    e_amount, i_amount, coalesce(e_currency, i_currency), e_status, raw_status, coalesce(n, 0), coalesce(e_at::timestamptz, i_at)
-  FROM brk${upsert ? ' WHERE NOT EXISTS (SELECT 1 FROM ex WHERE ex.class = brk.class AND ex.match_key = brk.key)' : ''}
+  SELECT $2, $5, class, match_key, $1, $1, external_id, CASE WHEN internal_id IS NOT NULL THEN '${side.type}' END, internal_id,
+    external_amount, internal_amount, currency, external_status, internal_status, external_count, occurred_at
+  FROM brk${upsert ? ' WHERE NOT EXISTS (SELECT 1 FROM ex WHERE ex.class = brk.class AND ex.match_key = brk.match_key)' : ''}
 )
-SELECT coalesce(class, 'matched') AS class, count(*)::int AS n, count(*) FILTER (WHERE bad)::int AS bad,
-  count(*) FILTER (WHERE i_id IS NOT NULL)::int AS internal FROM cls GROUP BY 1`;
+SELECT class, n, bad, internal FROM agg`;
 }
 
 // HTTP callbacks to internal services (seed 003): each must end acknowledged (delivered). Dead ones,
