@@ -65,8 +65,14 @@ CREATE TABLE case_adjustments (
   decided_at             timestamptz,
   decision_note          text,
   ledger_transaction_id  uuid,
-  CONSTRAINT case_adjustments_four_eyes CHECK (decided_by IS NULL OR decided_by <> proposed_by),
+  -- Four eyes: whoever posts it is not whoever proposed it (the proposer may withdraw: rejected).
+  CONSTRAINT case_adjustments_four_eyes CHECK (status <> 'posted' OR decided_by <> proposed_by),
   CONSTRAINT case_adjustments_posted CHECK ((status = 'posted') = (ledger_transaction_id IS NOT NULL)),
   CONSTRAINT case_adjustments_decided CHECK ((status = 'proposed') = (decided_at IS NULL))
 );
 CREATE INDEX case_adjustments_case ON case_adjustments (case_id, proposed_at);
+
+-- The detectors' sweeps (src/cases/detect.ts) look for money in suspense and for reversed
+-- preliminary credits the wallet had already spent: rare rows, found without scanning deposits.
+CREATE INDEX deposits_suspended ON deposits (id) WHERE suspended > 0;
+CREATE INDEX deposits_shortfall ON deposits (id) WHERE shortfall > 0;
