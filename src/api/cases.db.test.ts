@@ -103,6 +103,12 @@ describe('lifecycle', () => {
     const na = await admin(t.url, 'POST', `/cases/${id}/resolve`, { action: { type: 'redrive_delivery' } });
     expect(na).toMatchObject({ status: 422, json: { code: 'action_not_applicable' } });
     const ev = (await admin<CaseJson>(t.url, 'GET', `/cases/${id}`)).json.events;
+    // A case opened by hand may name a record by any text; an action needs a real id.
+    const byHand = await admin<CaseJson>(t.url, 'POST', '/cases', { kind: 'operation', cause: 'by_hand', subject: { type: 'operation', id: 'not-a-uuid' }, summary: 's' });
+    expect(await admin(t.url, 'POST', `/cases/${byHand.json.id}/resolve`, { action: { type: 'retry_operation' } }))
+      .toMatchObject({ status: 422, json: { code: 'action_not_applicable' } });
+    expect(await admin(t.url, 'POST', `/cases/${byHand.json.id}/resolve`, { action: { type: 'retry_operation', params: { operation_id: 'x' } } }))
+      .toMatchObject({ status: 422, json: { code: 'invalid_action_params' } });
     expect(ev.at(-1)).toMatchObject({ type: 'action_failed', actor: 'op', data: { action: 'redrive_delivery', code: 'action_not_applicable' } });
   });
 });

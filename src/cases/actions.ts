@@ -5,6 +5,7 @@
 // operator's approval (adjustments.ts) instead of running in the resolving request.
 import type pg from 'pg';
 import { z } from 'zod';
+import { isUuid } from '../kernel/ids.ts';
 import type { Operations } from '../operations/index.ts';
 import { redrive } from '../outbox/index.ts';
 import type { Case, CaseSubjectType } from './cases.ts';
@@ -60,7 +61,8 @@ export function targetOf(ctx: CaseActionContext, type: CaseSubjectType, param: s
   const explicit = given.data[param];
   if (typeof explicit === 'string') return explicit;
   const c = ctx.case;
-  const found = c.subject.type === type ? c.subject.id : c.related.find((r) => r.type === type)?.id;
+  // Records named by hand may carry any text as an id; only a UUID can name one of ours.
+  const found = [c.subject, ...c.related].find((r) => r.type === type && isUuid(r.id))?.id;
   return found ?? refuse('action_not_applicable', `case ${c.id} concerns no ${type}; name one with ${param}`);
 }
 
