@@ -81,6 +81,10 @@ describe('operations unknown past their deadline, and dead deliveries', () => {
     const [c] = await casesFor(t, 'operation_unknown_overdue', opId);
     expect(c).toMatchObject({ kind: 'operation', status: 'open', seenCount: 1, related: [{ type: 'deposit', id: 'dep-op-retry' }] });
     expect(c!.details).toMatchObject({ provider: 'lossy', operation_kind: 'charge', error_message: 'socket hang up' });
+    // The deposit's integration status shows the case among its items, and as a failure needing a person.
+    const status = await admin<{ state: string; items: { kind: string; id: string; state: string; detail: string }[] }>(t.url, 'GET', '/status/deposit/dep-op-retry');
+    expect(status.json.state).toBe('failed');
+    expect(status.json.items).toContainEqual(expect.objectContaining({ kind: 'case', id: c!.id, state: 'failed', detail: 'operation: operation_unknown_overdue' }));
 
     // The provider still cannot say: the action is refused, the case stays open, the attempt is in its history.
     const refused = await admin(t.url, 'POST', `/cases/${c!.id}/resolve`, { action: { type: 'retry_operation' } });
