@@ -139,6 +139,10 @@ describe('list', () => {
       if (!before) break;
     }
     expect(seen).toEqual([...ids].reverse());
+    // Open cases are a gauge an alert can watch: 6 of the 7 wait for a person (one is won't fix).
+    const metrics = await (await request(`${t.url}/metrics`)).body.text();
+    expect(metrics).toContain(`seigo_cases_open{kind="${kind}",cause="even"} 3`);
+    expect(metrics).toContain(`seigo_cases_open{kind="${kind}",cause="odd"} 3`);
   });
 });
 
