@@ -214,5 +214,13 @@ describe('manual ledger adjustment with two-person approval', () => {
       .toMatchObject({ status: 409, json: { code: 'adjustment_not_pending' } });
     expect((await getBalance(t.tdb.db.pool, wallet.id))!.posted).toBe(0n);
     expect((await admin<CaseJson>(t.url, 'GET', `/cases/${id}`)).json.status).toBe('open');
+
+    // A proposal left pending when the case is closed another way posts nothing.
+    const late = await admin<AdjustmentJson>(t.url, 'POST', `/cases/${id}/adjustments`,
+      { entries: [{ account_id: suspense.id, amount: '-100' }, { account_id: wallet.id, amount: '100' }], memo: 'move 100 to the right wallet' }, ALICE);
+    expect((await admin(t.url, 'POST', `/cases/${id}/wont-fix`, { note: 'customer withdrew the claim' }, BOB)).status).toBe(200);
+    expect(await admin(t.url, 'POST', `/cases/${id}/adjustments/${late.json.id}/approve`, {}, BOB))
+      .toMatchObject({ status: 409, json: { code: 'case_closed' } });
+    expect((await getBalance(t.tdb.db.pool, wallet.id))!.posted).toBe(0n);
   });
 });

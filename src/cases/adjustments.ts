@@ -1,7 +1,7 @@
 // Manual ledger adjustments with two-person approval (four eyes): one operator proposes balanced
 // entries on a case; a different operator approves, and only then is the posting made, through the
 // ledger's one posting path, keyed by the proposal id so that it happens at most once. Approval
-// resolves the case when it is still open.
+// resolves the case; a closed case takes no more postings.
 import type pg from 'pg';
 import { withTx, type Queryable } from '../kernel/db.ts';
 import { BadRequestError, NotFoundError, SeigoError } from '../kernel/errors.ts';
@@ -87,8 +87,8 @@ async function lockAdjustment(tx: Queryable, caseId: string, id: string): Promis
 
 /**
  * A second operator approves: the posting is made (limits not enforced: this is an operator's
- * correction), the proposal records it, and the case is resolved if still open — all in one
- * transaction. The proposer cannot approve. Approving an approved proposal again changes nothing
+ * correction), the proposal records it, and the case is resolved — all in one transaction. A
+ * closed case refuses (case_closed). The proposer cannot approve. Approving an approved proposal again changes nothing
  * and returns it with `duplicate: true`.
  */
 export async function approveAdjustment(
@@ -101,6 +101,9 @@ export async function approveAdjustment(
     }
     if (adj.status === 'posted') return { adjustment: adj, duplicate: true };
     if (adj.status !== 'proposed') throw new AdjustmentError('adjustment_not_pending', `adjustment ${id} is ${adj.status}`, { status: adj.status });
+    // Money moves only for a case still waiting for it: of two proposals on one case, the first approved wins.
+    const c = await lockCase(tx, caseId);
+    if (c.closedAt) throw new CaseError('case_closed', `case ${caseId} is ${c.status}; reject this proposal or open a new case`, { status: c.status });
     const posted = await post(tx, {
       idempotencyKey: adjustmentPostingKey(id), kind: 'manual_adjustment', description: adj.memo,
       metadata: { case_id: caseId, adjustment_id: id, proposed_by: adj.proposedBy, approved_by: a.actor },
