@@ -16,7 +16,8 @@ import type { ProviderAdapter } from '../providers/types.ts';
 import { WorkerRuntime, type PeriodicJob, type WorkLoop } from '../worker/runtime.ts';
 import { expireHolds } from '../ledger/index.ts';
 import { createDeposits, type Deposits } from '../deposits/index.ts';
-import { reconcileJobs } from '../reconcile/index.ts';
+import { reconcileJobs, reimportRowAction } from '../reconcile/index.ts';
+import { CaseActions, detectCases, redriveDeliveryAction, retryOperationAction } from '../cases/index.ts';
 
 export interface EngineOptions {
   config: Config;
@@ -42,6 +43,8 @@ export interface Engine {
   operations: Operations;
   /** Deposits for the wallet's backend (card realtime flow). */
   deposits: Deposits;
+  /** What resolving a case may do, by name; modules register theirs (reconciliation: reimport_row). */
+  caseActions: CaseActions;
   inboxWriter: InboxWriter;
   inbox: InboxProcessor;
   handlerDeliveries: HandlerDeliveryProcessor;
@@ -83,9 +86,12 @@ export function createEngine(opts: EngineOptions): Engine {
   const handlerDeliveries = new HandlerDeliveryProcessor({ pool: db.pool, log, onOutcome }, consumers);
   const httpDeliveries = new HttpDeliveryProcessor({ pool: db.pool, log, onOutcome }, { dispatcher: egress, leaseMs: config.worker.leaseMs, userAgent: 'seigo/0.1' });
   const batch = config.worker.batchSize;
+  const caseActions = new CaseActions().register(retryOperationAction(operations)).register(redriveDeliveryAction());
+  caseActions.register(reimportRowAction({ pool: db.pool, providers, inboxWriter, operations, log }));
 
   return {
     config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
+    caseActions,
     createWorker(role = 'worker', extra = {}) {
       const loops: WorkLoop[] = [
         { name: 'inbox', channel: 'inbox', concurrency: 2, runOnce: () => inbox.runOnce(batch) },
@@ -99,6 +105,8 @@ export function createEngine(opts: EngineOptions): Engine {
         // A charge the janitor declared unknown (its process died mid-call): the deposit follows it.
         { name: 'deposits.sync', intervalMs: 10_000, run: async () => { await deposits.syncOnce(); } },
         ...(config.reconcile.schedule ? reconcileJobs({ pool: db.pool, providers, inboxWriter, operations, log }, config.reconcile) : []),
+        // Outcomes the modules above only report (unknown past deadline, dead deliveries, suspense, shortfall) become cases.
+        { name: 'cases.detect', intervalMs: 60_000, run: async () => { await detectCases(db.pool, { log }); } },
         ...(extra.periodic ?? []),
       ];
       return new WorkerRuntime({ pool: db.pool, databaseUrl: db.url, log, role, pollIntervalMs: config.worker.pollIntervalMs, loops, periodic });

@@ -6,3 +6,4 @@ export { ReconcileInputError } from './errors.ts';
 export { BREAK_CLASSES, CANONICAL_STATUSES, type BreakClass, type RunCounts } from './classes.ts';
 export { listRuns, getRun, listBreaks, breaksCsv, type BreakFilter } from './read.ts';
 export { reconcileJobs } from './schedule.ts';
+export { reimportRowAction } from './repair.ts';

@@ -280,6 +280,10 @@ describe('a CSV export with a declared mapping', () => {
     const seen = (await breaks(again.id)).filter((b) => b.match_key === paid[1]!.providerPaymentId);
     expect(seen).toHaveLength(1);
     expect(seen[0]).toMatchObject({ seen_count: 2, repair: 'case' });
+    // One case per break, however often it is seen.
+    const cases = await pool().query<{ n: string }>(
+      `SELECT count(*) AS n FROM cases WHERE subject_type = 'recon_break' AND subject_id = $1 AND cause = 'recon_amount_mismatch'`, [seen[0]!.id]);
+    expect(cases.rows[0]!.n).toBe('1');
   });
 
   it('a malformed file or mapping is refused with the line and column, and changes nothing', async () => {
@@ -401,7 +405,16 @@ describe('Zengin transfer-notice files against bank transfers', () => {
 
     const again = await run({ source: 'zengin', file: path });
     expect(again.counts).toMatchObject({ matched: 2, missing_here: 0, amount_mismatch: 1 });
-    expect(again.repairs.imports).toBe(0);
+    expect(again.repairs).toMatchObject({ imports: 0, cases: 0 });
+
+    // The case about the amount: an operator resolves it by re-importing the bank's row (the
+    // import path keeps the first booking: the transfer is already there).
+    const [mismatch] = (await breaks(again.id)).filter((b) => b.class === 'amount_mismatch');
+    const c = (await pool().query<{ id: string }>(`SELECT id FROM cases WHERE subject_type = 'recon_break' AND subject_id = $1`, [mismatch!.id])).rows[0]!;
+    const resolved = await admin<{ status: string; action: { result: Record<string, unknown> } }>(t.url, 'POST', `/cases/${c.id}/resolve`, { action: { type: 'reimport_row' } });
+    expect(resolved.status).toBe(200);
+    expect(resolved.json.status).toBe('resolved');
+    expect(resolved.json.action.result).toMatchObject({ break_id: mismatch!.id, external_id: mismatch!.match_key });
 
     const broken = join(dir, 'broken.txt');
     await writeFile(broken, Buffer.from('1'.padEnd(200, ' ')));
@@ -425,5 +438,8 @@ describe('HTTP deliveries to internal services', () => {
     const b = await breaks(r.id);
     expect(b.map((x) => x.internal_id).sort()).toEqual([byMessage(ids[0]!), byMessage(ids[2]!)].sort());
     expect(b.every((x) => x.repair === 'case')).toBe(true);
+    // Cases about the deliveries themselves: the dead one is the case the cases sweep would open.
+    const cases = (await pool().query<{ subject_id: string; cause: string }>(`SELECT subject_id, cause FROM cases WHERE subject_type = 'delivery' ORDER BY cause`)).rows;
+    expect(cases).toEqual([{ subject_id: byMessage(ids[0]!), cause: 'delivery_dead' }, { subject_id: byMessage(ids[2]!), cause: 'delivery_unacknowledged' }]);
   });
 });

@@ -11,7 +11,9 @@
 //     (inquireSoon), which settles an unknown charge or reservation;
 //   - the rest, and a repaired break still seen `escalateAfterMs` after its repair: a case.
 import { withTx } from '../kernel/db.ts';
+import type { CaseAction } from '../cases/index.ts';
 import { importTransfer } from '../deposits/index.ts';
+import { replayInbox } from '../intake/index.ts';
 import type { ProviderAdapter } from '../providers/types.ts';
 import type { RepairCounts, RunSource } from './classes.ts';
 import type { ReconcileDeps } from './run.ts';
@@ -32,9 +34,13 @@ export interface BreakRow {
   internal_amount: string | null;
   external_raw: { status?: string; object?: Record<string, unknown> } & Record<string, unknown> | null;
   repair: 'none' | 'notification' | 'inquiry' | 'import' | 'case';
+  repair_ref: string | null;
   repaired_at: Date | null;
   first_run_id: string;
 }
+
+const BREAK_SELECT = `SELECT id::text, scope, provider, class, match_key, external_id, internal_type, internal_id, external_status, internal_status,
+  external_amount::text, internal_amount::text, external_raw, repair, repair_ref, repaired_at, first_run_id FROM reconcile_breaks`;
 
 // Ours has not moved on: the notice that would move it was lost.
 const NOT_FINAL_HERE = new Set(['pending', 'processing', 'unknown', 'awaiting_payment', 'paid_preliminary', 'expired', 'cancelled']);
@@ -63,10 +69,7 @@ export function syntheticNotification(adapter: ProviderAdapter, object: Record<s
 
 export async function repairRun(deps: ReconcileDeps, runId: string, source: RunSource, o: { escalateAfterMs: number }): Promise<RepairCounts> {
   const counts: RepairCounts = { notifications: 0, inquiries: 0, imports: 0, cases: 0 };
-  const r = await deps.pool.query<BreakRow>(
-    `SELECT id, scope, provider, class, match_key, external_id, internal_type, internal_id, external_status, internal_status,
-       external_amount::text, internal_amount::text, external_raw, repair, repaired_at, first_run_id
-     FROM reconcile_breaks WHERE run_id = $1 AND status = 'open' AND repair <> 'case' ORDER BY id`, [runId]);
+  const r = await deps.pool.query<BreakRow>(`${BREAK_SELECT} WHERE run_id = $1 AND status = 'open' AND repair <> 'case' ORDER BY id`, [runId]);
   const mark = (b: BreakRow, repair: BreakRow['repair'], ref: string | null, caseId?: string | null) => deps.pool.query(
     `UPDATE reconcile_breaks SET repair = $2, repair_ref = $3, repaired_at = now(), case_id = coalesce($4, case_id) WHERE id = $1`,
     [b.id, repair, ref, caseId ?? null]);
@@ -94,20 +97,12 @@ export async function repairRun(deps: ReconcileDeps, runId: string, source: RunS
 
   async function tryRepair(d: ReconcileDeps, b: BreakRow, src: RunSource, c: RepairCounts): Promise<boolean> {
     const theirsEnded = b.class === 'missing_here' || (b.class === 'status_mismatch' && (b.internal_status === null || NOT_FINAL_HERE.has(b.internal_status)));
-    if (src === 'provider' && theirsEnded && b.provider && b.external_raw?.object) {
-      const adapter = d.providers.get(b.provider);
-      const n = adapter && syntheticNotification(adapter, b.external_raw.object, new Date());
-      if (!n) return false;
-      const w = await d.inboxWriter.write({ provider: b.provider, eventId: n.eventId, headers: { 'x-seigo-source': 'reconciliation' }, body: n.body, source: 'reconciliation' });
-      await mark(b, 'notification', w.id);
-      c.notifications++;
-      return true;
-    }
-    if (src === 'zengin' && b.class === 'missing_here' && b.external_raw) {
-      const t = b.external_raw as unknown as { externalId: string; account: { accountNumber: string; bankCode?: string; branchCode?: string }; amount: string; payerName: string; transactionDate?: string };
-      const imported = await withTx(d.pool, (tx) => importTransfer(tx, { ...t, amount: BigInt(t.amount) }));
-      await mark(b, 'import', imported.transfer.externalId);
-      c.imports++;
+    if ((src === 'provider' && theirsEnded) || (src === 'zengin' && b.class === 'missing_here')) {
+      const fed = await feed(d, b);
+      if (!fed) return false;
+      await mark(b, fed.repair, fed.ref);
+      if (fed.repair === 'notification') c.notifications++;
+      else c.imports++;
       return true;
     }
     if (b.class === 'missing_there' && b.internal_type === 'deposit' && b.internal_id) {
@@ -122,4 +117,53 @@ export async function repairRun(deps: ReconcileDeps, runId: string, source: RunS
     return false;
   }
   return counts;
+}
+
+/**
+ * Their row through our normal path: a provider's payment as a synthetic notification into the
+ * inbox (source 'reconciliation'), a bank's transfer into the transfer import. Undefined when the
+ * break carries nothing that path can take.
+ */
+async function feed(d: ReconcileDeps, b: BreakRow): Promise<{ repair: 'notification' | 'import'; ref: string } | undefined> {
+  if (b.scope.startsWith('provider:') && b.provider && b.external_raw?.object) {
+    const adapter = d.providers.get(b.provider);
+    const n = adapter && syntheticNotification(adapter, b.external_raw.object, new Date());
+    if (!n) return undefined;
+    const w = await d.inboxWriter.write({ provider: b.provider, eventId: n.eventId, headers: { 'x-seigo-source': 'reconciliation' }, body: n.body, source: 'reconciliation' });
+    return { repair: 'notification', ref: w.id };
+  }
+  if (b.scope === 'zengin' && b.external_raw) {
+    const t = b.external_raw as unknown as { externalId: string; account: { accountNumber: string; bankCode?: string; branchCode?: string }; amount: string; payerName: string; transactionDate?: string };
+    const imported = await withTx(d.pool, (tx) => importTransfer(tx, { ...t, amount: BigInt(t.amount) }));
+    return { repair: 'import', ref: imported.transfer.externalId };
+  }
+  return undefined;
+}
+
+const BREAK_ID = /^[0-9]{1,18}$/;
+
+/**
+ * `reimport_row` for cases (src/cases): the break's row through the normal path again. A
+ * notification already in the inbox is replayed (processed again, idempotently); otherwise it is fed
+ * as the repair would have. The case is resolved when the row went in, not when it took effect.
+ */
+export function reimportRowAction(deps: ReconcileDeps): CaseAction {
+  return {
+    name: 'reimport_row',
+    description: "Feed a reconciliation break's row through the normal path again: the provider's notification into the inbox, or the bank transfer into the import",
+    async perform(ctx) {
+      const c = ctx.case;
+      const id = [c.subject, ...c.related].find((r) => r.type === 'recon_break' && BREAK_ID.test(r.id))?.id;
+      if (!id) return { ok: false, code: 'action_not_applicable', message: `case ${c.id} concerns no reconciliation break` };
+      const r = await ctx.pool.query<BreakRow>(`${BREAK_SELECT} WHERE id = $1`, [id]);
+      const b = r.rows[0];
+      if (!b) return { ok: false, code: 'break_not_found', message: `no reconciliation break ${id}` };
+      if (b.repair_ref && b.scope.startsWith('provider:') && await replayInbox(ctx.pool, b.repair_ref)) {
+        return { ok: true, result: { break_id: id, inbox_id: b.repair_ref, replayed: true } };
+      }
+      const fed = await feed(deps, b);
+      if (!fed) return { ok: false, code: 'nothing_to_reimport', message: `break ${id} (${b.scope}, ${b.class}) carries no row that a normal path takes` };
+      return { ok: true, result: { break_id: id, [fed.repair === 'notification' ? 'inbox_id' : 'external_id']: fed.ref } };
+    },
+  };
 }

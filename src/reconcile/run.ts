@@ -228,10 +228,10 @@ const RESOLVE = `
 UPDATE reconcile_breaks SET status = 'resolved', resolved_at = now(), resolved_run_id = $1
 WHERE scope = $2 AND status = 'open' AND run_id <> $1 AND occurred_at >= $3 AND occurred_at < $4`;
 
-// Their row as they gave it, on the breaks a repair can use it for.
+// Their row as they gave it, on the breaks (a repair, or a case's re-import, replays it).
 const ATTACH_RAW = `
 UPDATE reconcile_breaks b SET external_raw = x.raw FROM ${STAGE_TABLE} x
-WHERE b.run_id = $1 AND b.class IN ('missing_here', 'status_mismatch') AND x.external_id = b.external_id AND x.raw IS NOT NULL`;
+WHERE b.run_id = $1 AND x.external_id = b.external_id AND x.raw IS NOT NULL`;
 
 export async function runReconcile(deps: ReconcileDeps, req: ReconcileRequest, opts: ReconcileOptions = {}): Promise<RunSummary> {
   const t0 = performance.now();
