@@ -165,27 +165,29 @@ WITH e AS (
     (j.i_key IS NOT NULL OR lk.id IS NOT NULL) AS has_i
   FROM j LEFT JOIN (SELECT j.key, l.id, l.amount, l.currency, l.status, l.raw_status, l.at FROM j CROSS JOIN LATERAL (${side.lookup('j.key')}) l WHERE j.i_key IS NULL) lk ON lk.key = j.key`
     : 'j.i_id, j.i_amount, j.i_currency, j.i_status, j.raw_status, j.i_at, j.i_key IS NOT NULL AS has_i FROM j'}
-), cls AS (
-  SELECT c.*, CASE
-    WHEN n > 1 THEN 'duplicate_there'
-    WHEN n IS NULL THEN CASE WHEN i_at >= $3 AND i_at < $4
-      AND (i_status = 'paid' OR raw_status IN ('unknown', 'awaiting_payment', 'paid_preliminary')) THEN 'missing_there' END
-    WHEN NOT has_i THEN CASE WHEN e_status = 'paid' THEN 'missing_here' END
-    WHEN e_amount IS DISTINCT FROM i_amount OR e_currency IS DISTINCT FROM i_currency THEN 'amount_mismatch'
-    WHEN e_status = i_status THEN NULL
-    WHEN e_status = 'paid' AND i_status = 'pending' THEN 'missing_here'
-    ELSE 'status_mismatch'
-  END AS class FROM c
 ), agg AS (
-  -- Counted per class in one pass, the breaks gathered along (a few percent of the rows), so the
-  -- classified rows are never stored.
-  SELECT coalesce(class, 'matched') AS class, count(*)::int AS n, count(*) FILTER (WHERE bad)::int AS bad,
-    count(i_id)::int AS internal,
-    array_agg(ROW(class, key, external_id, i_id::text, e_amount, i_amount, coalesce(e_currency, i_currency), e_status, raw_status,
-      coalesce(n, 0), coalesce(e_at::timestamptz, i_at))::reconcile_break_row) FILTER (WHERE class IS NOT NULL AND NOT bad) AS rows
-  FROM cls GROUP BY 1
+  -- One pass without grouping: every key is counted, and the few that are not clean (held twice,
+  -- held by one side only, another amount, currency or status) are gathered with what a break
+  -- keeps; only those are classified below. So the classified rows are never stored.
+  SELECT count(*)::int AS keys, count(*) FILTER (WHERE bad)::int AS bad, count(i_id)::int AS internal,
+    array_agg(ROW(key, external_id, i_id::text, e_amount, i_amount, e_currency, i_currency, e_status, i_status, raw_status,
+      coalesce(n, 0), coalesce(e_at::timestamptz, i_at), has_i)::reconcile_break_row)
+      FILTER (WHERE NOT bad AND (n IS DISTINCT FROM 1 OR NOT has_i OR e_amount IS DISTINCT FROM i_amount
+        OR e_currency IS DISTINCT FROM i_currency OR e_status IS DISTINCT FROM i_status)) AS rows
+  FROM c
 ), brk AS (
-  SELECT (unnest(rows)).* FROM agg WHERE rows IS NOT NULL
+  SELECT * FROM (
+    SELECT r.*, CASE
+      WHEN r.external_count > 1 THEN 'duplicate_there'
+      WHEN r.external_count = 0 THEN CASE WHEN r.occurred_at >= $3 AND r.occurred_at < $4
+        AND (r.our_status = 'paid' OR r.internal_status IN ('unknown', 'awaiting_payment', 'paid_preliminary')) THEN 'missing_there' END
+      WHEN NOT r.has_internal THEN CASE WHEN r.external_status = 'paid' THEN 'missing_here' END
+      WHEN r.external_amount IS DISTINCT FROM r.internal_amount OR r.their_currency IS DISTINCT FROM r.our_currency THEN 'amount_mismatch'
+      WHEN r.external_status = 'paid' AND r.our_status = 'pending' THEN 'missing_here'
+      ELSE 'status_mismatch'
+    END AS class
+    FROM agg, unnest(agg.rows) r
+  ) x WHERE class IS NOT NULL
 )${upsert ? `, ex AS (
   SELECT id, class, match_key FROM reconcile_breaks WHERE scope = $2 AND status = 'open'
 ), upd AS (
@@ -197,10 +199,12 @@ WITH e AS (
   INSERT INTO reconcile_breaks (scope, provider, class, match_key, run_id, first_run_id, external_id, internal_type, internal_id,
     external_amount, internal_amount, currency, external_status, internal_status, external_count, occurred_at)
   SELECT $2, $5, class, match_key, $1, $1, external_id, CASE WHEN internal_id IS NOT NULL THEN '${side.type}' END, internal_id,
-    external_amount, internal_amount, currency, external_status, internal_status, external_count, occurred_at
+    external_amount, internal_amount, coalesce(their_currency, our_currency), external_status, internal_status, external_count, occurred_at
   FROM brk${upsert ? ' WHERE NOT EXISTS (SELECT 1 FROM ex WHERE ex.class = brk.class AND ex.match_key = brk.match_key)' : ''}
 )
-SELECT class, n, bad, internal FROM agg`;
+SELECT class, count(*)::int AS n, 0 AS bad, 0 AS internal FROM brk GROUP BY class
+UNION ALL
+SELECT 'matched', agg.keys - (SELECT count(*) FROM brk)::int, agg.bad, agg.internal FROM agg`;
 }
 
 // HTTP callbacks to internal services (seed 003): each must end acknowledged (delivered). Dead ones,
