@@ -216,15 +216,18 @@ WITH cls AS (
     WHEN d.status IN ('pending', 'sending') AND d.created_at < $6 THEN 'missing_there'
   END AS class
   FROM deliveries d WHERE d.target_type = 'http' AND d.status <> 'cancelled' AND d.created_at >= $3 AND d.created_at < $4
+), found AS (
+  -- Only the breaks meet the open ones: a few rows on each side, whatever plan joins them.
+  SELECT key, class, status, created_at FROM cls WHERE class IS NOT NULL
 ), ex AS (
   SELECT id, match_key FROM reconcile_breaks WHERE scope = $2 AND status = 'open' AND class = 'missing_there'
 ), upd AS (
-  UPDATE reconcile_breaks b SET run_id = $1, seen_count = b.seen_count + 1, last_seen_at = now(), internal_status = cls.status
-  FROM ex JOIN cls ON cls.key = ex.match_key AND cls.class IS NOT NULL WHERE b.id = ex.id
+  UPDATE reconcile_breaks b SET run_id = $1, seen_count = b.seen_count + 1, last_seen_at = now(), internal_status = found.status
+  FROM ex JOIN found ON found.key = ex.match_key WHERE b.id = ex.id
 ), ins AS (
   INSERT INTO reconcile_breaks (scope, provider, class, match_key, run_id, first_run_id, internal_type, internal_id, internal_status, occurred_at)
-  SELECT $2, $5, class, key, $1, $1, 'delivery', key, status, created_at FROM cls
-  WHERE class IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ex WHERE ex.match_key = cls.key)
+  SELECT $2, $5, class, key, $1, $1, 'delivery', key, status, created_at FROM found
+  WHERE NOT EXISTS (SELECT 1 FROM ex WHERE ex.match_key = found.key)
 )
 SELECT coalesce(class, 'matched') AS class, count(*)::int AS n, 0 AS bad, count(*)::int AS internal FROM cls GROUP BY 1`;
 
