@@ -71,10 +71,9 @@ CREATE TABLE reconcile_breaks (
 CREATE INDEX reconcile_breaks_run ON reconcile_breaks (run_id, class, id);
 CREATE INDEX reconcile_breaks_scope_open ON reconcile_breaks (scope) WHERE status = 'open';
 
--- A row that may be a break, as one run's statement gathers it (src/reconcile/run.ts): every key is
--- counted, and only these (a few percent) are classified and kept.
+-- A break as one run's statement gathers it (src/reconcile/run.ts): counted and collected in one
+-- pass over the classified rows.
 CREATE TYPE reconcile_break_row AS (
-  match_key text, external_id text, internal_id text, external_amount bigint, internal_amount bigint,
-  their_currency text, our_currency text, external_status text, our_status text, internal_status text,
-  external_count int, occurred_at timestamptz, has_internal boolean
+  class text, match_key text, external_id text, internal_id text, external_amount bigint, internal_amount bigint, currency text,
+  external_status text, internal_status text, external_count int, occurred_at timestamptz
 );

@@ -173,7 +173,7 @@ WITH e AS (
   -- keeps; only those are classified below. So the classified rows are never stored.
   SELECT count(*)::int AS keys, count(*) FILTER (WHERE bad)::int AS bad, count(i_id)::int AS internal,
     array_agg(ROW(key, external_id, i_id::text, e_amount, i_amount, e_currency, i_currency, e_status, i_status, raw_status,
-      coalesce(n, 0), coalesce(e_at::timestamptz, i_at), has_i)::reconcile_break_row)
+      coalesce(n, 0), coalesce(e_at::timestamptz, i_at), has_i))
       FILTER (WHERE NOT bad AND (n IS DISTINCT FROM 1 OR NOT has_i OR e_amount IS DISTINCT FROM i_amount
         OR e_currency IS DISTINCT FROM i_currency OR e_status IS DISTINCT FROM i_status)) AS rows
   FROM c
@@ -188,7 +188,9 @@ WITH e AS (
       WHEN r.external_status = 'paid' AND r.our_status = 'pending' THEN 'missing_here'
       ELSE 'status_mismatch'
     END AS class
-    FROM agg, unnest(agg.rows) r
+    FROM agg, unnest(agg.rows) AS r(match_key text, external_id text, internal_id text, external_amount bigint, internal_amount bigint,
+      their_currency text, our_currency text, external_status text, our_status text, internal_status text, external_count int,
+      occurred_at timestamptz, has_internal boolean)
   ) x WHERE class IS NOT NULL
 )${upsert ? `, ins AS (
   -- Open breaks exist in this scope: the breaks found go to a temporary table, and two more
