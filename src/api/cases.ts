@@ -8,7 +8,7 @@ import type { Engine } from '../engine/engine.ts';
 import { withTx } from '../kernel/db.ts';
 import {
   CASE_STATUSES, CASE_SUBJECT_TYPES, CaseError, approveAdjustment, assignCase, caseEvents, commentCase, getCase, listAdjustments, listCases,
-  openCase, proposeAdjustment, rejectAdjustment, resolveCase, transitionOrThrow, MANUAL_LEDGER_ADJUSTMENT,
+  openCase, proposeAdjustment, adjustmentProposal, rejectAdjustment, resolveCase, transitionOrThrow, MANUAL_LEDGER_ADJUSTMENT,
   type Adjustment, type Case, type CaseEvent, type CaseStatus,
 } from '../cases/index.ts';
 import { route, type OpenApiRegistry } from './route.ts';
@@ -24,8 +24,6 @@ const statusList = z.string().max(200).transform((s, ctx) => {
   if (bad.length || parts.length === 0) ctx.addIssue({ code: 'custom', message: `statuses are ${CASE_STATUSES.join(', ')} (comma-separated)` });
   return parts as CaseStatus[];
 });
-const money = z.string().regex(/^-?\d{1,18}$/, 'integer minor units as a string');
-const entries = z.array(z.object({ account_id: uuid, amount: money }).strict()).min(2).max(50);
 
 const caseJson = (c: Case) => ({
   id: c.id, kind: c.kind, cause: c.cause, status: c.status, subject: c.subject, related: c.related, summary: c.summary, details: c.details,
@@ -147,7 +145,7 @@ export async function caseRoutes(app: FastifyInstance, engine: Engine, registry:
   route(app, registry, {
     method: 'POST', url: `${P}/:id/adjustments`, tags: ['cases'], role: 'operator', responseStatus: 201,
     summary: 'Propose a manual ledger adjustment (balanced entries and a memo) on an open case; a different operator must approve it',
-    params: caseParams, body: z.object({ entries, memo: z.string().min(1).max(2000) }).strict(),
+    params: caseParams, body: adjustmentProposal,
   }, async ({ params, body, req }) => adjustmentJson(await proposeAdjustment(pool, params.id, {
     entries: body.entries.map((e) => ({ accountId: e.account_id, amount: BigInt(e.amount) })), memo: body.memo, actor: actorOf(req),
   })));

@@ -11,5 +11,5 @@ export {
   proposeAdjustment, approveAdjustment, rejectAdjustment, listAdjustments, adjustmentPostingKey, AdjustmentError,
   type Adjustment, type AdjustmentEntry, type AdjustmentStatus,
 } from './adjustments.ts';
-export { resolveCase, ActionRefusedError, MANUAL_LEDGER_ADJUSTMENT, type ResolveInput, type ResolveOutcome } from './resolve.ts';
+export { resolveCase, adjustmentProposal, ActionRefusedError, MANUAL_LEDGER_ADJUSTMENT, type ResolveInput, type ResolveOutcome } from './resolve.ts';
 export { detectCases, DETECTORS, type DetectResult } from './detect.ts';
