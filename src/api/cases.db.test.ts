@@ -98,7 +98,7 @@ describe('lifecycle', () => {
     expect(r.json.available).toEqual(expect.arrayContaining(['manual_ledger_adjustment', 'redrive_delivery', 'retry_operation']));
     expect((await admin<CaseJson>(t.url, 'GET', `/cases/${id}`)).json.status).toBe('open');
     const listed = await admin<{ data: { name: string }[] }>(t.url, 'GET', '/case-actions', undefined, VIEWER_TOKEN);
-    expect(listed.json.data.map((a) => a.name)).toEqual(['manual_ledger_adjustment', 'redrive_delivery', 'retry_operation']);
+    expect(listed.json.data.map((a) => a.name)).toEqual(['manual_ledger_adjustment', 'redrive_delivery', 'replay_inbox', 'retry_operation']);
     // An action that does not apply to this case (no delivery among its records) is refused and recorded.
     const na = await admin(t.url, 'POST', `/cases/${id}/resolve`, { action: { type: 'redrive_delivery' } });
     expect(na).toMatchObject({ status: 422, json: { code: 'action_not_applicable' } });

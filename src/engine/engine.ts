@@ -16,7 +16,7 @@ import type { ProviderAdapter } from '../providers/types.ts';
 import { WorkerRuntime, type PeriodicJob, type WorkLoop } from '../worker/runtime.ts';
 import { expireHolds } from '../ledger/index.ts';
 import { createDeposits, type Deposits } from '../deposits/index.ts';
-import { CaseActions, detectCases, redriveDeliveryAction, retryOperationAction } from '../cases/index.ts';
+import { CaseActions, detectCases, redriveDeliveryAction, replayInboxAction, retryOperationAction } from '../cases/index.ts';
 
 export interface EngineOptions {
   config: Config;
@@ -85,7 +85,7 @@ export function createEngine(opts: EngineOptions): Engine {
   const handlerDeliveries = new HandlerDeliveryProcessor({ pool: db.pool, log, onOutcome }, consumers);
   const httpDeliveries = new HttpDeliveryProcessor({ pool: db.pool, log, onOutcome }, { dispatcher: egress, leaseMs: config.worker.leaseMs, userAgent: 'seigo/0.1' });
   const batch = config.worker.batchSize;
-  const caseActions = new CaseActions().register(retryOperationAction(operations)).register(redriveDeliveryAction());
+  const caseActions = new CaseActions().register(retryOperationAction(operations)).register(redriveDeliveryAction()).register(replayInboxAction());
 
   return {
     config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
