@@ -4,6 +4,11 @@
 // preliminary notice cancelled after the wallet spent it (KOMOJU simulator), a bank transfer to an
 // unknown account, a notification whose handler failed every retry. Each sweep opens exactly one case per problem and none on the next sweep; the
 // actions retry_operation, redrive_delivery and replay_inbox resolve through the admin API.
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { withTx } from '../kernel/db.ts';
 import { err, ok } from '../kernel/errors.ts';
@@ -260,5 +265,21 @@ describe('money in suspense and preliminary notices cancelled after spending', (
     expect((await admin(t.url, 'POST', `/cases/${c!.id}/wont-fix`, { note: 'returned to the payer by the bank' })).status).toBe(200);
     expect((await detectCases(t.tdb.db.pool)).opened.bank_transfer_suspense).toBeUndefined();
     expect(await casesFor(t, 'bank_transfer_suspense', 'zengin:unknown-1')).toHaveLength(1);
+  });
+
+  it('`seigo cases detect` runs the sweep once and `seigo cases list --json` shows what it opened', async () => {
+    await importTransfer(t.tdb.db.pool, { externalId: 'zengin:unknown-cli', account: { accountNumber: '0000001' }, amount: 2_000n, payerName: 'ﾀﾞﾚｶ' });
+    const dir = await mkdtemp(join(tmpdir(), 'seigo-cases-cli-'));
+    try {
+      await writeFile(join(dir, 'none.json'), '{}');
+      const seigo = (...args: string[]) => promisify(execFile)(process.execPath, [join(import.meta.dirname, '../../bin/seigo.js'), ...args],
+        { cwd: dir, env: { ...process.env, DATABASE_URL: t.tdb.url, SEIGO_CONFIG: join(dir, 'none.json') }, timeout: 60_000 });
+      expect(JSON.parse((await seigo('cases', 'detect')).stdout)).toEqual({ opened: { bank_transfer_suspense: 1 }, auto_resolved: 0 });
+      expect(JSON.parse((await seigo('cases', 'detect')).stdout)).toEqual({ opened: {}, auto_resolved: 0 });
+      const listed = (await seigo('cases', 'list', '--cause', 'bank_transfer_suspense', '--json')).stdout.trim().split('\n').map((l) => JSON.parse(l) as Case);
+      expect(listed.map((c) => c.subject.id)).toEqual(['zengin:unknown-cli']);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
