@@ -129,6 +129,12 @@ describe('list', () => {
     expect(await q('assignee=carol')).toEqual([ids[0]]);
     expect((await q('unassigned=true')).length).toBe(6);
     expect(await q('subject_type=operation&subject_id=op-list-3')).toEqual([ids[3]]);
+    const related = await withTx(t.tdb.db.pool, (tx) => openCase(tx, {
+      kind, cause: 'odd', subject: { type: 'delivery', id: 'dl-1' }, related: [{ type: 'operation', id: 'op-list-3' }], summary: 'names op-list-3 too',
+    }));
+    expect(await q('concerns=operation:op-list-3')).toEqual([related.id, ids[3]]);
+    expect(await admin(t.url, 'GET', '/cases?concerns=wallet:1')).toMatchObject({ status: 400, json: { code: 'invalid_request' } });
+    await admin(t.url, 'POST', `/cases/${related.id}/wont-fix`, { note: 'listed above' });
 
     const seen: string[] = [];
     let before: string | null = null;
@@ -138,7 +144,7 @@ describe('list', () => {
       before = r.json.next_before;
       if (!before) break;
     }
-    expect(seen).toEqual([...ids].reverse());
+    expect(seen).toEqual([related.id, ...[...ids].reverse()]);
     // Open cases are a gauge an alert can watch: 6 of the 7 wait for a person (one is won't fix).
     const metrics = await (await request(`${t.url}/metrics`)).body.text();
     expect(metrics).toContain(`seigo_cases_open{kind="${kind}",cause="even"} 3`);

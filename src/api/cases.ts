@@ -53,18 +53,24 @@ export async function caseRoutes(app: FastifyInstance, engine: Engine, registry:
 
   route(app, registry, {
     method: 'GET', url: P, tags: ['cases'], role: 'viewer',
-    summary: 'List cases, newest first; filter by status (comma-separated), kind, cause, assignee (or unassigned=true), subject; `before` (a case id) pages on',
+    summary: 'List cases, newest first; filter by status (comma-separated), kind, cause, assignee (or unassigned=true), subject, or concerns=type:id (subject or related); `before` (a case id) pages on',
     query: z.object({
       status: statusList.optional(), kind: z.string().max(100).optional(), cause: z.string().max(200).optional(),
       assignee: name.optional(), unassigned: z.enum(['true', 'false']).optional(),
       subject_type: subjectType.optional(), subject_id: z.string().min(1).max(255).optional(),
+      concerns: z.string().max(300).transform((v, ctx) => {
+        const [type, ...rest] = v.split(':');
+        const parsed = subject.safeParse({ type, id: rest.join(':') });
+        if (!parsed.success) ctx.addIssue({ code: 'custom', message: `"type:id" with a type among ${CASE_SUBJECT_TYPES.join(', ')}` });
+        return parsed.data;
+      }).optional(),
       before: uuid.optional(), limit: z.coerce.number().int().min(1).max(500).default(50),
     }),
   }, async ({ query }) => {
     const list = await listCases(pool, {
       status: query.status, kind: query.kind, cause: query.cause,
       assignee: query.unassigned === 'true' ? null : query.assignee,
-      subjectType: query.subject_type, subjectId: query.subject_id,
+      subjectType: query.subject_type, subjectId: query.subject_id, concerns: query.concerns,
       before: query.before, limit: query.limit,
     });
     return { data: list.map(caseJson), next_before: list.length === query.limit ? list[list.length - 1]!.id : null };
