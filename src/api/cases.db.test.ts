@@ -52,6 +52,18 @@ describe('roles', () => {
     const denied = await admin(t.url, 'POST', `/cases/${id}/comments`, { note: 'hi' }, VIEWER_TOKEN);
     expect(denied).toMatchObject({ status: 403, json: { code: 'forbidden' } });
   });
+
+  it('documents every case route in /openapi.json', async () => {
+    const doc = await (await request(`${t.url}/openapi.json`)).body.json() as { paths: Record<string, Record<string, { security?: unknown }>> };
+    const paths = Object.keys(doc.paths).filter((p) => p.startsWith('/admin/v1/case'));
+    expect(paths.sort()).toEqual([
+      '/admin/v1/case-actions', '/admin/v1/cases', '/admin/v1/cases/{id}', '/admin/v1/cases/{id}/adjustments',
+      '/admin/v1/cases/{id}/adjustments/{adjustmentId}/approve', '/admin/v1/cases/{id}/adjustments/{adjustmentId}/reject',
+      '/admin/v1/cases/{id}/assign', '/admin/v1/cases/{id}/comments', '/admin/v1/cases/{id}/investigate', '/admin/v1/cases/{id}/resolve',
+      '/admin/v1/cases/{id}/wont-fix',
+    ]);
+    for (const p of paths) for (const op of Object.values(doc.paths[p]!)) expect(op.security).toEqual([{ bearer: [] }]);
+  });
 });
 
 describe('lifecycle', () => {
