@@ -267,6 +267,15 @@ describe('money in suspense and preliminary notices cancelled after spending', (
     expect(await casesFor(t, 'bank_transfer_suspense', 'zengin:unknown-1')).toHaveLength(1);
   });
 
+  it('two sweeps at once (a worker and `seigo cases detect`) still open one case per problem', async () => {
+    for (const n of [1, 2, 3]) {
+      await importTransfer(t.tdb.db.pool, { externalId: `zengin:race-${n}`, account: { accountNumber: '0000002' }, amount: 1_000n, payerName: 'ﾀﾞﾚｶ' });
+    }
+    const [a, b] = await Promise.all([detectCases(t.tdb.db.pool), detectCases(t.tdb.db.pool)]);
+    expect((a.opened.bank_transfer_suspense ?? 0) + (b.opened.bank_transfer_suspense ?? 0)).toBe(3);
+    for (const n of [1, 2, 3]) expect(await casesFor(t, 'bank_transfer_suspense', `zengin:race-${n}`)).toHaveLength(1);
+  });
+
   it('`seigo cases detect` runs the sweep once and `seigo cases list --json` shows what it opened', async () => {
     await importTransfer(t.tdb.db.pool, { externalId: 'zengin:unknown-cli', account: { accountNumber: '0000001' }, amount: 2_000n, payerName: 'ﾀﾞﾚｶ' });
     const dir = await mkdtemp(join(tmpdir(), 'seigo-cases-cli-'));
@@ -277,7 +286,9 @@ describe('money in suspense and preliminary notices cancelled after spending', (
       expect(JSON.parse((await seigo('cases', 'detect')).stdout)).toEqual({ opened: { bank_transfer_suspense: 1 }, auto_resolved: 0 });
       expect(JSON.parse((await seigo('cases', 'detect')).stdout)).toEqual({ opened: {}, auto_resolved: 0 });
       const listed = (await seigo('cases', 'list', '--cause', 'bank_transfer_suspense', '--json')).stdout.trim().split('\n').map((l) => JSON.parse(l) as Case);
-      expect(listed.map((c) => c.subject.id)).toEqual(['zengin:unknown-cli']);
+      // Newest first: the case the CLI just opened, then the ones opened before it.
+      expect(listed[0]).toMatchObject({ subject: { type: 'bank_transfer', id: 'zengin:unknown-cli' }, status: 'open' });
+      expect(listed.every((c) => c.cause === 'bank_transfer_suspense' && c.status === 'open')).toBe(true);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
