@@ -16,6 +16,7 @@ import type { ProviderAdapter } from '../providers/types.ts';
 import { WorkerRuntime, type PeriodicJob, type WorkLoop } from '../worker/runtime.ts';
 import { expireHolds } from '../ledger/index.ts';
 import { createDeposits, type Deposits } from '../deposits/index.ts';
+import { createRefunds, type Refunds } from '../deposits/refunds.ts';
 
 export interface EngineOptions {
   config: Config;
@@ -41,6 +42,8 @@ export interface Engine {
   operations: Operations;
   /** Deposits for the wallet's backend (card realtime flow). */
   deposits: Deposits;
+  /** Refunds of escrowed money to the users' registered bank accounts. */
+  refunds: Refunds;
   inboxWriter: InboxWriter;
   inbox: InboxProcessor;
   handlerDeliveries: HandlerDeliveryProcessor;
@@ -75,6 +78,10 @@ export function createEngine(opts: EngineOptions): Engine {
     provider: config.deposits.cardProvider, defaultLimit: BigInt(config.deposits.defaultLimit),
     reservationProvider: config.deposits.reservationProvider, creditOn: config.deposits.creditOn,
   });
+  const refunds = createRefunds({ db, log, operations, providers }, {
+    provider: config.deposits.refundProvider, reservationProvider: config.deposits.reservationProvider,
+    fee: BigInt(config.deposits.refundFee.amount), feePayer: config.deposits.refundFee.payer,
+  });
   const onOutcome = (subscription: string, outcome: string, seconds?: number) => {
     metrics.deliveries.inc({ subscription, outcome });
     if (seconds !== undefined) metrics.deliveryDuration.observe({ subscription }, seconds);
@@ -84,7 +91,7 @@ export function createEngine(opts: EngineOptions): Engine {
   const batch = config.worker.batchSize;
 
   return {
-    config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
+    config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, refunds, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
     createWorker(role = 'worker', extra = {}) {
       const loops: WorkLoop[] = [
         { name: 'inbox', channel: 'inbox', concurrency: 2, runOnce: () => inbox.runOnce(batch) },
@@ -97,6 +104,8 @@ export function createEngine(opts: EngineOptions): Engine {
         { name: 'ledger.expire-holds', intervalMs: 60_000, run: async () => { await expireHolds(db.pool, clock.now()); } },
         // A charge the janitor declared unknown (its process died mid-call): the deposit follows it.
         { name: 'deposits.sync', intervalMs: 10_000, run: async () => { await deposits.syncOnce(); } },
+        // Escrow waiting for a refund, payouts recorded but not sent, and sent payouts the provider may have settled.
+        { name: 'deposits.refunds', intervalMs: 10_000, run: async () => { await refunds.runOnce(); } },
         ...(extra.periodic ?? []),
       ];
       return new WorkerRuntime({ pool: db.pool, databaseUrl: db.url, log, role, pollIntervalMs: config.worker.pollIntervalMs, loops, periodic });
