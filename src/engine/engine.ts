@@ -17,6 +17,7 @@ import { WorkerRuntime, type PeriodicJob, type WorkLoop } from '../worker/runtim
 import { expireHolds } from '../ledger/index.ts';
 import { createDeposits, type Deposits } from '../deposits/index.ts';
 import { createRefunds, type Refunds } from '../deposits/refunds.ts';
+import { createExpiryInquiry, type ExpiryInquiry } from '../deposits/expiry-inquiry.ts';
 
 export interface EngineOptions {
   config: Config;
@@ -44,6 +45,8 @@ export interface Engine {
   deposits: Deposits;
   /** Refunds of escrowed money to the users' registered bank accounts. */
   refunds: Refunds;
+  /** Asks the provider about reservations past their deadline whose expiry notice never came. */
+  expiryInquiry: ExpiryInquiry;
   inboxWriter: InboxWriter;
   inbox: InboxProcessor;
   handlerDeliveries: HandlerDeliveryProcessor;
@@ -82,6 +85,9 @@ export function createEngine(opts: EngineOptions): Engine {
     provider: config.deposits.refundProvider, reservationProvider: config.deposits.reservationProvider,
     fee: BigInt(config.deposits.refundFee.amount), feePayer: config.deposits.refundFee.payer,
   });
+  const expiryInquiry = createExpiryInquiry({ db, log, clock, providers, inboxWriter }, {
+    provider: config.deposits.reservationProvider, afterMs: config.deposits.expiryInquiryAfterMs,
+  });
   const onOutcome = (subscription: string, outcome: string, seconds?: number) => {
     metrics.deliveries.inc({ subscription, outcome });
     if (seconds !== undefined) metrics.deliveryDuration.observe({ subscription }, seconds);
@@ -91,7 +97,7 @@ export function createEngine(opts: EngineOptions): Engine {
   const batch = config.worker.batchSize;
 
   return {
-    config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, refunds, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
+    config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, refunds, expiryInquiry, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
     createWorker(role = 'worker', extra = {}) {
       const loops: WorkLoop[] = [
         { name: 'inbox', channel: 'inbox', concurrency: 2, runOnce: () => inbox.runOnce(batch) },
@@ -106,6 +112,7 @@ export function createEngine(opts: EngineOptions): Engine {
         { name: 'deposits.sync', intervalMs: 10_000, run: async () => { await deposits.syncOnce(); } },
         // Escrow waiting for a refund, payouts recorded but not sent, and sent payouts the provider may have settled.
         { name: 'deposits.refunds', intervalMs: 10_000, run: async () => { await refunds.runOnce(); } },
+        { name: 'deposits.expiry-inquiry', intervalMs: 5 * 60_000, run: async () => { await expiryInquiry.runOnce(); } },
         ...(extra.periodic ?? []),
       ];
       return new WorkerRuntime({ pool: db.pool, databaseUrl: db.url, log, role, pollIntervalMs: config.worker.pollIntervalMs, loops, periodic });
