@@ -86,10 +86,11 @@ CREATE INDEX bank_transfers_escrowed ON bank_transfers (user_id) WHERE escrowed 
 -- The expiry sweep: reservations past their deadline that no expiry notice closed.
 CREATE INDEX deposits_awaiting_deadline ON deposits (payment_deadline) WHERE status IN ('awaiting_payment', 'paid_preliminary');
 
--- 取消 records of transfer-notice files: a transfer they cancel is `cancelled` (its credit reversed);
--- a cancellation that names no known transfer is kept as `unmatched_cancel` for an operator.
+-- 取消 records of transfer-notice files: a transfer they cancel is `cancelled` (its booking
+-- reversed), the record itself a `cancellation`; a cancellation that names no known transfer is
+-- kept as `unmatched_cancel` (booked against suspense) for an operator.
 ALTER TABLE bank_transfers DROP CONSTRAINT bank_transfers_status_check;
-ALTER TABLE bank_transfers ADD CONSTRAINT bank_transfers_status_check CHECK (status IN ('credited', 'suspense', 'cancelled', 'unmatched_cancel'));
+ALTER TABLE bank_transfers ADD CONSTRAINT bank_transfers_status_check CHECK (status IN ('credited', 'suspense', 'cancelled', 'cancellation', 'unmatched_cancel'));
 ALTER TABLE bank_transfers
   -- On a cancellation record: the transfer it cancelled. On a cancelled transfer: the cancellation.
   ADD COLUMN cancels text,
@@ -97,4 +98,4 @@ ALTER TABLE bank_transfers
   -- How far the reversal took the wallet below zero (the user had spent the money).
   ADD COLUMN shortfall bigint NOT NULL DEFAULT 0 CHECK (shortfall >= 0);
 ALTER TABLE bank_transfers DROP CONSTRAINT bank_transfers_booked;
-ALTER TABLE bank_transfers ADD CONSTRAINT bank_transfers_booked CHECK (status IN ('cancelled', 'unmatched_cancel') OR credited + escrowed + suspended = amount);
+ALTER TABLE bank_transfers ADD CONSTRAINT bank_transfers_booked CHECK (status IN ('cancelled', 'cancellation', 'unmatched_cancel') OR credited + escrowed + suspended = amount);
