@@ -151,6 +151,7 @@ describe('refunds of escrowed money', () => {
     await t.engine.refunds.runOnce();
     expect(await posted('escrow', 'u-ref-2')).toBe(0n);
     expect((await t.engine.refunds.listRefunds('u-ref-2')).map((r) => r.status)).toEqual(['succeeded', 'failed']);
+    expect(await topics('zengin:test:1')).toEqual(['deposit.refund_started', 'deposit.refund_failed', 'deposit.refund_started', 'deposit.refund_succeeded']);
     await ledgerSumsToZero();
   });
 

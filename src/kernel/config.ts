@@ -154,6 +154,8 @@ export const configSchema = z.object({
       url: z.string().url(),
       secret: whsecSecret.optional(),
       timeoutMs: timeout.default(10_000),
+      /** Delays between attempts before a notice is dead (default: the outbox's schedule). */
+      retrySchedule: z.array(duration).max(50).optional(),
     }).strict().optional(),
   }).strict().default({
     cardProvider: 'stripe', defaultLimit: 1_000_000, creditOn: 'preliminary', reservationProvider: 'komoju',
@@ -192,6 +194,7 @@ export function parseConfig(input: unknown, source = 'configuration'): Config {
     r.data.subscriptions.push({
       name: DEPOSITS_CALLBACK_SUBSCRIPTION, topic: 'deposit.*', filter: {},
       target: { type: 'http', url: cb.url, timeoutMs: cb.timeoutMs, ...(cb.secret !== undefined ? { secret: cb.secret } : {}) },
+      ...(cb.retrySchedule !== undefined ? { retrySchedule: cb.retrySchedule } : {}),
     });
   }
   return r.data;
