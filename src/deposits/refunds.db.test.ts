@@ -7,7 +7,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAccount, getBalance, setBalanceLimit, type AccountKind } from '../ledger/index.ts';
 import { KomojuSimulator } from '../providers/komoju/index.ts';
-import { startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
+import { eventually, startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
 import { assignVirtualAccount, importTransfer } from './bank-transfer.ts';
 import type { Deposit } from './state.ts';
 
@@ -185,5 +185,60 @@ describe('refunds of escrowed money', () => {
     const ok = await api('POST', '/v1/refund-accounts', { user_id: 'u-ref-4', ...ACCOUNT, account_number: '4567' });
     expect(ok.status).toBe(200);
     expect((await api('GET', '/v1/refund-accounts/u-ref-4')).json).toMatchObject({ account_number: '0004567', version: 1 });
+  });
+});
+
+describe('refunds when the user bears the fee', () => {
+  let u: TestEngine;
+  let s2: KomojuSimulator;
+  beforeAll(async () => {
+    s2 = new KomojuSimulator({ seed: 12, secretKey: 'sk_test_komoju', webhookSecret: WEBHOOK_SECRET, settlePayoutsAfterMs: 10 });
+    const { url } = await s2.start();
+    u = await startTestEngine({
+      config: {
+        providers: { komoju: { kind: 'komoju', secretKey: 'sk_test_komoju', webhookSecrets: [WEBHOOK_SECRET], apiBase: url } },
+        deposits: { refundFee: { amount: 600, payer: 'user' } },
+      },
+    });
+  });
+  afterAll(async () => {
+    await u?.close();
+    await s2?.stop();
+  });
+  const bal = async (kind: AccountKind, owner: string) => {
+    const a = await findAccount(u.tdb.db.pool, kind, owner);
+    return a ? (await getBalance(u.tdb.db.pool, a.id))!.posted : 0n;
+  };
+  async function escrowFromTransfer(user: string, id: string, escrow: bigint): Promise<void> {
+    const va = await assignVirtualAccount(u.tdb.db.pool, { userId: user, registeredNameKana: 'ｺﾊﾞﾔｼ ｹﾝ' });
+    await setBalanceLimit(u.tdb.db.pool, user, 1_000n);
+    const r = await importTransfer(u.tdb.db.pool, { externalId: id, account: { accountNumber: va.accountNumber }, amount: 1_000n + escrow, payerName: 'ｺﾊﾞﾔｼ ｹﾝ' });
+    expect(r.transfer.escrowed).toBe(escrow);
+  }
+
+  it('the payout is the escrow less the fee, which is booked as an expense recovered from the user', async () => {
+    await escrowFromTransfer('u-fee-1', 'zengin:fee:1', 5_000n);
+    const reg = await u.engine.refunds.registerAccount({
+      userId: 'u-fee-1', bankCode: '0001', branchCode: '001', accountType: 'savings', accountNumber: '1111111', holderKana: 'ｺﾊﾞﾔｼ ｹﾝ',
+    });
+    expect(reg.started).toEqual([expect.objectContaining({ amount: 5_000n, payoutAmount: 4_400n, fee: 600n, feePayer: 'user', status: 'sent' })]);
+    // The simulator carries it out by itself a moment later.
+    await eventually(async () => s2.pendingPayouts().disbursements.length === 0);
+    await u.engine.refunds.runOnce();
+    expect((await u.engine.refunds.listRefunds('u-fee-1'))[0]!.status).toBe('succeeded');
+    expect([await bal('escrow', 'u-fee-1'), await bal('refunds_payable', ''), await bal('fees', 'komoju'), await bal('revenue', 'refund_fees')])
+      .toEqual([0n, 0n, -600n, 600n]);
+  });
+
+  it('escrow that does not cover the fee is not refunded but reported once', async () => {
+    await escrowFromTransfer('u-fee-2', 'zengin:fee:2', 500n);
+    const reg = await u.engine.refunds.registerAccount({
+      userId: 'u-fee-2', bankCode: '0001', branchCode: '001', accountType: 'ordinary', accountNumber: '2222222', holderKana: 'ｺﾊﾞﾔｼ ｹﾝ',
+    });
+    expect(reg.started).toEqual([]);
+    expect((await u.engine.refunds.runOnce()).reported).toBe(0);
+    const rep = await u.tdb.db.pool.query(`SELECT cause FROM escrow_reports WHERE source_id = 'zengin:fee:2'`);
+    expect(rep.rows).toEqual([{ cause: 'escrow_below_refund_fee' }]);
+    expect(await bal('escrow', 'u-fee-2')).toBe(500n);
   });
 });

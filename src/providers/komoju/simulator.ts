@@ -40,6 +40,8 @@ export interface KomojuSimulatorOptions {
   webhookRetryDelayMs?: number | undefined;
   /** The fee KOMOJU reports on each disbursement. Default 0. */
   disbursementFee?: number | undefined;
+  /** Carry out each refund request / disbursement this long after it is made (as `npm start` does); unset: only on `settlePayouts`. */
+  settlePayoutsAfterMs?: number | undefined;
 }
 
 interface SimPayment {
@@ -127,6 +129,7 @@ export class KomojuSimulator {
   private readonly idempotency = new Map<string, ApiReply | 'in_flight'>();
   private readonly deliveries = new Set<Promise<void>>();
   private readonly hanging = new Set<ServerResponse>();
+  private readonly timers = new Set<NodeJS.Timeout>();
   private held: KomojuEvent[] = [];
   private chain: Promise<void> = Promise.resolve();
   private faults: Required<KomojuFaults> = { latencyMs: 0, error500: 0, timeoutAfterSuccess: 0, duplicateWebhook: 0, dropWebhook: 0, reorderWebhooks: 0 };
@@ -170,6 +173,8 @@ export class KomojuSimulator {
     this.server = undefined;
     for (const res of this.hanging) res.destroy();
     this.hanging.clear();
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
     if (server) {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -294,6 +299,17 @@ export class KomojuSimulator {
       n++;
     }
     return n;
+  }
+
+  private settleLater(): void {
+    const after = this.opts.settlePayoutsAfterMs;
+    if (after === undefined) return;
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      this.settlePayouts('completed');
+    }, after);
+    timer.unref();
+    this.timers.add(timer);
   }
 
   // ---- HTTP ----
@@ -476,6 +492,7 @@ export class KomojuSimulator {
       include_payment_method_fee: b.include_payment_method_fee === true, description: typeof b.description === 'string' ? b.description : null,
       status: 'pending', created_at: this.now().toISOString(),
     });
+    this.settleLater();
     return { status: 200, body: render(p) };
   }
 
@@ -500,6 +517,7 @@ export class KomojuSimulator {
     };
     this.disbursements.set(x.id, x);
     this.counters.disbursements++;
+    this.settleLater();
     return { status: 200, body: structuredClone(x) };
   }
 
