@@ -175,6 +175,29 @@ describe('refunds of escrowed money', () => {
     await ledgerSumsToZero();
   });
 
+  it('a payout request KOMOJU never received fails, returns to escrow, and is tried again later with the same account', async () => {
+    const d = await konbiniOverLimit('u-ref-5', 9_000n, 8_000n);
+    sim.setFaults({ error500: 1 });
+    let reg: Awaited<ReturnType<typeof api>>;
+    try {
+      reg = await api('POST', '/v1/refund-accounts', { user_id: 'u-ref-5', ...ACCOUNT });
+    } finally {
+      sim.setFaults({});
+    }
+    expect(reg.json.started_refunds).toEqual([expect.objectContaining({ deposit_id: d.id, status: 'pending' })]);
+    const [first] = await t.engine.refunds.listRefunds('u-ref-5');
+    await t.tdb.db.pool.query('UPDATE operations SET next_inquiry_at = now() WHERE id = $1', [first!.operationId]);
+    await t.engine.operations.janitorOnce();
+    expect(await t.engine.refunds.getRefund(first!.id)).toMatchObject({ status: 'failed', failureCode: 'not_found_at_provider' });
+    expect(await posted('escrow', 'u-ref-5')).toBe(1_000n);
+    // Not at once (no hammering), but after a while, with the same account.
+    expect((await t.engine.refunds.runOnce()).started).toBe(0);
+    await pool().query(`UPDATE deposit_refunds SET updated_at = now() - interval '11 minutes' WHERE id = $1`, [first!.id]);
+    expect((await t.engine.refunds.runOnce()).started).toBe(1);
+    expect((await t.engine.refunds.listRefunds('u-ref-5'))[0]).toMatchObject({ status: 'sent', amount: 1_000n });
+    await ledgerSumsToZero();
+  });
+
   it('a refund account must be a valid Zengin account with a half-width kana holder name', async () => {
     const bad = await api('POST', '/v1/refund-accounts', { user_id: 'u-ref-4', ...ACCOUNT, holder_kana: '山田太郎' });
     expect(bad.status).toBe(400);

@@ -188,9 +188,10 @@ interface Source {
 }
 
 // Escrow not refunded yet: from deposits whose credit is final (a preliminary credit may still be
-// withdrawn) and from credited bank transfers; not while a refund of it is live or succeeded, nor
-// again with the account a refund already failed with; reported sources without an account wait
-// for one quietly.
+// withdrawn) and from credited bank transfers; not while a refund of it is live or succeeded. After
+// a failure: a refusal that retrying cannot change (the account rejected, the request invalid)
+// waits for the account to change; any other failure (KOMOJU unreachable, never received) is
+// tried again after RETRY_AFTER. Reported sources without an account wait for one quietly.
 const REFUNDABLE = `
 WITH src AS (
   SELECT 'deposit'::text AS source_type, d.id::text AS source_id, d.user_id, d.escrowed AS amount, d.currency, d.provider, d.provider_payment_id
@@ -203,10 +204,16 @@ SELECT src.source_type, src.source_id, src.user_id, src.amount::text AS amount, 
        a.version AS account_version
 FROM src LEFT JOIN refund_accounts a ON a.user_id = src.user_id
 WHERE NOT EXISTS (SELECT 1 FROM deposit_refunds r WHERE r.source_type = src.source_type AND r.source_id = src.source_id
-                  AND (r.status <> 'failed' OR r.account_version = a.version))
+                  AND (r.status <> 'failed' OR (r.account_version = a.version
+                       AND (r.failure_code = ANY($3::text[]) OR r.updated_at > now() - $4::bigint * interval '1 millisecond'))))
   AND NOT EXISTS (SELECT 1 FROM escrow_reports e WHERE e.source_type = src.source_type AND e.source_id = src.source_id
                   AND (e.cause = 'escrow_below_refund_fee' OR (e.cause = 'escrow_no_refund_account' AND a.user_id IS NULL)))
 LIMIT $2`;
+
+/** Failures that the same request to the same account would meet again. */
+const ACCOUNT_FAILURES = ['payout_rejected', 'invalid_parameter', 'missing_parameter', 'invalid_payment_status', 'invalid_request'];
+/** How long another failure waits before the refund is tried again. */
+const RETRY_AFTER_MS = 10 * 60_000;
 
 export function createRefunds(engine: RefundsEngine, opts: RefundsOptions): Refunds {
   const pool = engine.db.pool;
@@ -363,7 +370,7 @@ export function createRefunds(engine: RefundsEngine, opts: RefundsOptions): Refu
 
   /** Starts (or reports) refunds of waiting escrow, one transaction per source; returns what to send. */
   async function startWaiting(userId: string | null, limit: number): Promise<{ started: Refund[]; reported: number; operations: string[] }> {
-    const r = await pool.query<Source>(REFUNDABLE, [userId, limit]);
+    const r = await pool.query<Source>(REFUNDABLE, [userId, limit, ACCOUNT_FAILURES, RETRY_AFTER_MS]);
     const out = { started: [] as Refund[], reported: 0, operations: [] as string[] };
     for (const s of r.rows) {
       const res = await withTx(pool, async (tx) => startOne(tx, s, await loadAccount(tx, s.user_id)));
