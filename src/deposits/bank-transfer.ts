@@ -277,7 +277,7 @@ export async function importCancellation(q: Queryable, cancel: IncomingCancellat
       id: nameBasedId('bank_transfer', t.externalId, 'unmatched'), key: t.externalId, entity, attributes: { ...attributes, reason: 'unknown_transfer' },
     });
     await reportCase(q, log, {
-      kind: 'bank_transfer', cause: 'bank_transfer_unknown_cancellation', subject: { type: 'deposit', id: t.externalId },
+      kind: 'deposit', cause: 'bank_transfer_unknown_cancellation', subject: { type: 'bank_transfer', id: t.externalId },
       summary: `the bank cancelled a transfer of ${cancel.amount} to ${accountNumber} that we do not know; booked against suspense`,
       details: { account_number: accountNumber, payer_name: cancel.payerName, transaction_date: cancel.transactionDate ?? null },
     });
@@ -310,7 +310,7 @@ export async function importCancellation(q: Queryable, cancel: IncomingCancellat
   const refund = await q.query(`SELECT 1 FROM deposit_refunds WHERE source_type = 'bank_transfer' AND source_id = $1 AND status <> 'failed'`, [target.externalId]);
   if (shortfall > 0n || (refund.rowCount ?? 0) > 0) {
     await reportCase(q, log, {
-      kind: 'bank_transfer', cause: 'reversal_shortfall', subject: { type: 'deposit', id: target.externalId },
+      kind: 'deposit', cause: shortfall > 0n ? 'bank_transfer_cancel_shortfall' : 'bank_transfer_cancelled_after_refund', subject: { type: 'bank_transfer', id: target.externalId },
       summary: shortfall > 0n
         ? `transfer ${target.externalId} cancelled by the bank after the user spent it: wallet ${shortfall} below zero`
         : `transfer ${target.externalId} cancelled by the bank after a refund of its escrow started`,

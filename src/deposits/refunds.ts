@@ -313,14 +313,14 @@ export function createRefunds(engine: RefundsEngine, opts: RefundsOptions): Refu
   }
 
   /** Reports escrow that waits for a person, once per source and cause. */
-  async function report(tx: Queryable, sourceType: string, sourceId: string, userId: string, amount: bigint, cause: string, summary: string,
+  async function report(tx: Queryable, sourceType: 'deposit' | 'bank_transfer', sourceId: string, userId: string, amount: bigint, cause: string, summary: string,
     details: Record<string, unknown> = {}): Promise<boolean> {
     const ins = await tx.query(
       `INSERT INTO escrow_reports (source_type, source_id, cause, user_id, amount) VALUES ($1, $2, $3, $4, $5::bigint)
        ON CONFLICT (source_type, source_id, cause) DO NOTHING`, [sourceType, sourceId, cause, userId, amount.toString()]);
     if (!ins.rowCount) return false;
     const c = await reportCase(tx, log, {
-      kind: 'refund', cause, subject: { type: 'deposit', id: sourceId }, summary,
+      kind: 'deposit', cause, subject: { type: sourceType, id: sourceId }, summary,
       details: { source_type: sourceType, user_id: userId, amount: amount.toString(), ...details },
     });
     if (c) await tx.query('UPDATE escrow_reports SET case_id = $4 WHERE source_type = $1 AND source_id = $2 AND cause = $3', [sourceType, sourceId, cause, c.id]);

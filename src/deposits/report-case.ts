@@ -7,7 +7,7 @@ import type { Logger } from '../kernel/logger.ts';
 export interface CaseReport {
   kind: string;
   cause: string;
-  subject: { type: 'deposit'; id: string };
+  subject: { type: 'deposit' | 'bank_transfer'; id: string };
   summary: string;
   details?: Record<string, unknown>;
 }
