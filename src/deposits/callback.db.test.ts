@@ -95,7 +95,7 @@ describe('user notices to the wallet callback', () => {
     });
     expect(reg.started).toHaveLength(1);
     sim.settlePayouts('completed');
-    await t.engine.refunds.runOnce();
+    await t.engine.refunds.runOnce(100, { askAll: true });
     // Expired, and failed (KOMOJU refuses a konbini payment over ¥300,000).
     const late = await reserve('u-cb-3', 1_000n);
     await eventually(async () => (await statusOf(late.id)) === 'awaiting_payment');

@@ -79,9 +79,9 @@ describe('refunds of escrowed money', () => {
     const d = await konbiniOverLimit('u-ref-1', 30_000n, 20_000n);
     expect(await posted('escrow', 'u-ref-1')).toBe(10_000n);
 
-    const first = await t.engine.refunds.runOnce();
+    const first = await t.engine.refunds.runOnce(100, { askAll: true });
     expect(first.reported).toBe(1);
-    expect((await t.engine.refunds.runOnce()).reported).toBe(0); // once
+    expect((await t.engine.refunds.runOnce(100, { askAll: true })).reported).toBe(0); // once
     const rep = await pool().query('SELECT cause, amount::text AS amount FROM escrow_reports WHERE source_id = $1', [d.id]);
     expect(rep.rows).toEqual([{ cause: 'escrow_no_refund_account', amount: '10000' }]);
     expect(await posted('escrow', 'u-ref-1')).toBe(10_000n);
@@ -106,16 +106,18 @@ describe('refunds of escrowed money', () => {
     });
 
     // Still pending at KOMOJU: nothing settles. Then KOMOJU makes the transfer.
-    expect((await t.engine.refunds.runOnce()).settled).toBe(0);
+    expect((await t.engine.refunds.runOnce(100, { askAll: true })).settled).toBe(0);
     expect(sim.settlePayouts('completed')).toBe(1);
-    expect((await t.engine.refunds.runOnce()).settled).toBe(1);
+    // The periodic sweep asks about a sent payout only every few minutes.
+    expect((await t.engine.refunds.runOnce()).settled).toBe(0);
+    expect((await t.engine.refunds.runOnce(100, { askAll: true })).settled).toBe(1);
     const done = (await api('GET', `/v1/refunds?user_id=u-ref-1`)).json.data as Record<string, unknown>[];
     expect(done[0]).toMatchObject({ status: 'succeeded', provider_refund_id: expect.stringMatching(/^refreq/) });
     expect(await posted('refunds_payable', '')).toBe(0n);
     expect(await posted('fees', 'komoju')).toBe(-300n);
     expect(await topics(d.id)).toEqual(['deposit.refund_started', 'deposit.refund_succeeded']);
     // Nothing more to refund for this deposit.
-    expect((await t.engine.refunds.runOnce()).started).toBe(0);
+    expect((await t.engine.refunds.runOnce(100, { askAll: true })).started).toBe(0);
     await ledgerSumsToZero();
   });
 
@@ -130,25 +132,25 @@ describe('refunds of escrowed money', () => {
     });
     expect(imported.transfer).toMatchObject({ credited: 50_000n, escrowed: 30_000n });
 
-    expect((await t.engine.refunds.runOnce()).started).toBe(1);
+    expect((await t.engine.refunds.runOnce(100, { askAll: true })).started).toBe(1);
     const [r1] = await t.engine.refunds.listRefunds('u-ref-2');
     expect(r1).toMatchObject({ route: 'komoju_disbursement', status: 'sent', sourceType: 'bank_transfer', sourceId: 'zengin:test:1', amount: 30_000n });
     expect(sim.pendingPayouts().disbursements).toEqual([expect.objectContaining({ amount: 30_000, external_id: r1!.id, account_name_kana: 'ｽｽﾞｷ ﾊﾅｺ' })]);
 
     // The bank refuses the account: the money goes back to escrow, reported.
     sim.settlePayouts('rejected');
-    await t.engine.refunds.runOnce();
+    await t.engine.refunds.runOnce(100, { askAll: true });
     expect(await t.engine.refunds.getRefund(r1!.id)).toMatchObject({ status: 'failed', failureCode: 'payout_rejected' });
     expect(await posted('escrow', 'u-ref-2')).toBe(30_000n);
     expect(await posted('refunds_payable', '')).toBe(0n);
     expect((await pool().query(`SELECT 1 FROM escrow_reports WHERE source_id = 'zengin:test:1' AND cause = 'refund_failed'`)).rowCount).toBe(1);
     // Not tried again with the same account, registered again unchanged; a corrected account starts a new refund.
-    expect((await t.engine.refunds.runOnce()).started).toBe(0);
+    expect((await t.engine.refunds.runOnce(100, { askAll: true })).started).toBe(0);
     expect((await api('POST', '/v1/refund-accounts', { user_id: 'u-ref-2', ...ACCOUNT, holder_kana: 'ｽｽﾞｷ ﾊﾅｺ' })).json.started_refunds).toEqual([]);
     const fixed = await api('POST', '/v1/refund-accounts', { user_id: 'u-ref-2', ...ACCOUNT, account_number: '7654321', holder_kana: 'ｽｽﾞｷ ﾊﾅｺ' });
     expect(fixed.json.started_refunds).toEqual([expect.objectContaining({ route: 'komoju_disbursement', status: 'sent', amount: '30000' })]);
     sim.settlePayouts('completed');
-    await t.engine.refunds.runOnce();
+    await t.engine.refunds.runOnce(100, { askAll: true });
     expect(await posted('escrow', 'u-ref-2')).toBe(0n);
     expect((await t.engine.refunds.listRefunds('u-ref-2')).map((r) => r.status)).toEqual(['succeeded', 'failed']);
     expect(await topics('zengin:test:1')).toEqual(['deposit.refund_started', 'deposit.refund_failed', 'deposit.refund_started', 'deposit.refund_succeeded']);
@@ -191,9 +193,9 @@ describe('refunds of escrowed money', () => {
     expect(await t.engine.refunds.getRefund(first!.id)).toMatchObject({ status: 'failed', failureCode: 'not_found_at_provider' });
     expect(await posted('escrow', 'u-ref-5')).toBe(1_000n);
     // Not at once (no hammering), but after a while, with the same account.
-    expect((await t.engine.refunds.runOnce()).started).toBe(0);
+    expect((await t.engine.refunds.runOnce(100, { askAll: true })).started).toBe(0);
     await pool().query(`UPDATE deposit_refunds SET updated_at = now() - interval '11 minutes' WHERE id = $1`, [first!.id]);
-    expect((await t.engine.refunds.runOnce()).started).toBe(1);
+    expect((await t.engine.refunds.runOnce(100, { askAll: true })).started).toBe(1);
     expect((await t.engine.refunds.listRefunds('u-ref-5'))[0]).toMatchObject({ status: 'sent', amount: 1_000n });
     await ledgerSumsToZero();
   });
@@ -247,7 +249,7 @@ describe('refunds when the user bears the fee', () => {
     expect(reg.started).toEqual([expect.objectContaining({ amount: 5_000n, payoutAmount: 4_400n, fee: 600n, feePayer: 'user', status: 'sent' })]);
     // The simulator carries it out by itself a moment later.
     await eventually(async () => s2.pendingPayouts().disbursements.length === 0);
-    await u.engine.refunds.runOnce();
+    await u.engine.refunds.runOnce(100, { askAll: true });
     expect((await u.engine.refunds.listRefunds('u-fee-1'))[0]!.status).toBe('succeeded');
     expect([await bal('escrow', 'u-fee-1'), await bal('refunds_payable', ''), await bal('fees', 'komoju'), await bal('revenue', 'refund_fees')])
       .toEqual([0n, 0n, -600n, 600n]);
@@ -259,7 +261,7 @@ describe('refunds when the user bears the fee', () => {
       userId: 'u-fee-2', bankCode: '0001', branchCode: '001', accountType: 'ordinary', accountNumber: '2222222', holderKana: 'ｺﾊﾞﾔｼ ｹﾝ',
     });
     expect(reg.started).toEqual([]);
-    expect((await u.engine.refunds.runOnce()).reported).toBe(0);
+    expect((await u.engine.refunds.runOnce(100, { askAll: true })).reported).toBe(0);
     const rep = await u.tdb.db.pool.query(`SELECT cause FROM escrow_reports WHERE source_id = 'zengin:fee:2'`);
     expect(rep.rows).toEqual([{ cause: 'escrow_below_refund_fee' }]);
     expect(await bal('escrow', 'u-fee-2')).toBe(500n);

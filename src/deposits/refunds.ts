@@ -178,8 +178,11 @@ export interface Refunds {
   getAccount(userId: string): Promise<RefundAccount | null>;
   getRefund(id: string): Promise<Refund | null>;
   listRefunds(userId: string, limit?: number): Promise<Refund[]>;
-  /** The sweep: starts refunds of waiting escrow (or reports it), sends recorded payouts, asks about sent ones. */
-  runOnce(limit?: number): Promise<SweepCounts>;
+  /**
+   * The sweep: starts refunds of waiting escrow (or reports it), sends recorded payouts, and asks
+   * about sent ones not asked about for SETTLE_POLL_MS (all of them with `askAll`).
+   */
+  runOnce(limit?: number, opts?: { askAll?: boolean }): Promise<SweepCounts>;
 }
 
 interface Source {
@@ -214,6 +217,8 @@ LIMIT $2`;
 const ACCOUNT_FAILURES = ['payout_rejected', 'invalid_parameter', 'missing_parameter', 'invalid_payment_status', 'invalid_request'];
 /** How long another failure waits before the refund is tried again. */
 const RETRY_AFTER_MS = 10 * 60_000;
+/** KOMOJU carries refund requests out by hand within a business day or two: asking every few minutes is plenty. */
+const SETTLE_POLL_MS = 5 * 60_000;
 
 export function createRefunds(engine: RefundsEngine, opts: RefundsOptions): Refunds {
   const pool = engine.db.pool;
@@ -416,11 +421,12 @@ export function createRefunds(engine: RefundsEngine, opts: RefundsOptions): Refu
   operations.onResult('disbursement', onPayoutResult);
 
   /** Asks the provider where `sent` payouts stand and settles those it has decided. */
-  async function settleSent(limit: number): Promise<number> {
+  async function settleSent(limit: number, askAll: boolean): Promise<number> {
     const r = await pool.query<RefundRow & { op: { kind: string; request: Record<string, unknown>; idempotency_key: string } }>(
       `SELECT ${REFUND_COLUMNS},
          (SELECT row_to_json(o) FROM (SELECT kind, request, idempotency_key FROM operations WHERE id = operation_id) o) AS op
-       FROM deposit_refunds WHERE status = 'sent' ORDER BY updated_at LIMIT $1`, [limit]);
+       FROM deposit_refunds WHERE status = 'sent' AND ($2 OR updated_at < now() - $3::bigint * interval '1 millisecond')
+       ORDER BY updated_at LIMIT $1`, [limit, askAll, SETTLE_POLL_MS]);
     const adapter = engine.providers.get(provider);
     if (!adapter?.inquire || r.rows.length === 0) return 0;
     const inquire = adapter.inquire.bind(adapter);
@@ -496,14 +502,14 @@ export function createRefunds(engine: RefundsEngine, opts: RefundsOptions): Refu
       return r.rows.map(toRefund);
     },
 
-    async runOnce(limit = 100) {
+    async runOnce(limit = 100, o = {}) {
       const s = await startWaiting(null, limit);
       // Recorded but never sent (the process stopped between the start and the call, or the start was the sweep's own).
       const pending = await pool.query<{ operation_id: string }>(
         `SELECT r.operation_id FROM deposit_refunds r JOIN operations o ON o.id = r.operation_id
          WHERE r.status = 'pending' AND o.status = 'pending' ORDER BY r.created_at LIMIT $1`, [limit]);
       const sent = await send(pending.rows.map((p) => p.operation_id));
-      const settled = await settleSent(limit);
+      const settled = await settleSent(limit, o.askAll === true);
       return { started: s.started.length, reported: s.reported, sent, settled };
     },
   };
