@@ -289,6 +289,9 @@ describe('cancellation (取消) records', () => {
     expect([await balanceOf('wallet', va.userId), await balanceOf('escrow', va.userId)]).toEqual([-4_000n, 0n]);
     const [original] = await pool().query<{ status: string; shortfall: string }>(`SELECT status, shortfall::text AS shortfall FROM bank_transfers WHERE account_number = $1 AND cancels IS NULL`, [va.accountNumber]).then((x) => x.rows);
     expect(original).toEqual({ status: 'cancelled', shortfall: '4000' });
+    const c = await pool().query(`SELECT c.cause, c.status FROM cases c JOIN bank_transfers t ON t.external_id = c.subject_id
+      WHERE c.subject_type = 'bank_transfer' AND t.account_number = $1`, [va.accountNumber]);
+    expect(c.rows).toEqual([{ cause: 'bank_transfer_cancel_shortfall', status: 'open' }]);
   });
 
   it('a cancellation of a transfer we do not know goes to suspense and is listed; a second cancellation of one transfer too', async () => {
@@ -301,5 +304,8 @@ describe('cancellation (取消) records', () => {
     expect(await balanceOf('suspense', UNMATCHED_SUSPENSE_OWNER)).toBe(before - 10_000n);
     const listed = await listBankTransfers(pool(), { status: 'unmatched_cancel' });
     expect(listed.filter((x) => x.accountNumber === va.accountNumber).map((x) => x.amount).sort()).toEqual([3_000n, 7_000n]);
+    const c = await pool().query(`SELECT count(*)::int AS n FROM cases c JOIN bank_transfers t ON t.external_id = c.subject_id
+      WHERE c.cause = 'bank_transfer_unknown_cancellation' AND t.account_number = $1 AND c.status = 'open'`, [va.accountNumber]);
+    expect(c.rows[0].n).toBe(2);
   });
 });

@@ -69,6 +69,12 @@ async function topics(entityId: string): Promise<string[]> {
   return r.rows.map((x) => x.topic);
 }
 
+async function cases(subjectId: string): Promise<{ cause: string; status: string; subject_type: string }[]> {
+  const r = await pool().query<{ cause: string; status: string; subject_type: string }>(
+    'SELECT cause, status, subject_type FROM cases WHERE subject_id = $1 ORDER BY opened_at, cause', [subjectId]);
+  return r.rows;
+}
+
 async function ledgerSumsToZero(): Promise<void> {
   const r = await pool().query<{ s: string }>('SELECT coalesce(sum(amount), 0)::text AS s FROM ledger_entries');
   expect(r.rows[0]!.s).toBe('0');
@@ -84,6 +90,7 @@ describe('refunds of escrowed money', () => {
     expect((await t.engine.refunds.runOnce(100, { askAll: true })).reported).toBe(0); // once
     const rep = await pool().query('SELECT cause, amount::text AS amount FROM escrow_reports WHERE source_id = $1', [d.id]);
     expect(rep.rows).toEqual([{ cause: 'escrow_no_refund_account', amount: '10000' }]);
+    expect(await cases(d.id)).toEqual([{ cause: 'escrow_no_refund_account', status: 'open', subject_type: 'deposit' }]);
     expect(await posted('escrow', 'u-ref-1')).toBe(10_000n);
 
     const reg = await api('POST', '/v1/refund-accounts', { user_id: 'u-ref-1', ...ACCOUNT });
@@ -97,6 +104,7 @@ describe('refunds of escrowed money', () => {
     expect(await posted('escrow', 'u-ref-1')).toBe(0n);
     expect(await posted('refunds_payable', '')).toBe(10_000n);
     expect((await pool().query('SELECT 1 FROM escrow_reports WHERE source_id = $1', [d.id])).rowCount).toBe(0);
+    expect(await cases(d.id)).toEqual([{ cause: 'escrow_no_refund_account', status: 'resolved', subject_type: 'deposit' }]);
     // KOMOJU holds the request on the payment, with the account in its own field names.
     const payment = sim.payment(d.providerPaymentId!) as { refund_requests: Record<string, unknown>[] };
     expect(payment.refund_requests).toHaveLength(1);
@@ -144,11 +152,13 @@ describe('refunds of escrowed money', () => {
     expect(await posted('escrow', 'u-ref-2')).toBe(30_000n);
     expect(await posted('refunds_payable', '')).toBe(0n);
     expect((await pool().query(`SELECT 1 FROM escrow_reports WHERE source_id = 'zengin:test:1' AND cause = 'refund_failed'`)).rowCount).toBe(1);
+    expect(await cases('zengin:test:1')).toEqual([{ cause: 'refund_failed', status: 'open', subject_type: 'bank_transfer' }]);
     // Not tried again with the same account, registered again unchanged; a corrected account starts a new refund.
     expect((await t.engine.refunds.runOnce(100, { askAll: true })).started).toBe(0);
     expect((await api('POST', '/v1/refund-accounts', { user_id: 'u-ref-2', ...ACCOUNT, holder_kana: 'ｽｽﾞｷ ﾊﾅｺ' })).json.started_refunds).toEqual([]);
     const fixed = await api('POST', '/v1/refund-accounts', { user_id: 'u-ref-2', ...ACCOUNT, account_number: '7654321', holder_kana: 'ｽｽﾞｷ ﾊﾅｺ' });
     expect(fixed.json.started_refunds).toEqual([expect.objectContaining({ route: 'komoju_disbursement', status: 'sent', amount: '30000' })]);
+    expect(await cases('zengin:test:1')).toEqual([{ cause: 'refund_failed', status: 'resolved', subject_type: 'bank_transfer' }]);
     sim.settlePayouts('completed');
     await t.engine.refunds.runOnce(100, { askAll: true });
     expect(await posted('escrow', 'u-ref-2')).toBe(0n);

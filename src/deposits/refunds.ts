@@ -38,7 +38,7 @@ import { ensureAccounts, post } from '../ledger/index.ts';
 import type { Operation, Operations } from '../operations/index.ts';
 import { publish } from '../outbox/publish.ts';
 import type { ProviderRegistry } from '../providers/registry.ts';
-import { reportCase } from './report-case.ts';
+import { reportCase, resolveReportedCases } from './report-case.ts';
 
 export type RefundStatus = 'pending' | 'sent' | 'succeeded' | 'failed';
 export const REFUND_TRANSITIONS: Readonly<Record<RefundStatus, readonly RefundStatus[]>> = {
@@ -328,7 +328,7 @@ export function createRefunds(engine: RefundsEngine, opts: RefundsOptions): Refu
       kind: 'deposit', cause, subject: { type: sourceType, id: sourceId }, summary,
       details: { source_type: sourceType, user_id: userId, amount: amount.toString(), ...details },
     });
-    if (c) await tx.query('UPDATE escrow_reports SET case_id = $4 WHERE source_type = $1 AND source_id = $2 AND cause = $3', [sourceType, sourceId, cause, c.id]);
+    await tx.query('UPDATE escrow_reports SET case_id = $4 WHERE source_type = $1 AND source_id = $2 AND cause = $3', [sourceType, sourceId, cause, c.id]);
     return true;
   }
 
@@ -368,7 +368,9 @@ export function createRefunds(engine: RefundsEngine, opts: RefundsOptions): Refu
       : { provider, kind: 'disbursement', idempotencyKey: `refund:${id}`, entity: { type: 'deposit_refund', id },
           request: { amount: payout.toString(), currency: s.currency, refundId: id, ...bank } });
     await tx.query('UPDATE deposit_refunds SET operation_id = $2 WHERE id = $1', [id, operation.id]);
-    await tx.query('DELETE FROM escrow_reports WHERE source_type = $1 AND source_id = $2', [s.source_type, s.source_id]);
+    const cleared = await tx.query<{ case_id: string | null }>(
+      'DELETE FROM escrow_reports WHERE source_type = $1 AND source_id = $2 RETURNING case_id', [s.source_type, s.source_id]);
+    await resolveReportedCases(tx, cleared.rows.flatMap((c) => (c.case_id ? [c.case_id] : [])), `refund ${id} of the escrow started`, { refund_id: id });
     await emit(tx, 'deposit.refund_started', { ...refund, operationId: operation.id });
     return { refund: { ...refund, operationId: operation.id }, operationId: operation.id };
   }

@@ -18,6 +18,7 @@ import { expireHolds } from '../ledger/index.ts';
 import { createDeposits, type Deposits } from '../deposits/index.ts';
 import { createRefunds, type Refunds } from '../deposits/refunds.ts';
 import { createExpiryInquiry, type ExpiryInquiry } from '../deposits/expiry-inquiry.ts';
+import { CaseActions, detectCases, redriveDeliveryAction, retryOperationAction } from '../cases/index.ts';
 
 export interface EngineOptions {
   config: Config;
@@ -47,6 +48,8 @@ export interface Engine {
   refunds: Refunds;
   /** Asks the provider about reservations past their deadline whose expiry notice never came. */
   expiryInquiry: ExpiryInquiry;
+  /** What resolving a case may do, by name; modules register theirs (reconciliation: reimport_row). */
+  caseActions: CaseActions;
   inboxWriter: InboxWriter;
   inbox: InboxProcessor;
   handlerDeliveries: HandlerDeliveryProcessor;
@@ -95,9 +98,11 @@ export function createEngine(opts: EngineOptions): Engine {
   const handlerDeliveries = new HandlerDeliveryProcessor({ pool: db.pool, log, onOutcome }, consumers);
   const httpDeliveries = new HttpDeliveryProcessor({ pool: db.pool, log, onOutcome }, { dispatcher: egress, leaseMs: config.worker.leaseMs, userAgent: 'seigo/0.1' });
   const batch = config.worker.batchSize;
+  const caseActions = new CaseActions().register(retryOperationAction(operations)).register(redriveDeliveryAction());
 
   return {
     config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, refunds, expiryInquiry, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
+    caseActions,
     createWorker(role = 'worker', extra = {}) {
       const loops: WorkLoop[] = [
         { name: 'inbox', channel: 'inbox', concurrency: 2, runOnce: () => inbox.runOnce(batch) },
@@ -113,6 +118,8 @@ export function createEngine(opts: EngineOptions): Engine {
         // Escrow waiting for a refund, payouts recorded but not sent, and sent payouts the provider may have settled.
         { name: 'deposits.refunds', intervalMs: 10_000, run: async () => { await refunds.runOnce(); } },
         { name: 'deposits.expiry-inquiry', intervalMs: 5 * 60_000, run: async () => { await expiryInquiry.runOnce(); } },
+        // Outcomes the modules above only report (unknown past deadline, dead deliveries, suspense, shortfall) become cases.
+        { name: 'cases.detect', intervalMs: 60_000, run: async () => { await detectCases(db.pool, { log }); } },
         ...(extra.periodic ?? []),
       ];
       return new WorkerRuntime({ pool: db.pool, databaseUrl: db.url, log, role, pollIntervalMs: config.worker.pollIntervalMs, loops, periodic });
