@@ -5,7 +5,7 @@ import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import type { Engine } from '../engine/engine.ts';
 import { NotFoundError } from '../kernel/errors.ts';
-import { BANK_ACCOUNT_TYPES, refundMessage, type RefundAccount } from '../deposits/refunds.ts';
+import { BANK_ACCOUNT_TYPES, REFUND_STATUSES, refundMessage, type RefundAccount } from '../deposits/refunds.ts';
 import { route, type OpenApiRegistry } from './route.ts';
 
 const money = z.string().regex(/^\d+$/).describe('minor units as a decimal string');
@@ -18,7 +18,7 @@ const refundResponse = z.object({
   id: z.string(), user_id: z.string(), source_type: z.enum(['deposit', 'bank_transfer']), source_id: z.string(),
   deposit_id: z.string().nullable(), bank_transfer_id: z.string().nullable(), route: z.enum(['komoju_refund_request', 'komoju_disbursement']),
   provider: z.string(), currency: z.string(), amount: money, payout_amount: money, fee: money, fee_payer: z.enum(['platform', 'user']),
-  status: z.enum(['pending', 'sent', 'succeeded', 'failed']), provider_refund_id: z.string().nullable(),
+  status: z.enum(REFUND_STATUSES), provider_refund_id: z.string().nullable(),
   failure_code: z.string().nullable(), failure_message: z.string().nullable(), created_at: z.string(), updated_at: z.string(),
 });
 
@@ -75,4 +75,14 @@ export async function refundRoutes(app: FastifyInstance, engine: Engine, registr
     if (!r) throw new NotFoundError('not_found', `no refund ${params.id}`);
     return refundMessage(r);
   });
+
+  route(app, registry, {
+    method: 'GET', url: '/admin/v1/refunds', tags: ['deposits'], role: 'viewer',
+    summary: 'Refunds of escrowed money across users, newest first; status=failed lists what went back to escrow',
+    query: z.object({
+      status: z.enum(REFUND_STATUSES).optional(),
+      limit: z.coerce.number().int().min(1).max(500).default(50),
+    }),
+    response: z.object({ data: z.array(refundResponse) }),
+  }, async ({ query }) => ({ data: (await refunds.listAllRefunds({ status: query.status, limit: query.limit })).map(refundMessage) }));
 }

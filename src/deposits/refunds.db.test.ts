@@ -7,7 +7,7 @@ import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAccount, getBalance, setBalanceLimit, type AccountKind } from '../ledger/index.ts';
 import { KomojuSimulator } from '../providers/komoju/index.ts';
-import { eventually, startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
+import { eventually, startTestEngine, VIEWER_TOKEN, type TestEngine } from '../../test/helpers/engine.ts';
 import { assignVirtualAccount, importTransfer } from './bank-transfer.ts';
 import type { Deposit } from './state.ts';
 
@@ -153,6 +153,9 @@ describe('refunds of escrowed money', () => {
     expect(await posted('refunds_payable', '')).toBe(0n);
     expect((await pool().query(`SELECT 1 FROM escrow_reports WHERE source_id = 'zengin:test:1' AND cause = 'refund_failed'`)).rowCount).toBe(1);
     expect(await cases('zengin:test:1')).toEqual([{ cause: 'refund_failed', status: 'open', subject_type: 'bank_transfer' }]);
+    const failed = await request(`${t.url}/admin/v1/refunds?status=failed`, { headers: { authorization: `Bearer ${VIEWER_TOKEN}` } });
+    expect(((await failed.body.json()) as { data: Record<string, unknown>[] }).data)
+      .toEqual([expect.objectContaining({ id: r1!.id, bank_transfer_id: 'zengin:test:1', failure_code: 'payout_rejected' })]);
     // Not tried again with the same account, registered again unchanged; a corrected account starts a new refund.
     expect((await t.engine.refunds.runOnce(100, { askAll: true })).started).toBe(0);
     expect((await api('POST', '/v1/refund-accounts', { user_id: 'u-ref-2', ...ACCOUNT, holder_kana: 'ｽｽﾞｷ ﾊﾅｺ' })).json.started_refunds).toEqual([]);

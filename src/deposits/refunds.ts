@@ -41,6 +41,7 @@ import type { ProviderRegistry } from '../providers/registry.ts';
 import { reportCase, resolveReportedCases } from './report-case.ts';
 
 export type RefundStatus = 'pending' | 'sent' | 'succeeded' | 'failed';
+export const REFUND_STATUSES: readonly [RefundStatus, ...RefundStatus[]] = ['pending', 'sent', 'succeeded', 'failed'];
 export const REFUND_TRANSITIONS: Readonly<Record<RefundStatus, readonly RefundStatus[]>> = {
   pending: ['sent', 'succeeded', 'failed'],
   sent: ['succeeded', 'failed'],
@@ -178,6 +179,8 @@ export interface Refunds {
   getAccount(userId: string): Promise<RefundAccount | null>;
   getRefund(id: string): Promise<Refund | null>;
   listRefunds(userId: string, limit?: number): Promise<Refund[]>;
+  /** Every user's refunds, newest first, optionally of one status (operators). */
+  listAllRefunds(o?: { status?: RefundStatus | undefined; limit?: number | undefined }): Promise<Refund[]>;
   /**
    * The sweep: starts refunds of waiting escrow (or reports it), sends recorded payouts, and asks
    * about sent ones not asked about for SETTLE_POLL_MS (all of them with `askAll`).
@@ -501,6 +504,13 @@ export function createRefunds(engine: RefundsEngine, opts: RefundsOptions): Refu
     async listRefunds(userId, limit = 50) {
       const r = await pool.query<RefundRow>(
         `SELECT ${REFUND_COLUMNS} FROM deposit_refunds WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`, [userId, Math.min(Math.max(limit, 1), 500)]);
+      return r.rows.map(toRefund);
+    },
+
+    async listAllRefunds(o = {}) {
+      const r = await pool.query<RefundRow>(
+        `SELECT ${REFUND_COLUMNS} FROM deposit_refunds WHERE ($1::text IS NULL OR status = $1) ORDER BY created_at DESC, id DESC LIMIT $2`,
+        [o.status ?? null, Math.min(Math.max(o.limit ?? 50, 1), 500)]);
       return r.rows.map(toRefund);
     },
 
