@@ -104,13 +104,13 @@ describe('lifecycle', () => {
 
   it('resolving with an action that is not available says which are', async () => {
     const id = await open();
-    const r = await admin<{ code: string; available: string[] }>(t.url, 'POST', `/cases/${id}/resolve`, { action: { type: 'reimport_row' } });
+    const r = await admin<{ code: string; available: string[] }>(t.url, 'POST', `/cases/${id}/resolve`, { action: { type: 'no_such_action' } });
     expect(r.status).toBe(422);
     expect(r.json.code).toBe('action_not_available');
-    expect(r.json.available).toEqual(expect.arrayContaining(['manual_ledger_adjustment', 'redrive_delivery', 'retry_operation']));
+    expect(r.json.available).toEqual(expect.arrayContaining(['manual_ledger_adjustment', 'redrive_delivery', 'reimport_row', 'retry_operation']));
     expect((await admin<CaseJson>(t.url, 'GET', `/cases/${id}`)).json.status).toBe('open');
     const listed = await admin<{ data: { name: string }[] }>(t.url, 'GET', '/case-actions', undefined, VIEWER_TOKEN);
-    expect(listed.json.data.map((a) => a.name)).toEqual(['manual_ledger_adjustment', 'redrive_delivery', 'replay_inbox', 'retry_operation']);
+    expect(listed.json.data.map((a) => a.name)).toEqual(['manual_ledger_adjustment', 'redrive_delivery', 'reimport_row', 'replay_inbox', 'retry_operation']);
     // An action that does not apply to this case (no delivery among its records) is refused and recorded.
     const na = await admin(t.url, 'POST', `/cases/${id}/resolve`, { action: { type: 'redrive_delivery' } });
     expect(na).toMatchObject({ status: 422, json: { code: 'action_not_applicable' } });

@@ -1,4 +1,4 @@
-// The `seigo` command line: start | api | worker | migrate | replay | redrive | bench.
+// The `seigo` command line: start | api | worker | migrate | replay | redrive | reconcile | bench.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createServer } from '../api/server.ts';
 import { idempotencyPruneJob } from '../api/idempotency.ts';
@@ -186,6 +186,32 @@ bench.command('ledger')
   .action(async (o: { accounts: number; concurrency: number; duration: number; json?: boolean }) => {
     const { benchLedger } = await import('../bench/ledger.ts');
     const r = await benchLedger({ accounts: o.accounts, concurrency: o.concurrency, seconds: o.duration });
+    console.log(JSON.stringify(r, null, o.json ? 0 : 2));
+  });
+
+program.command('reconcile')
+  .description('Reconcile now: a provider\'s history over a window, or a Zengin / CSV file, against our records; repairs what it can and prints the counts')
+  .option('--provider <name>', 'reconcile this provider\'s history (needs --from and --to)')
+  .option('--from <time>', 'window start (ISO 8601)', date)
+  .option('--to <time>', 'window end, exclusive (ISO 8601)', date)
+  .option('--file <path>', 'reconcile this file (needs --format)')
+  .addOption(new Option('--format <format>', 'the file\'s format').choices(['zengin', 'csv']))
+  .option('--mapping <path>', 'for --format csv: a JSON file naming the columns and status values')
+  .addOption(new Option('--encoding <encoding>', 'for --format zengin: the file\'s encoding').choices(['shift_jis', 'utf8']))
+  .option('--deliveries', 'reconcile HTTP deliveries to internal services over --from/--to')
+  .option('--no-repair', 'only find and record the breaks')
+  .option('--json', 'print the run as JSON')
+  .action(async (o: import('./reconcile.ts').ReconcileCliOptions) => {
+    const { reconcileCommand } = await import('./reconcile.ts');
+    await reconcileCommand(o, (m) => program.error(m));
+  });
+bench.command('reconcile')
+  .description('Reconcile N internal against N external rows (1% breaks of each class), against a bare COPY of the same file plus one hash join')
+  .addOption(new Option('--rows <n>', 'rows on each side').default(1_000_000).argParser(Number))
+  .option('--json', 'print only the JSON result')
+  .action(async (o: { rows: number; json?: boolean }) => {
+    const { benchReconcile } = await import('../bench/reconcile.ts');
+    const r = await benchReconcile({ rows: o.rows });
     console.log(JSON.stringify(r, null, o.json ? 0 : 2));
   });
 
