@@ -11,6 +11,7 @@ import { backfill, redrive, syncConfigSubscriptions } from '../outbox/index.ts';
 import { applyLocalDefaults, onShutdown, openRuntime } from './bootstrap.ts';
 import { createLogger } from '../kernel/logger.ts';
 import { startLocalSimulators, type LocalSimulators } from '../sim/local.ts';
+import { casesCommand } from './cases.ts';
 
 const program = new Command('seigo')
   .description('seigo (整合): keeps payment and partner integrations consistent with the outside world, on PostgreSQL.\n'
@@ -222,6 +223,8 @@ program.command('db')
     const config = loadConfig();
     console.log(JSON.stringify({ stopped: await stopEmbeddedPostgres(config.dataDir) }));
   });
+
+casesCommand(program);
 
 try {
   await program.parseAsync(process.argv);

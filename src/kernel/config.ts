@@ -66,6 +66,8 @@ export const subscriptionTargetSchema = z.discriminatedUnion('type', [
     url: z.string().url(),
     secret: whsecSecret.optional(),
     timeoutMs: timeout.default(10_000),
+    /** "envelope": Standard Webhooks' {type, timestamp, data}; "payload": the message's payload as it is (a Slack message, say). */
+    body: z.enum(['envelope', 'payload']).default('envelope'),
   }).strict(),
   z.object({ type: z.literal('handler'), handler: z.string().min(1) }).strict(),
 ]);
@@ -137,7 +139,30 @@ export const configSchema = z.object({
     creditOn: z.enum(['preliminary', 'final']).default('preliminary'),
     /** The provider that makes konbini / Pay-easy reservations. */
     reservationProvider: z.string().default('komoju'),
-  }).strict().default({ cardProvider: 'stripe', defaultLimit: 1_000_000, creditOn: 'preliminary', reservationProvider: 'komoju' }),
+    /**
+     * Refunds of escrowed money (the part of an unrefusable deposit over the limit): the provider that
+     * pays them out, the fee it charges per payout (yen), and who bears it: the platform (default: the
+     * user gets the whole excess back, as the seed has it) or the user (deducted from the payout).
+     */
+    refundProvider: z.string().default('komoju'),
+    refundFee: z.object({
+      amount: z.number().int().nonnegative().max(100_000).default(300),
+      payer: z.enum(['platform', 'user']).default('platform'),
+    }).strict().default({ amount: 300, payer: 'platform' }),
+    /** konbini / Pay-easy reservations this long past their deadline without an expiry notice are asked about at the provider. */
+    expiryInquiryAfterMs: duration.default(30 * 60_000),
+    /** The wallet backend's callback for user notices: every `deposit.*` message, signed (Standard Webhooks), retried. */
+    callback: z.object({
+      url: z.string().url(),
+      secret: whsecSecret.optional(),
+      timeoutMs: timeout.default(10_000),
+      /** Delays between attempts before a notice is dead (default: the outbox's schedule). */
+      retrySchedule: z.array(duration).max(50).optional(),
+    }).strict().optional(),
+  }).strict().default({
+    cardProvider: 'stripe', defaultLimit: 1_000_000, creditOn: 'preliminary', reservationProvider: 'komoju',
+    refundProvider: 'komoju', refundFee: { amount: 300, payer: 'platform' }, expiryInquiryAfterMs: 30 * 60_000,
+  }),
   /** `npm start` runs the Stripe and KOMOJU simulators for providers the configuration does not declare. */
   simulators: z.object({ enabled: z.boolean().default(true) }).strict().default({ enabled: true }),
   operations: z.object({
@@ -145,6 +170,11 @@ export const configSchema = z.object({
     inquirySchedule: z.array(duration).default([30_000, 120_000, 600_000, 1_800_000, 3_600_000, 6 * 3_600_000]),
   }).strict().default({ unknownDeadlineMs: 24 * 3_600_000, inquirySchedule: [30_000, 120_000, 600_000, 1_800_000, 3_600_000, 6 * 3_600_000] }),
   /** Reconciliation: scheduled runs for every provider with a history, and for HTTP deliveries to internal services. */
+  /** The daily digest (src/digest): posted to a Slack incoming webhook through the outbox. */
+  digest: z.object({
+    slackWebhookUrl: z.string().url().optional(),
+    intervalMs: duration.default(24 * 3_600_000),
+  }).strict().default({ intervalMs: 24 * 3_600_000 }),
   reconcile: z.object({
     schedule: z.boolean().default(true),
     intervalMs: duration.default(24 * 3_600_000),
@@ -158,6 +188,12 @@ export type ConfigInput = z.input<typeof configSchema>;
 export type ProviderConfig = z.output<typeof providerSchema>;
 export type SubscriptionConfig = z.output<typeof subscriptionSchema>;
 
+/** The subscription that deposits.callback becomes (see parseConfig). */
+export const DEPOSITS_CALLBACK_SUBSCRIPTION = 'deposits.callback';
+/** The subscription that digest.slackWebhookUrl becomes, and the topic it takes (src/digest). */
+export const DIGEST_SUBSCRIPTION = 'digest.slack';
+export const DIGEST_TOPIC = 'digest.daily';
+
 function formatIssues(error: z.ZodError, source: string): string {
   return error.issues
     .map((i) => `  ${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`)
@@ -169,6 +205,20 @@ function formatIssues(error: z.ZodError, source: string): string {
 export function parseConfig(input: unknown, source = 'configuration'): Config {
   const r = configSchema.safeParse(input);
   if (!r.success) throw new ConfigError(formatIssues(r.error, source));
+  // deposits.callback is a config subscription like any other: applied, paused and resumed with them.
+  const cb = r.data.deposits.callback;
+  if (cb && !r.data.subscriptions.some((s) => s.name === DEPOSITS_CALLBACK_SUBSCRIPTION)) {
+    r.data.subscriptions.push({
+      name: DEPOSITS_CALLBACK_SUBSCRIPTION, topic: 'deposit.*', filter: {},
+      target: { type: 'http', url: cb.url, timeoutMs: cb.timeoutMs, body: 'envelope', ...(cb.secret !== undefined ? { secret: cb.secret } : {}) },
+      ...(cb.retrySchedule !== undefined ? { retrySchedule: cb.retrySchedule } : {}),
+    });
+  }
+  // So is the digest's Slack webhook: Slack takes its message as the whole body.
+  const slack = r.data.digest.slackWebhookUrl;
+  if (slack && !r.data.subscriptions.some((s) => s.name === DIGEST_SUBSCRIPTION)) {
+    r.data.subscriptions.push({ name: DIGEST_SUBSCRIPTION, topic: DIGEST_TOPIC, filter: {}, target: { type: 'http', url: slack, timeoutMs: 10_000, body: 'payload' } });
+  }
   return r.data;
 }
 
