@@ -104,11 +104,19 @@ describe('expiry inquiry of overdue reservations', () => {
     expect(credits.rows[0].n).toBe(1);
   });
 
-  it('a reservation KOMOJU still has awaiting payment is asked about and left as it is', async () => {
+  it('a reservation KOMOJU still has awaiting payment is left as it is, and asked about again only after a while', async () => {
     const d = await reserve('u-exp-3', 10_000n);
     await pastDeadline(d.id);
     expect(await t.engine.expiryInquiry.runOnce()).toEqual({ asked: 1, stored: 0 });
     expect((await t.engine.deposits.getDeposit(d.id))!.status).toBe('awaiting_payment');
     expect(await wallet('u-exp-3')).toEqual({ posted: 0n, pendingIn: 10_000n });
+    // Asked again only after a while (others overdue have their turn first); then KOMOJU has expired it.
+    expect(await t.engine.expiryInquiry.runOnce()).toEqual({ asked: 0, stored: 0 });
+    await lost(() => sim.expire(d.providerPaymentId!));
+    await pool().query(`UPDATE deposits SET expiry_inquired_at = now() - interval '2 hours' WHERE id = $1`, [d.id]);
+    expect(await t.engine.expiryInquiry.runOnce()).toEqual({ asked: 1, stored: 1 });
+    await t.engine.inbox.runOnce(100);
+    expect((await t.engine.deposits.getDeposit(d.id))!.status).toBe('expired');
+    expect(await wallet('u-exp-3')).toEqual({ posted: 0n, pendingIn: 0n });
   });
 });

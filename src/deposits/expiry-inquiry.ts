@@ -38,6 +38,9 @@ const EVENT_FOR_STATUS: Readonly<Record<string, string>> = {
   cancelled: 'payment.cancelled',
 };
 
+/** A reservation the provider still has open is asked about again after this long. */
+const ASK_AGAIN_AFTER_MS = 60 * 60_000;
+
 export function createExpiryInquiry(engine: ExpiryInquiryEngine, opts: ExpiryInquiryOptions): ExpiryInquiry {
   const { log } = engine;
   return {
@@ -45,12 +48,17 @@ export function createExpiryInquiry(engine: ExpiryInquiryEngine, opts: ExpiryInq
       const adapter = engine.providers.get(opts.provider);
       if (!adapter?.inquire) return { asked: 0, stored: 0 };
       const inquire = adapter.inquire.bind(adapter);
+      // Claimed by stamping them, so concurrent workers split the work and an answer of "still open"
+      // lets the others have their turn before this one is asked again.
       const overdue = await engine.db.pool.query<{ id: string; provider_payment_id: string }>(
-        `SELECT id, provider_payment_id FROM deposits
-         WHERE status IN ('awaiting_payment', 'paid_preliminary') AND payment_deadline < $1 AND provider = $2
-           AND method = ANY($3::text[]) AND provider_payment_id IS NOT NULL
-         ORDER BY payment_deadline LIMIT $4`,
-        [new Date(engine.clock.now().getTime() - opts.afterMs), opts.provider, RESERVATION_METHODS, limit]);
+        `WITH due AS (
+           SELECT id FROM deposits
+           WHERE status IN ('awaiting_payment', 'paid_preliminary') AND payment_deadline < $1 AND provider = $2
+             AND method = ANY($3::text[]) AND provider_payment_id IS NOT NULL
+             AND (expiry_inquired_at IS NULL OR expiry_inquired_at < now() - $5::bigint * interval '1 millisecond')
+           ORDER BY expiry_inquired_at NULLS FIRST, payment_deadline LIMIT $4 FOR UPDATE SKIP LOCKED)
+         UPDATE deposits d SET expiry_inquired_at = now() FROM due WHERE d.id = due.id RETURNING d.id, d.provider_payment_id`,
+        [new Date(engine.clock.now().getTime() - opts.afterMs), opts.provider, RESERVATION_METHODS, limit, ASK_AGAIN_AFTER_MS]);
       let stored = 0;
       for (const d of overdue.rows) {
         let payment: Record<string, unknown>;
