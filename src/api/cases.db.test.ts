@@ -52,6 +52,18 @@ describe('roles', () => {
     const denied = await admin(t.url, 'POST', `/cases/${id}/comments`, { note: 'hi' }, VIEWER_TOKEN);
     expect(denied).toMatchObject({ status: 403, json: { code: 'forbidden' } });
   });
+
+  it('documents every case route in /openapi.json', async () => {
+    const doc = await (await request(`${t.url}/openapi.json`)).body.json() as { paths: Record<string, Record<string, { security?: unknown }>> };
+    const paths = Object.keys(doc.paths).filter((p) => p.startsWith('/admin/v1/case'));
+    expect(paths.sort()).toEqual([
+      '/admin/v1/case-actions', '/admin/v1/cases', '/admin/v1/cases/{id}', '/admin/v1/cases/{id}/adjustments',
+      '/admin/v1/cases/{id}/adjustments/{adjustmentId}/approve', '/admin/v1/cases/{id}/adjustments/{adjustmentId}/reject',
+      '/admin/v1/cases/{id}/assign', '/admin/v1/cases/{id}/comments', '/admin/v1/cases/{id}/investigate', '/admin/v1/cases/{id}/resolve',
+      '/admin/v1/cases/{id}/wont-fix',
+    ]);
+    for (const p of paths) for (const op of Object.values(doc.paths[p]!)) expect(op.security).toEqual([{ bearer: [] }]);
+  });
 });
 
 describe('lifecycle', () => {
@@ -92,13 +104,13 @@ describe('lifecycle', () => {
 
   it('resolving with an action that is not available says which are', async () => {
     const id = await open();
-    const r = await admin<{ code: string; available: string[] }>(t.url, 'POST', `/cases/${id}/resolve`, { action: { type: 'reimport_row' } });
+    const r = await admin<{ code: string; available: string[] }>(t.url, 'POST', `/cases/${id}/resolve`, { action: { type: 'no_such_action' } });
     expect(r.status).toBe(422);
     expect(r.json.code).toBe('action_not_available');
-    expect(r.json.available).toEqual(expect.arrayContaining(['manual_ledger_adjustment', 'redrive_delivery', 'retry_operation']));
+    expect(r.json.available).toEqual(expect.arrayContaining(['manual_ledger_adjustment', 'redrive_delivery', 'reimport_row', 'retry_operation']));
     expect((await admin<CaseJson>(t.url, 'GET', `/cases/${id}`)).json.status).toBe('open');
     const listed = await admin<{ data: { name: string }[] }>(t.url, 'GET', '/case-actions', undefined, VIEWER_TOKEN);
-    expect(listed.json.data.map((a) => a.name)).toEqual(['manual_ledger_adjustment', 'redrive_delivery', 'retry_operation']);
+    expect(listed.json.data.map((a) => a.name)).toEqual(['manual_ledger_adjustment', 'redrive_delivery', 'reimport_row', 'replay_inbox', 'retry_operation']);
     // An action that does not apply to this case (no delivery among its records) is refused and recorded.
     const na = await admin(t.url, 'POST', `/cases/${id}/resolve`, { action: { type: 'redrive_delivery' } });
     expect(na).toMatchObject({ status: 422, json: { code: 'action_not_applicable' } });
@@ -129,6 +141,12 @@ describe('list', () => {
     expect(await q('assignee=carol')).toEqual([ids[0]]);
     expect((await q('unassigned=true')).length).toBe(6);
     expect(await q('subject_type=operation&subject_id=op-list-3')).toEqual([ids[3]]);
+    const related = await withTx(t.tdb.db.pool, (tx) => openCase(tx, {
+      kind, cause: 'odd', subject: { type: 'delivery', id: 'dl-1' }, related: [{ type: 'operation', id: 'op-list-3' }], summary: 'names op-list-3 too',
+    }));
+    expect(await q('concerns=operation:op-list-3')).toEqual([related.id, ids[3]]);
+    expect(await admin(t.url, 'GET', '/cases?concerns=wallet:1')).toMatchObject({ status: 400, json: { code: 'invalid_request' } });
+    await admin(t.url, 'POST', `/cases/${related.id}/wont-fix`, { note: 'listed above' });
 
     const seen: string[] = [];
     let before: string | null = null;
@@ -138,7 +156,7 @@ describe('list', () => {
       before = r.json.next_before;
       if (!before) break;
     }
-    expect(seen).toEqual([...ids].reverse());
+    expect(seen).toEqual([related.id, ...[...ids].reverse()]);
     // Open cases are a gauge an alert can watch: 6 of the 7 wait for a person (one is won't fix).
     const metrics = await (await request(`${t.url}/metrics`)).body.text();
     expect(metrics).toContain(`seigo_cases_open{kind="${kind}",cause="even"} 3`);

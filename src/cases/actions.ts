@@ -1,11 +1,12 @@
 // What resolving a case may do: named actions performed through the normal paths (re-ask about an
-// operation, redrive a delivery, re-import a reconciliation row). The engine holds one registry;
+// operation, redrive a delivery, replay a notification, re-import a reconciliation row). The engine holds one registry;
 // modules register their actions by name (reconciliation registers `reimport_row`), so this module
 // needs to know none of them. `manual_ledger_adjustment` is not here: it waits for a second
 // operator's approval (adjustments.ts) instead of running in the resolving request.
 import type pg from 'pg';
 import { z } from 'zod';
 import { isUuid } from '../kernel/ids.ts';
+import { replayInbox } from '../intake/index.ts';
 import type { Operations } from '../operations/index.ts';
 import { redrive } from '../outbox/index.ts';
 import type { Case, CaseSubjectType } from './cases.ts';
@@ -105,6 +106,20 @@ export function redriveDeliveryAction(): CaseAction {
       const n = await redrive(ctx.pool, { ids: [id], statuses: ['dead', 'cancelled'] });
       if (n === 0) return refuse('delivery_not_redrivable', `no dead or cancelled delivery ${id}`);
       return { ok: true, result: { delivery_id: id, redriven: n } };
+    },
+  };
+}
+
+/** replay_inbox: a stored notification processed again through intake (idempotent, as `POST /inbox/:id/replay`). */
+export function replayInboxAction(): CaseAction {
+  return {
+    name: 'replay_inbox',
+    description: 'Process a stored provider notification again through intake (its effects happen at most once)',
+    async perform(ctx) {
+      const id = targetOf(ctx, 'inbox', 'inbox_id');
+      if (typeof id !== 'string') return id;
+      if (!(await replayInbox(ctx.pool, id))) return refuse('inbox_not_found', `no inbox row ${id}`);
+      return { ok: true, result: { inbox_id: id, replayed: true } };
     },
   };
 }

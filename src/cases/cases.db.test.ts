@@ -44,6 +44,8 @@ describe('openCase', () => {
     expect(new Set(results.map((r) => r.id)).size).toBe(1);
     const rows = await tdb.db.pool.query('SELECT seen_count FROM cases WHERE subject_id = $1', [c.subject.id]);
     expect(rows.rows).toEqual([{ seen_count: 12 }]);
+    // History in the order it happened, past ten events too.
+    expect((await caseEvents(tdb.db.pool, results[0]!.id)).map((e) => e.type)).toEqual(['opened', ...Array(11).fill('seen_again')]);
   });
 
   it('works inside the caller transaction: a rollback leaves no case', async () => {

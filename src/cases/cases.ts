@@ -142,7 +142,7 @@ export async function getCase(q: Queryable, id: string): Promise<Case | null> {
 
 export async function caseEvents(q: Queryable, id: string): Promise<CaseEvent[]> {
   const r = await q.query<{ id: string; at: Date; actor: string; type: CaseEventType; from_status: CaseStatus | null; to_status: CaseStatus | null; note: string | null; data: Record<string, unknown> }>(
-    'SELECT id::text AS id, at, actor, type, from_status, to_status, note, data FROM case_events WHERE case_id = $1 ORDER BY id', [id]);
+    'SELECT id::text AS id, at, actor, type, from_status, to_status, note, data FROM case_events e WHERE case_id = $1 ORDER BY e.id', [id]);
   return r.rows.map((e) => ({ id: e.id, at: e.at, actor: e.actor, type: e.type, fromStatus: e.from_status, toStatus: e.to_status, note: e.note, data: e.data }));
 }
 

@@ -2,8 +2,13 @@
 // operation left unknown past its deadline (a provider that loses its answers), a delivery that
 // died against a real HTTP receiver, a konbini deposit credited to a restricted user's suspense, a
 // preliminary notice cancelled after the wallet spent it (KOMOJU simulator), a bank transfer to an
-// unknown account. Each sweep opens exactly one case per problem and none on the next sweep; the
-// actions retry_operation and redrive_delivery resolve through the admin API.
+// unknown account, a notification whose handler failed every retry. Each sweep opens exactly one case per problem and none on the next sweep; the
+// actions retry_operation, redrive_delivery and replay_inbox resolve through the admin API.
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { withTx } from '../kernel/db.ts';
 import { err, ok } from '../kernel/errors.ts';
@@ -15,6 +20,7 @@ import type { CallOutcome, InquiryResult, OperationRequest, ProviderAdapter } fr
 import { admin } from '../../test/helpers/admin.ts';
 import { eventually, startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
 import { startReceiver, type Receiver } from '../../test/helpers/receiver.ts';
+import { sendWebhook } from '../../test/helpers/webhooks.ts';
 import { caseEvents, detectCases, listCases, type Case } from './index.ts';
 
 /**
@@ -58,6 +64,8 @@ describe('operations unknown past their deadline, and dead deliveries', () => {
         // Overdue as soon as it is unknown; the janitor's own inquiries far away, so the test decides when to ask.
         operations: { unknownDeadlineMs: 1, inquirySchedule: ['1h'] },
         endpoints: { lossy: { timeoutMs: 1_000, maxAttempts: 1, breaker: { consecutiveFailures: 100_000, halfOpenAfterMs: 1_000 } } },
+        // One retry, at once: a failing notification is `failed` after two attempts.
+        intake: { retrySchedule: [0] },
       },
     });
   });
@@ -150,6 +158,35 @@ describe('operations unknown past their deadline, and dead deliveries', () => {
     expect(await casesFor(t, 'delivery_dead', deliveryId)).toHaveLength(1);
   });
 
+  it('opens one case per notification that failed every retry; replay_inbox resolves it and the replay applies it', async () => {
+    let ledgerOpen = false;
+    const applied: string[] = [];
+    t.engine.handlers.on('order.poison', async (_ctx, event) => {
+      if (!ledgerOpen) throw new Error('ledger is closed');
+      applied.push(String(event.entityId));
+    });
+    const sent = await sendWebhook(t.url, { id: 'msg_poison', type: 'order.poison', data: { id: 'ord_p' } });
+    expect(sent.status).toBe(200);
+    const inboxId = String(sent.json.id);
+    await eventually(async () => {
+      await t.engine.inbox.runOnce(10);
+      const r = await t.tdb.db.pool.query<{ status: string }>('SELECT status FROM inbox WHERE id = $1', [inboxId]);
+      return r.rows[0]?.status === 'failed';
+    });
+    expect((await detectCases(t.tdb.db.pool)).opened.inbox_failed).toBe(1);
+    expect((await detectCases(t.tdb.db.pool)).opened.inbox_failed).toBeUndefined();
+    const [c] = await casesFor(t, 'inbox_failed', inboxId);
+    expect(c).toMatchObject({ kind: 'intake', details: { provider: 'acme', event_id: 'msg_poison', attempts: 2, last_error: 'ledger is closed' } });
+
+    ledgerOpen = true;
+    const done = await admin<{ status: string; resolution: Record<string, unknown> }>(t.url, 'POST', `/cases/${c!.id}/resolve`,
+      { note: 'ledger reopened', action: { type: 'replay_inbox' } });
+    expect(done.json).toMatchObject({ status: 'resolved', resolution: { action: 'replay_inbox', result: { inbox_id: inboxId, replayed: true } } });
+    await t.engine.inbox.runOnce(10);
+    expect(applied).toEqual(['ord_p']);
+    expect((await t.tdb.db.pool.query('SELECT status FROM inbox WHERE id = $1', [inboxId])).rows[0]).toEqual({ status: 'processed' });
+  });
+
   it('a worker runs the sweep as the periodic job cases.detect', async () => {
     provider.answering = false;
     const opId = await unknownOperation('op-worker');
@@ -228,5 +265,32 @@ describe('money in suspense and preliminary notices cancelled after spending', (
     expect((await admin(t.url, 'POST', `/cases/${c!.id}/wont-fix`, { note: 'returned to the payer by the bank' })).status).toBe(200);
     expect((await detectCases(t.tdb.db.pool)).opened.bank_transfer_suspense).toBeUndefined();
     expect(await casesFor(t, 'bank_transfer_suspense', 'zengin:unknown-1')).toHaveLength(1);
+  });
+
+  it('two sweeps at once (a worker and `seigo cases detect`) still open one case per problem', async () => {
+    for (const n of [1, 2, 3]) {
+      await importTransfer(t.tdb.db.pool, { externalId: `zengin:race-${n}`, account: { accountNumber: '0000002' }, amount: 1_000n, payerName: 'ﾀﾞﾚｶ' });
+    }
+    const [a, b] = await Promise.all([detectCases(t.tdb.db.pool), detectCases(t.tdb.db.pool)]);
+    expect((a.opened.bank_transfer_suspense ?? 0) + (b.opened.bank_transfer_suspense ?? 0)).toBe(3);
+    for (const n of [1, 2, 3]) expect(await casesFor(t, 'bank_transfer_suspense', `zengin:race-${n}`)).toHaveLength(1);
+  });
+
+  it('`seigo cases detect` runs the sweep once and `seigo cases list --json` shows what it opened', async () => {
+    await importTransfer(t.tdb.db.pool, { externalId: 'zengin:unknown-cli', account: { accountNumber: '0000001' }, amount: 2_000n, payerName: 'ﾀﾞﾚｶ' });
+    const dir = await mkdtemp(join(tmpdir(), 'seigo-cases-cli-'));
+    try {
+      await writeFile(join(dir, 'none.json'), '{}');
+      const seigo = (...args: string[]) => promisify(execFile)(process.execPath, [join(import.meta.dirname, '../../bin/seigo.js'), ...args],
+        { cwd: dir, env: { ...process.env, DATABASE_URL: t.tdb.url, SEIGO_CONFIG: join(dir, 'none.json') }, timeout: 60_000 });
+      expect(JSON.parse((await seigo('cases', 'detect')).stdout)).toEqual({ opened: { bank_transfer_suspense: 1 }, auto_resolved: 0 });
+      expect(JSON.parse((await seigo('cases', 'detect')).stdout)).toEqual({ opened: {}, auto_resolved: 0 });
+      const listed = (await seigo('cases', 'list', '--cause', 'bank_transfer_suspense', '--json')).stdout.trim().split('\n').map((l) => JSON.parse(l) as Case);
+      // Newest first: the case the CLI just opened, then the ones opened before it.
+      expect(listed[0]).toMatchObject({ subject: { type: 'bank_transfer', id: 'zengin:unknown-cli' }, status: 'open' });
+      expect(listed.every((c) => c.cause === 'bank_transfer_suspense' && c.status === 'open')).toBe(true);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,13 +1,14 @@
 // Detectors: periodic SQL sweeps that open a case for each outcome the earlier modules only report
-// (an operation still unknown past its deadline, a dead delivery, money in suspense, a reversed
-// preliminary credit the wallet had already spent). Each finds rows with no case yet and opens one
+// (an operation still unknown past its deadline, a dead delivery, a notification that failed every
+// retry, money in suspense, a reversed preliminary credit the wallet had already spent). Each finds rows with no case yet and opens one
 // through openCase, so a second sweep, or two workers sweeping at once, opens nothing twice.
 //
 // A problem an operator already closed is not reopened unless it came back after the closing: each
 // sweep names, per row, since when the condition holds (`since`); a case closed after that covers
-// it. Two conditions clear themselves in a way that is clearly right to record: the janitor learns
-// an unknown operation's outcome, or a redriven delivery gets delivered. Those cases are resolved
-// by 'system' with the reason in their history; nothing else is closed without a person.
+// it. Three conditions clear themselves in a way that is clearly right to record: the janitor
+// learns an unknown operation's outcome, a redriven delivery gets delivered, a replayed notification
+// gets processed. Those cases are resolved by 'system' with the reason in their history; nothing
+// else is closed without a person.
 import type pg from 'pg';
 import { withTx } from '../kernel/db.ts';
 import type { Logger } from '../kernel/logger.ts';
@@ -51,6 +52,18 @@ export const DETECTORS: readonly Detector[] = [
         last_error: r.last_error, last_status_code: r.last_status_code, redrives: r.redrives },
       // A case about a dead case notification must not announce itself through the same dead end.
       notify: !s(r.topic).startsWith('case.'),
+    }),
+  },
+  {
+    // A notification whose processing failed after every retry: what it carried is not applied.
+    cause: 'inbox_failed', subjectType: 'inbox',
+    candidates: `SELECT id::text AS subject_id, next_attempt_at AS since, provider, event_id, event_type, source, attempts, last_error, replays, received_at
+                 FROM inbox WHERE status = 'failed'`,
+    toCase: (r) => ({
+      kind: 'intake',
+      summary: `${s(r.provider)} notification ${s(r.event_id)} failed after ${s(r.attempts)} attempts: ${s(r.last_error) || 'no error recorded'}`,
+      details: { provider: r.provider, event_id: r.event_id, event_type: r.event_type, source: r.source, attempts: r.attempts,
+        last_error: r.last_error, replays: r.replays, received_at: r.received_at },
     }),
   },
   {
@@ -104,6 +117,10 @@ UNION ALL
 SELECT c.id, 'the delivery was delivered after ' || d.redrives || ' redrive(s)'
 FROM cases c JOIN deliveries d ON c.subject_type = 'delivery' AND d.id::text = c.subject_id
 WHERE c.cause = 'delivery_dead' AND c.status IN ('open', 'investigating') AND d.status = 'delivered'
+UNION ALL
+SELECT c.id, 'the notification was ' || i.status || ' after ' || i.replays || ' replay(s)'
+FROM cases c JOIN inbox i ON c.subject_type = 'inbox' AND i.id::text = c.subject_id
+WHERE c.cause = 'inbox_failed' AND c.status IN ('open', 'investigating') AND i.status IN ('processed', 'ignored')
 LIMIT $1`;
 
 export interface DetectResult {

@@ -6,10 +6,10 @@ export {
   type Case, type CaseEvent, type CaseEventType, type CaseFilter, type CaseSubject, type CaseSubjectType, type OpenCaseInput, type TransitionInput,
 } from './cases.ts';
 export { CASE_STATUSES, CASE_TRANSITIONS, OPEN_STATUSES, canTransition, isClosed, sourcesOf, type CaseStatus } from './state.ts';
-export { CaseActions, retryOperationAction, redriveDeliveryAction, targetOf, type ActionOutcome, type CaseAction, type CaseActionContext } from './actions.ts';
+export { CaseActions, retryOperationAction, redriveDeliveryAction, replayInboxAction, targetOf, type ActionOutcome, type CaseAction, type CaseActionContext } from './actions.ts';
 export {
   proposeAdjustment, approveAdjustment, rejectAdjustment, listAdjustments, adjustmentPostingKey, AdjustmentError,
   type Adjustment, type AdjustmentEntry, type AdjustmentStatus,
 } from './adjustments.ts';
-export { resolveCase, ActionRefusedError, MANUAL_LEDGER_ADJUSTMENT, type ResolveInput, type ResolveOutcome } from './resolve.ts';
+export { resolveCase, adjustmentProposal, ActionRefusedError, MANUAL_LEDGER_ADJUSTMENT, type ResolveInput, type ResolveOutcome } from './resolve.ts';
 export { detectCases, DETECTORS, type DetectResult } from './detect.ts';

@@ -31,13 +31,14 @@ export class ActionRefusedError extends SeigoError {
   }
 }
 
-const adjustmentParams = z.object({
-  entries: z.array(z.object({ account_id: z.string().uuid(), amount: z.string().regex(/^-?\d{1,18}$/, 'integer minor units as a string') })).min(2).max(50),
+/** A proposal as callers send it: on /resolve as the action's params, or on its own route. */
+export const adjustmentProposal = z.object({
+  entries: z.array(z.object({ account_id: z.string().uuid(), amount: z.string().regex(/^-?\d{1,18}$/, 'integer minor units as a string') }).strict()).min(2).max(50),
   memo: z.string().min(1).max(2000),
-});
+}).strict();
 
 function parseAdjustment(params: Record<string, unknown>): { entries: AdjustmentEntry[]; memo: string } {
-  const p = adjustmentParams.safeParse(params);
+  const p = adjustmentProposal.safeParse(params);
   if (!p.success) {
     throw new BadRequestError('adjustment_invalid', `manual_ledger_adjustment needs params {entries: [{account_id, amount}], memo}: ${p.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
   }

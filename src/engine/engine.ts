@@ -18,7 +18,8 @@ import { expireHolds } from '../ledger/index.ts';
 import { createDeposits, type Deposits } from '../deposits/index.ts';
 import { createRefunds, type Refunds } from '../deposits/refunds.ts';
 import { createExpiryInquiry, type ExpiryInquiry } from '../deposits/expiry-inquiry.ts';
-import { CaseActions, detectCases, redriveDeliveryAction, retryOperationAction } from '../cases/index.ts';
+import { reconcileJobs, reimportRowAction } from '../reconcile/index.ts';
+import { CaseActions, detectCases, redriveDeliveryAction, replayInboxAction, retryOperationAction } from '../cases/index.ts';
 
 export interface EngineOptions {
   config: Config;
@@ -98,7 +99,8 @@ export function createEngine(opts: EngineOptions): Engine {
   const handlerDeliveries = new HandlerDeliveryProcessor({ pool: db.pool, log, onOutcome }, consumers);
   const httpDeliveries = new HttpDeliveryProcessor({ pool: db.pool, log, onOutcome }, { dispatcher: egress, leaseMs: config.worker.leaseMs, userAgent: 'seigo/0.1' });
   const batch = config.worker.batchSize;
-  const caseActions = new CaseActions().register(retryOperationAction(operations)).register(redriveDeliveryAction());
+  const caseActions = new CaseActions().register(retryOperationAction(operations)).register(redriveDeliveryAction()).register(replayInboxAction());
+  caseActions.register(reimportRowAction({ pool: db.pool, providers, inboxWriter, operations, log }));
 
   return {
     config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, refunds, expiryInquiry, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
@@ -118,6 +120,7 @@ export function createEngine(opts: EngineOptions): Engine {
         // Escrow waiting for a refund, payouts recorded but not sent, and sent payouts the provider may have settled.
         { name: 'deposits.refunds', intervalMs: 10_000, run: async () => { await refunds.runOnce(); } },
         { name: 'deposits.expiry-inquiry', intervalMs: 5 * 60_000, run: async () => { await expiryInquiry.runOnce(); } },
+        ...(config.reconcile.schedule ? reconcileJobs({ pool: db.pool, providers, inboxWriter, operations, log }, config.reconcile) : []),
         // Outcomes the modules above only report (unknown past deadline, dead deliveries, suspense, shortfall) become cases.
         { name: 'cases.detect', intervalMs: 60_000, run: async () => { await detectCases(db.pool, { log }); } },
         ...(extra.periodic ?? []),

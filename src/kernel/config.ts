@@ -167,6 +167,13 @@ export const configSchema = z.object({
     unknownDeadlineMs: duration.default(24 * 3_600_000),
     inquirySchedule: z.array(duration).default([30_000, 120_000, 600_000, 1_800_000, 3_600_000, 6 * 3_600_000]),
   }).strict().default({ unknownDeadlineMs: 24 * 3_600_000, inquirySchedule: [30_000, 120_000, 600_000, 1_800_000, 3_600_000, 6 * 3_600_000] }),
+  /** Reconciliation: scheduled runs for every provider with a history, and for HTTP deliveries to internal services. */
+  reconcile: z.object({
+    schedule: z.boolean().default(true),
+    intervalMs: duration.default(24 * 3_600_000),
+    /** A delivery to an internal service still not acknowledged this long after it was created is a break. */
+    deliveryDeadlineMs: duration.default(24 * 3_600_000),
+  }).strict().default({ schedule: true, intervalMs: 24 * 3_600_000, deliveryDeadlineMs: 24 * 3_600_000 }),
 }).strict();
 
 export type Config = z.output<typeof configSchema>;
