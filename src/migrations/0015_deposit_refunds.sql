@@ -83,9 +83,7 @@ CREATE TABLE escrow_reports (
 CREATE INDEX deposits_escrowed ON deposits (user_id) WHERE escrowed > 0;
 CREATE INDEX bank_transfers_escrowed ON bank_transfers (user_id) WHERE escrowed > 0;
 
--- The expiry sweep: reservations past their deadline that no expiry notice closed; when one was
--- last asked about (the provider may keep it open a while), so that it waits its turn.
-ALTER TABLE deposits ADD COLUMN expiry_inquired_at timestamptz;
+-- The expiry sweep: reservations past their deadline that no expiry notice closed.
 CREATE INDEX deposits_awaiting_deadline ON deposits (payment_deadline) WHERE status IN ('awaiting_payment', 'paid_preliminary');
 
 -- 取消 records of transfer-notice files: a transfer they cancel is `cancelled` (its booking
