@@ -19,6 +19,7 @@ import { createDeposits, type Deposits } from '../deposits/index.ts';
 import { createRefunds, type Refunds } from '../deposits/refunds.ts';
 import { createExpiryInquiry, type ExpiryInquiry } from '../deposits/expiry-inquiry.ts';
 import { reconcileJobs, reimportRowAction } from '../reconcile/index.ts';
+import { publishDigest } from '../digest/digest.ts';
 import { CaseActions, detectCases, redriveDeliveryAction, replayInboxAction, retryOperationAction } from '../cases/index.ts';
 
 export interface EngineOptions {
@@ -123,6 +124,10 @@ export function createEngine(opts: EngineOptions): Engine {
         ...(config.reconcile.schedule ? reconcileJobs({ pool: db.pool, providers, inboxWriter, operations, log }, config.reconcile) : []),
         // Outcomes the modules above only report (unknown past deadline, dead deliveries, suspense, shortfall) become cases.
         { name: 'cases.detect', intervalMs: 60_000, run: async () => { await detectCases(db.pool, { log }); } },
+        // The daily digest, when a Slack webhook is configured: one message per interval, across workers.
+        ...(config.digest.slackWebhookUrl
+          ? [{ name: 'digest.daily', intervalMs: config.digest.intervalMs, run: async () => { await publishDigest(db.pool, clock.now(), config.digest.intervalMs); } }]
+          : []),
         ...(extra.periodic ?? []),
       ];
       return new WorkerRuntime({ pool: db.pool, databaseUrl: db.url, log, role, pollIntervalMs: config.worker.pollIntervalMs, loops, periodic });
