@@ -213,6 +213,27 @@ describe('refunds of escrowed money', () => {
     await ledgerSumsToZero();
   });
 
+  it('sweeps and a registration racing each other start one refund per escrow source', async () => {
+    // Two escrow sources of one user: 2,000 of a konbini payment, then all 3,000 of a bank transfer (the wallet is full).
+    const d = await konbiniOverLimit('u-ref-6', 7_000n, 5_000n);
+    const va = await assignVirtualAccount(pool(), { userId: 'u-ref-6', registeredNameKana: 'ﾔﾏﾀﾞ ﾀﾛｳ' });
+    const bt = await importTransfer(pool(), { externalId: 'zengin:race:1', account: { accountNumber: va.accountNumber }, amount: 3_000n, payerName: 'ﾔﾏﾀﾞ ﾀﾛｳ' });
+    expect(bt.transfer).toMatchObject({ credited: 0n, escrowed: 3_000n });
+    const ds = [d.id, 'zengin:race:1'];
+    await Promise.all([
+      api('POST', '/v1/refund-accounts', { user_id: 'u-ref-6', ...ACCOUNT }),
+      t.engine.refunds.runOnce(), t.engine.refunds.runOnce(), t.engine.refunds.runOnce(),
+    ]);
+    await t.engine.refunds.runOnce();
+    const live = await pool().query<{ source_id: string; n: number }>(
+      `SELECT source_id, count(*)::int AS n FROM deposit_refunds WHERE user_id = 'u-ref-6' GROUP BY source_id ORDER BY source_id`);
+    expect(live.rows).toEqual(ds.map((id) => ({ source_id: id, n: 1 })).sort((a, b) => a.source_id.localeCompare(b.source_id)));
+    expect(await posted('escrow', 'u-ref-6')).toBe(0n);
+    expect(sim.pendingPayouts().refundRequests.filter((r) => r.payment === d.providerPaymentId)).toHaveLength(1);
+    expect(sim.pendingPayouts().disbursements.filter((x) => x.amount === 3_000)).toHaveLength(1);
+    await ledgerSumsToZero();
+  });
+
   it('a refund account must be a valid Zengin account with a half-width kana holder name', async () => {
     const bad = await api('POST', '/v1/refund-accounts', { user_id: 'u-ref-4', ...ACCOUNT, holder_kana: '山田太郎' });
     expect(bad.status).toBe(400);
