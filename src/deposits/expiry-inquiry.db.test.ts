@@ -5,32 +5,23 @@
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAccount, getBalance } from '../ledger/index.ts';
-import { KomojuSimulator, sign } from '../providers/komoju/index.ts';
-import { startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
+import { sign, type KomojuSimulator } from '../providers/komoju/index.ts';
+import type { TestEngine } from '../../test/helpers/engine.ts';
+import { startKomojuEngine, type KomojuEngine } from '../../test/helpers/komoju.ts';
 import type { Deposit } from './state.ts';
 import { createExpiryInquiry } from './expiry-inquiry.ts';
 
 const WEBHOOK_SECRET = 'komoju_whsec_seigo_expiry';
 
+let k: KomojuEngine;
 let t: TestEngine;
 let sim: KomojuSimulator;
 
 beforeAll(async () => {
-  sim = new KomojuSimulator({ seed: 5, secretKey: 'sk_test_komoju', webhookSecret: WEBHOOK_SECRET });
-  const { url } = await sim.start();
-  t = await startTestEngine({
-    config: {
-      providers: { komoju: { kind: 'komoju', secretKey: 'sk_test_komoju', webhookSecrets: [WEBHOOK_SECRET], apiBase: url } },
-      endpoints: { komoju: { timeoutMs: 1_000, maxAttempts: 1, breaker: { consecutiveFailures: 100_000, halfOpenAfterMs: 1_000 } } },
-      deposits: { expiryInquiryAfterMs: 0 },
-    },
-  });
-  sim.webhookUrl = `${t.url}/webhooks/komoju`;
+  k = await startKomojuEngine({ seed: 5, webhookSecret: WEBHOOK_SECRET, config: { deposits: { expiryInquiryAfterMs: 0 } } });
+  ({ t, sim } = k);
 });
-afterAll(async () => {
-  await t?.close();
-  await sim?.stop();
-});
+afterAll(async () => { await k?.close(); });
 
 const pool = () => t.tdb.db.pool;
 

@@ -6,8 +6,9 @@
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAccount, getBalance, setBalanceLimit, type AccountKind } from '../ledger/index.ts';
-import { KomojuSimulator } from '../providers/komoju/index.ts';
-import { eventually, startTestEngine, VIEWER_TOKEN, type TestEngine } from '../../test/helpers/engine.ts';
+import type { KomojuSimulator } from '../providers/komoju/index.ts';
+import { eventually, VIEWER_TOKEN, type TestEngine } from '../../test/helpers/engine.ts';
+import { startKomojuEngine, type KomojuEngine } from '../../test/helpers/komoju.ts';
 import { assignVirtualAccount, importTransfer } from './bank-transfer.ts';
 import type { Deposit } from './state.ts';
 
@@ -15,26 +16,22 @@ const WEBHOOK_SECRET = 'komoju_whsec_seigo_refunds';
 const API_KEY = 'wallet-backend-key-0123456789abcdef';
 const ACCOUNT = { bank_code: '0005', bank_name: 'ﾐﾂﾋﾞｼUFJ', branch_code: '123', account_type: 'ordinary', account_number: '1234567', holder_kana: 'ﾔﾏﾀﾞ ﾀﾛｳ' };
 
+let k: KomojuEngine;
 let t: TestEngine;
 let sim: KomojuSimulator;
 
 beforeAll(async () => {
-  sim = new KomojuSimulator({ seed: 11, secretKey: 'sk_test_komoju', webhookSecret: WEBHOOK_SECRET });
-  const { url } = await sim.start();
-  t = await startTestEngine({
+  k = await startKomojuEngine({
+    seed: 11,
+    webhookSecret: WEBHOOK_SECRET,
     config: {
-      providers: { komoju: { kind: 'komoju', secretKey: 'sk_test_komoju', webhookSecrets: [WEBHOOK_SECRET], apiBase: url } },
-      endpoints: { komoju: { timeoutMs: 1_000, maxAttempts: 1, breaker: { consecutiveFailures: 100_000, halfOpenAfterMs: 1_000 } } },
       apiClients: [{ name: 'wallet', key: API_KEY }],
       operations: { unknownDeadlineMs: 3_600_000, inquirySchedule: [1, 1, 1] },
     },
   });
-  sim.webhookUrl = `${t.url}/webhooks/komoju`;
+  ({ t, sim } = k);
 });
-afterAll(async () => {
-  await t?.close();
-  await sim?.stop();
-});
+afterAll(async () => { await k?.close(); });
 
 const pool = () => t.tdb.db.pool;
 
@@ -248,22 +245,21 @@ describe('refunds of escrowed money', () => {
 });
 
 describe('refunds when the user bears the fee', () => {
+  let k2: KomojuEngine;
   let u: TestEngine;
   let s2: KomojuSimulator;
   beforeAll(async () => {
-    s2 = new KomojuSimulator({ seed: 12, secretKey: 'sk_test_komoju', webhookSecret: WEBHOOK_SECRET, settlePayoutsAfterMs: 10 });
-    const { url } = await s2.start();
-    u = await startTestEngine({
-      config: {
-        providers: { komoju: { kind: 'komoju', secretKey: 'sk_test_komoju', webhookSecrets: [WEBHOOK_SECRET], apiBase: url } },
-        deposits: { refundFee: { amount: 600, payer: 'user' } },
-      },
+    // No breaker settings and no webhooks: refunds settle through the simulator alone.
+    k2 = await startKomojuEngine({
+      seed: 12,
+      webhookSecret: WEBHOOK_SECRET,
+      simulator: { settlePayoutsAfterMs: 10 },
+      config: { endpoints: {}, deposits: { refundFee: { amount: 600, payer: 'user' } } },
+      webhooks: false,
     });
+    ({ t: u, sim: s2 } = k2);
   });
-  afterAll(async () => {
-    await u?.close();
-    await s2?.stop();
-  });
+  afterAll(async () => { await k2?.close(); });
   const bal = async (kind: AccountKind, owner: string) => {
     const a = await findAccount(u.tdb.db.pool, kind, owner);
     return a ? (await getBalance(u.tdb.db.pool, a.id))!.posted : 0n;
