@@ -209,11 +209,6 @@ async function getTransfer(q: Queryable, externalId: string): Promise<BankTransf
   return r.rows[0] ? toBankTransfer(r.rows[0]) : null;
 }
 
-/**
- * Books one incoming transfer. Never refuses: every transfer ends credited (wallet / escrow) or in
- * a suspense account with its reason. Run it in a transaction (`q` a client inside withTx) to have
- * the booking, the record and the message commit together; importTransferNoticeFile does.
- */
 /** A cancellation record in the file: the transfer it names, as a data record. */
 export type IncomingCancellation = IncomingTransfer;
 
@@ -320,6 +315,11 @@ export async function importCancellation(q: Queryable, cancel: IncomingCancellat
   return { transfer: toBankTransfer(r.rows[0]), duplicate: false };
 }
 
+/**
+ * Books one incoming transfer. Never refuses: every transfer ends credited (wallet / escrow) or in
+ * a suspense account with its reason. Run it in a transaction (`q` a client inside withTx) to have
+ * the booking, the record and the message commit together; importTransferNoticeFile does.
+ */
 export async function importTransfer(q: Queryable, transfer: IncomingTransfer, policy: BankTransferPolicy = {}): Promise<ImportedTransfer> {
   const prior = await getTransfer(q, transfer.externalId);
   if (prior) return { transfer: prior, duplicate: true };
