@@ -169,12 +169,12 @@ export const configSchema = z.object({
     unknownDeadlineMs: duration.default(24 * 3_600_000),
     inquirySchedule: z.array(duration).default([30_000, 120_000, 600_000, 1_800_000, 3_600_000, 6 * 3_600_000]),
   }).strict().default({ unknownDeadlineMs: 24 * 3_600_000, inquirySchedule: [30_000, 120_000, 600_000, 1_800_000, 3_600_000, 6 * 3_600_000] }),
-  /** Reconciliation: scheduled runs for every provider with a history, and for HTTP deliveries to internal services. */
   /** The daily digest (src/digest): posted to a Slack incoming webhook through the outbox. */
   digest: z.object({
     slackWebhookUrl: z.string().url().optional(),
     intervalMs: duration.default(24 * 3_600_000),
   }).strict().default({ intervalMs: 24 * 3_600_000 }),
+  /** Reconciliation: scheduled runs for every provider with a history, and for HTTP deliveries to internal services. */
   reconcile: z.object({
     schedule: z.boolean().default(true),
     intervalMs: duration.default(24 * 3_600_000),
