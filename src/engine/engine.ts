@@ -101,7 +101,8 @@ export function createEngine(opts: EngineOptions): Engine {
   const httpDeliveries = new HttpDeliveryProcessor({ pool: db.pool, log, onOutcome }, { dispatcher: egress, leaseMs: config.worker.leaseMs, userAgent: 'seigo/0.1' });
   const batch = config.worker.batchSize;
   const caseActions = new CaseActions().register(retryOperationAction(operations)).register(redriveDeliveryAction()).register(replayInboxAction());
-  caseActions.register(reimportRowAction({ pool: db.pool, providers, inboxWriter, operations, log }));
+  const reconcileDeps = { pool: db.pool, providers, inboxWriter, operations, log };
+  caseActions.register(reimportRowAction(reconcileDeps));
 
   return {
     config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, refunds, expiryInquiry, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
@@ -121,7 +122,7 @@ export function createEngine(opts: EngineOptions): Engine {
         // Escrow waiting for a refund, payouts recorded but not sent, and sent payouts the provider may have settled.
         { name: 'deposits.refunds', intervalMs: 10_000, run: async () => { await refunds.runOnce(); } },
         { name: 'deposits.expiry-inquiry', intervalMs: 5 * 60_000, run: async () => { await expiryInquiry.runOnce(); } },
-        ...(config.reconcile.schedule ? reconcileJobs({ pool: db.pool, providers, inboxWriter, operations, log }, config.reconcile) : []),
+        ...(config.reconcile.schedule ? reconcileJobs(reconcileDeps, config.reconcile) : []),
         // Outcomes the modules above only report (unknown past deadline, dead deliveries, suspense, shortfall) become cases.
         { name: 'cases.detect', intervalMs: 60_000, run: async () => { await detectCases(db.pool, { log }); } },
         // The daily digest, when a Slack webhook is configured: one message per interval, across workers.
