@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { KONBINI_STORES, PRELIMINARY_CANCELLED_EVENT, PRELIMINARY_PAID_EVENT, type KomojuEvent, type PaymentStatus } from './payment.ts';
 import { sign } from './signature.ts';
-import { mulberry32 } from '../../sim/prng.ts';
+import { mulberry32 } from '../../kernel/prng.ts';
 
 export interface KomojuFaults {
   /** Each API request waits a random 0…latencyMs first. */
@@ -142,6 +142,11 @@ export class KomojuSimulator {
   payment(id: string): Readonly<Record<string, unknown>> | undefined {
     const p = this.payments.get(id);
     return p ? render(p) : undefined;
+  }
+
+  /** Every payment as KOMOJU holds it now, oldest first: the provider's own record, for end-to-end checks. */
+  allPayments(): Record<string, unknown>[] {
+    return [...this.payments.values()].map(render);
   }
 
   // ---- the customer's and the banks' side (test control) ----
