@@ -29,7 +29,7 @@ export class BankSimulator {
     this.waiting.push({
       accountNumber: t.accountNumber,
       input: {
-        inquiryNumber: String(++this.inquiry).padStart(10, '0'), transactionDate: day, valueDate: day, amount: t.amount,
+        inquiryNumber: String(++this.inquiry % 1_000_000).padStart(6, '0'), transactionDate: day, valueDate: day, amount: t.amount,
         otherBankChequeAmount: 0n, payerCode: null, payerName: t.payerName, remittingBankName: 'ﾐｽﾞﾎ', remittingBranchName: 'ﾎﾝﾃﾝ',
         cancelled: false, ediInfo: '',
       },

@@ -151,6 +151,7 @@ export async function driveDeposits(w: World, plan: Plan, o: { concurrency: numb
   let next = 0;
   let driving = true;
 
+  let bankError: Error | undefined;
   const bankLoop = (async () => {
     while (driving || w.bank.waitingCount > 0) {
       await sleep(driving ? 700 : 0);
@@ -164,7 +165,7 @@ export async function driveDeposits(w: World, plan: Plan, o: { concurrency: numb
       stats.bankFiles++;
       if (twice) stats.bankFilesSentTwice++;
     }
-  })();
+  })().catch((e: unknown) => { bankError = e as Error; });
 
   const one = async (d: PlannedDeposit) => {
     stats.requested++;
@@ -220,6 +221,7 @@ export async function driveDeposits(w: World, plan: Plan, o: { concurrency: numb
     driving = false;
     await bankLoop;
   }
+  if (bankError) throw bankError;
   return stats;
 }
 

@@ -47,6 +47,8 @@ export interface Figures {
   credited: number;
   /** Paid, and booked nowhere. */
   lost: number;
+  /** …of which the provider dropped the paid notice: only reconciliation can bring those in. */
+  lost_notice_dropped: number;
   /** More than one live (unreversed) credit for one payment. */
   double_credits: number;
   /** Booked once, but not for the amount paid. */
@@ -72,6 +74,8 @@ export interface Figures {
   deliveries: { total: number; acknowledged: number; redelivered: number; dead: number; lost: number };
   /** Work left: operations pending/sending, deposits pending/processing, inbox rows pending/failed, deliveries pending/sending. */
   stuck: { operations: number; deposits: number; inbox: number; inbox_failed: number; deliveries: number };
+  /** The lost, doubly credited and phantom payments (the first 20), with seigo's record of each. */
+  broken: Record<string, unknown>[];
 }
 
 /** Computes every figure. `defaultLimit` is the wallet limit without a per-user override. */
@@ -108,15 +112,20 @@ export async function computeFigures(w: World): Promise<Figures> {
   }
   for (const t of w.bank.reported) paid.set(`bank_transfer:${t.externalId}`, t.amount);
 
-  let credited = 0, lost = 0, double = 0, misbooked = 0, phantom = 0;
+  let credited = 0, misbooked = 0;
+  const lost: string[] = [], double: string[] = [], phantom: string[] = [];
   for (const [key, amount] of paid) {
     const c = live.get(key);
-    if (!c) lost++;
-    else if (c.n > 1) double++;
+    if (!c) lost.push(key);
+    else if (c.n > 1) double.push(key);
     else if (c.booked !== amount) misbooked++;
     else credited++;
   }
-  for (const key of live.keys()) if (!paid.has(key)) phantom++;
+  for (const key of live.keys()) if (!paid.has(key)) phantom.push(key);
+  // A paid notice KOMOJU never sent (the drop fault) reaches seigo only through reconciliation.
+  const droppedPaidNotice = new Set(w.komoju.events
+    .filter((e) => e.type === 'payment.captured' && w.komoju.droppedEventIds.has(e.id))
+    .map((e) => `deposit:${String((e.data as { external_order_num?: unknown }).external_order_num)}`));
 
   const ledger = await pool.query<{ sum: string; mismatches: number; breaches: number; escrowed: string; suspense: string }>(`
     WITH acc AS (
@@ -157,14 +166,38 @@ export async function computeFigures(w: World): Promise<Figures> {
   for (const p of w.receiver.processed.values()) redelivered += p.redeliveries;
 
   return {
-    paid: paid.size, credited, lost, double_credits: double, misbooked, phantom_credits: phantom,
+    paid: paid.size, credited, lost: lost.length, lost_notice_dropped: lost.filter((k) => droppedPaidNotice.has(k)).length, double_credits: double.length, misbooked, phantom_credits: phantom.length,
     double_charges: [...charges.values()].filter((n) => n > 1).length,
     ledger_sum: l.sum, balance_mismatches: l.mismatches, limit_breaches: l.breaches,
     unknown_unresolved: s.ops_unknown + s.deposits_unknown, escrowed: l.escrowed, suspense: l.suspense, refunds_started: s.refunds,
     // A dead delivery would need a case to be accounted for; until cases exist it counts as lost.
     deliveries: { total: dl.rows.length, acknowledged, redelivered, dead, lost: lostDeliveries + dead },
     stuck: { operations: s.ops_stuck, deposits: s.deposits_stuck, inbox: s.inbox, inbox_failed: s.inbox_failed, deliveries: open },
+    broken: await describe(pool, [...lost.map((k) => ['lost', k]), ...double.map((k) => ['double_credit', k]), ...phantom.map((k) => ['phantom_credit', k])] as [string, string][]),
   };
+}
+
+/** For each broken payment (at most 20): what seigo holds about it, to start the investigation from. */
+async function describe(pool: pg.Pool, items: [string, string][]): Promise<Record<string, unknown>[]> {
+  const out: Record<string, unknown>[] = [];
+  for (const [what, key] of items.slice(0, 20)) {
+    const [kind, id] = [key.slice(0, key.indexOf(':')), key.slice(key.indexOf(':') + 1)];
+    if (kind !== 'deposit') {
+      out.push({ what, key });
+      continue;
+    }
+    const d = await pool.query<{ method: string; status: string; provider_payment_id: string | null }>(
+      'SELECT method, status, provider_payment_id FROM deposits WHERE id = $1', [id]);
+    const ev = await pool.query<{ to_status: string; cause: string }>('SELECT to_status, cause FROM deposit_events WHERE deposit_id = $1 ORDER BY id', [id]);
+    const pid = d.rows[0]?.provider_payment_id;
+    const inbox = pid ? await pool.query<{ event_type: string | null; status: string }>(
+      'SELECT event_type, status FROM inbox WHERE entity_id = $1 ORDER BY received_at', [pid]) : { rows: [] };
+    out.push({
+      what, key, method: d.rows[0]?.method, status: d.rows[0]?.status, provider_payment_id: pid,
+      history: ev.rows.map((e) => `${e.to_status}: ${e.cause}`), notices_received: inbox.rows.map((r) => `${r.event_type ?? '?'} (${r.status})`),
+    });
+  }
+  return out;
 }
 
 /** The broken invariants, each as a sentence; empty when the run kept every promise. */

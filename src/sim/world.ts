@@ -84,11 +84,20 @@ export async function startWorld(o: WorldOptions): Promise<World> {
     o.progress(`${sig}: stopping everything`);
     void stopAll(true).finally(() => process.exit(130));
   };
+  // A bug in the harness itself must not leave processes or a PostgreSQL behind either.
+  const crashed = (e: unknown) => {
+    console.error('seigo sim: the harness failed:', e);
+    void stopAll(true).finally(() => process.exit(1));
+  };
   process.once('SIGINT', interrupted);
   process.once('SIGTERM', interrupted);
+  process.once('uncaughtException', crashed);
+  process.once('unhandledRejection', crashed);
   const stopAll = async (keepLogs: boolean) => {
     process.removeListener('SIGINT', interrupted);
     process.removeListener('SIGTERM', interrupted);
+    process.removeListener('uncaughtException', crashed);
+    process.removeListener('unhandledRejection', crashed);
     for (const s of stops.reverse()) await s().catch(() => undefined);
     stops.length = 0;
     if (keepLogs) {

@@ -78,6 +78,8 @@ export class KomojuSimulator {
   };
   /** Every event KOMOJU decided to send, in order, before delivery faults. */
   readonly events: KomojuEvent[] = [];
+  /** Ids of the events the `dropWebhook` fault kept from ever being sent. */
+  readonly droppedEventIds = new Set<string>();
 
   private readonly payments = new Map<string, SimPayment>();
   private readonly idempotency = new Map<string, ApiReply | 'in_flight'>();
@@ -379,6 +381,7 @@ export class KomojuSimulator {
     this.counters.webhooksEmitted++;
     if (this.roll(this.faults.dropWebhook)) {
       this.counters.webhooksDropped++;
+      this.droppedEventIds.add(event.id);
       return;
     }
     if (this.roll(this.faults.reorderWebhooks)) {
