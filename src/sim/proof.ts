@@ -102,7 +102,7 @@ export async function runChaos(o: ProofOptions & { durationS: number; afterCallK
         w.cluster.kill(k.target);
       }
     })();
-    const stats = await driveDeposits(w, plan, { concurrency: 4, faultRate: o.faultRate, untilMs: until });
+    const stats = await driveDeposits(w, plan, { concurrency: 8, faultRate: o.faultRate, untilMs: until });
     await killer;
     progress('kills over; waiting for every process to be back');
     await w.cluster.allUp();
