@@ -2,8 +2,8 @@
 // account, with the balance-limit check under the wallet's row lock) over many wallets whose
 // traffic is Zipf-skewed, so hot wallets meet their limit and contend for their rows. Compared
 // with pgbench single-row INSERTs at the same client count on the same server in the same run.
-// Each deposit is what a wallet's backend does for one: one creditDeposit() call on the pool (one
-// autocommit statement). The same load is then run with wallets picked uniformly, to show how much
+// Each deposit is one DepositCreditor.credit() call, which settles after its own ledger transaction
+// has committed; concurrent calls share a statement and a commit (group commit). The same load is then run with wallets picked uniformly, to show how much
 // the hot wallets' row locks cost.
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createDb, type Db } from '../kernel/db.ts';
-import { creditDeposit, DEFAULT_BALANCE_LIMIT, ensureAccount } from '../ledger/index.ts';
+import { DEFAULT_BALANCE_LIMIT, DepositCreditor, ensureAccount } from '../ledger/index.ts';
 import { benchDatabase, findPgbench, percentile, round } from './setup.ts';
 
 const execFileP = promisify(execFile);
@@ -96,7 +96,7 @@ export async function benchLedger(o: { accounts?: number; seconds?: number; conc
       server: { version: bdb.serverVersion, embedded: bdb.embedded },
       accounts, concurrency, duration_s: seconds, zipf_s: ZIPF_S, limit: DEFAULT_BALANCE_LIMIT.toString(),
       seigo: {
-        what: 'creditDeposit(pool) per deposit, refusable: one autocommit statement (seigo_ledger_credit_deposit: idempotency look-up, balance rows locked in order with the limit check, transaction + 2 entries + balance updates); Zipf-skewed wallets',
+        what: 'DepositCreditor.credit per deposit, refusable: one ledger transaction per deposit, decided under the wallet row lock with the limit check; concurrent deposits share one statement and commit (group commit, seigo_ledger_credit_deposits); Zipf-skewed wallets',
         ...zipf.figures,
         wallets_at_limit: full,
       },
@@ -127,6 +127,7 @@ async function runDeposits(
   const latencies: number[] = [];
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
+  const creditor = new DepositCreditor(db.pool);
   async function client(): Promise<void> {
     while (performance.now() < end) {
       const i = seq++;
@@ -135,7 +136,7 @@ async function runDeposits(
       const amount = BigInt(1_000 + Math.floor(Math.random() * 9_000));
       const s = performance.now();
       try {
-        const r = await creditDeposit(db.pool, { owner: owners[k]!, amount, sourceAccountId, idempotencyKey: `bench-${label}-${i}`, mode: 'refusable' });
+        const r = await creditor.credit({ owner: owners[k]!, amount, sourceAccountId, idempotencyKey: `bench-${label}-${i}`, mode: 'refusable' });
         if (r.ok) posted++; else refused++;
         latencies.push(performance.now() - s);
       } catch {

@@ -1,9 +1,10 @@
-// Group commit for the inbox: concurrent webhook requests are written in micro-batches, so many
-// requests share one INSERT and one commit. A request's promise settles only after that commit,
-// so "acknowledged" always means durable.
+// Group commit for the inbox (src/kernel/batcher.ts): concurrent webhook requests are written in
+// micro-batches, so many requests share one INSERT and one commit. A request's promise settles
+// only after that commit, so "acknowledged" always means durable.
 import type pg from 'pg';
 import { uuidv7 } from '../kernel/ids.ts';
 import { wake } from '../kernel/wake.ts';
+import { Batcher, type BatcherOptions } from '../kernel/batcher.ts';
 
 export interface InboxRowInput {
   provider: string;
@@ -14,7 +15,6 @@ export interface InboxRowInput {
 }
 export interface InboxWriteResult { id: string; duplicate: boolean }
 
-interface Pending { row: InboxRowInput; resolve(r: InboxWriteResult): void; reject(e: Error): void }
 
 // The batch INSERT returns the rows it stored; the duplicates (rows that already existed) are
 // looked up by a second statement, only when a batch has any. A single statement that also read
@@ -50,59 +50,33 @@ const EXISTING = `
 SELECT i.id, i.provider, i.event_id FROM inbox i
 JOIN unnest($1::text[], $2::text[]) AS k(provider, event_id) ON i.provider = k.provider AND i.event_id = k.event_id`;
 
-export interface InboxWriterOptions {
-  /** Most rows in one INSERT. */
-  maxBatch?: number;
-  /** Batches in flight at once; more requests wait and join the next batch. */
-  maxInFlight?: number;
+export interface InboxWriterOptions extends BatcherOptions {
   /** Called after each batch commits, with its size (metrics). */
   onBatch?: (rows: number) => void;
 }
 
 export class InboxWriter {
-  private queue: Pending[] = [];
-  private inFlight = 0;
-  private lastBatch = 0;
-  private readonly maxBatch: number;
-  private readonly maxInFlight: number;
+  private readonly batcher: Batcher<InboxRowInput, InboxWriteResult>;
 
   constructor(private readonly pool: pg.Pool, private readonly opts: InboxWriterOptions = {}) {
-    this.maxBatch = opts.maxBatch ?? 500;
-    this.maxInFlight = opts.maxInFlight ?? 2;
+    this.batcher = new Batcher((rows) => this.flush(rows), { maxBatch: opts.maxBatch ?? 500, maxInFlight: opts.maxInFlight ?? 2 });
   }
 
   write(row: InboxRowInput): Promise<InboxWriteResult> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ row, resolve, reject });
-      this.pump();
-    });
+    return this.batcher.submit(row);
   }
 
-  private pump(): void {
-    while (this.queue.length > 0 && this.inFlight < this.maxInFlight) {
-      // Nothing in flight: go at once (low latency when idle). Otherwise start another batch only
-      // when enough requests wait to make it worth a commit of its own; the rest ride the next.
-      if (this.inFlight > 0 && this.queue.length < Math.max(2, this.lastBatch >> 1)) return;
-      const batch = this.queue.splice(0, this.maxBatch);
-      this.lastBatch = batch.length;
-      this.inFlight++;
-      this.flush(batch)
-        .catch((e: Error) => { for (const p of batch) p.reject(e); })
-        .finally(() => { this.inFlight--; this.pump(); });
-    }
-  }
-
-  private async flush(batch: Pending[]): Promise<void> {
+  private async flush(batch: readonly InboxRowInput[]): Promise<(InboxWriteResult | Error)[]> {
     // Within a batch the first request for a key inserts; later ones are duplicates of it.
     const keyOf = (provider: string, eventId: string) => `${provider}\u0000${eventId}`;
     const firstByKey = new Map<string, { id: string; index: number }>();
     const rows: { id: string; row: InboxRowInput }[] = [];
-    batch.forEach((p, index) => {
-      const key = keyOf(p.row.provider, p.row.eventId);
+    batch.forEach((row, index) => {
+      const key = keyOf(row.provider, row.eventId);
       if (!firstByKey.has(key)) {
         const id = uuidv7();
         firstByKey.set(key, { id, index });
-        rows.push({ id, row: p.row });
+        rows.push({ id, row });
       }
     });
     const values: unknown[] = [];
@@ -129,16 +103,12 @@ export class InboxWriter {
       });
       for (const r of ex.rows) existing.set(keyOf(r.provider, r.event_id), r.id);
     }
-    batch.forEach((p, index) => {
-      const key = keyOf(p.row.provider, p.row.eventId);
+    return batch.map((row, index) => {
+      const key = keyOf(row.provider, row.eventId);
       const first = firstByKey.get(key)!;
-      if (inserted.has(first.id)) {
-        p.resolve({ id: first.id, duplicate: index !== first.index });
-        return;
-      }
+      if (inserted.has(first.id)) return { id: first.id, duplicate: index !== first.index };
       const id = existing.get(key);
-      if (id) p.resolve({ id, duplicate: true });
-      else p.reject(new Error(`inbox row for ${p.row.provider}/${p.row.eventId} was neither inserted nor found`));
+      return id ? { id, duplicate: true } : new Error(`inbox row for ${row.provider}/${row.eventId} was neither inserted nor found`);
     });
   }
 }

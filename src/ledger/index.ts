@@ -4,6 +4,6 @@ export * from './types.ts';
 export { ensureAccount, ensureAccounts, findAccount, setBalanceLimit, clearBalanceLimit, restrictOwner, unrestrictOwner, type AccountSpec } from './accounts.ts';
 export { post, reverse, InvalidPostingError } from './post.ts';
 export { placeHold, captureHold, releaseHold, expireHolds, getHold, HOLD_STATUSES, HOLD_TRANSITIONS, canTransition, type PlaceHoldInput } from './holds.ts';
-export { creditDeposit, type CreditDepositInput, type CreditDepositOutcome, type CreditDepositError, type DepositMode } from './credit-deposit.ts';
+export { creditDeposit, creditDeposits, DepositCreditor, type CreditDepositResult, type CreditDepositInput, type CreditDepositOutcome, type CreditDepositError, type DepositMode } from './credit-deposit.ts';
 export { getAccount, getBalance, getTransaction, listAccountTransactions, entriesOf, type AccountTransaction } from './read.ts';
 export { lockBalances, headroom } from './balances.ts';

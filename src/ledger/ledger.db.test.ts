@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTx, type Queryable, type Tx } from '../kernel/db.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.ts';
 import {
-  captureHold, creditDeposit, ensureAccount, expireHolds, getBalance, getHold, getTransaction, placeHold, post, releaseHold,
+  captureHold, creditDeposit, creditDeposits, DepositCreditor, ensureAccount, expireHolds, getBalance, getHold, getTransaction, placeHold, post, releaseHold,
   restrictOwner, reverse, setBalanceLimit, type Account,
 } from './index.ts';
 
@@ -108,6 +108,32 @@ describe('postings', () => {
     await expect(q('DELETE FROM ledger_transactions WHERE id = $1')).rejects.toThrow(/immutable/);
     await expect(t.db.pool.query('TRUNCATE ledger_entries CASCADE')).rejects.toThrow(/immutable/);
     expect((await getTransaction(t.db.pool, id))?.entries.map((e) => e.amount).sort()).toEqual([-5n, 5n]);
+  });
+
+  it('entries cannot be added to a committed transaction, nor name a missing transaction or account; accounts cannot be deleted', async () => {
+    const w = await wallet('u-late-entry');
+    const r = await post(t.db.pool, { idempotencyKey: key('late'), entries: [{ accountId: clearing.id, amount: -7n }, { accountId: w.id, amount: 7n }] });
+    if (!r.ok) throw new Error('post failed');
+    const q = (sql: string, v: unknown[]) => t.db.pool.query(sql, v);
+    // Balanced on its own, but it would change a transaction already checked at its COMMIT.
+    await expect(q(`INSERT INTO ledger_entries (transaction_id, account_id, currency, amount) VALUES ($1, $2, 'JPY', -1), ($1, $3, 'JPY', 1)`,
+      [r.value.transactionId, clearing.id, w.id])).rejects.toThrow(/committed earlier/);
+    await expect(q(`INSERT INTO ledger_entries (transaction_id, account_id, currency, amount) VALUES ('00000000-0000-7000-8000-0000000000ff', $1, 'JPY', 1)`,
+      [w.id])).rejects.toThrow(/does not exist/);
+    const c = await t.db.pool.connect();
+    try {
+      await c.query('BEGIN');
+      await c.query(`INSERT INTO ledger_transactions (id, idempotency_key) VALUES ('00000000-0000-7000-8000-0000000000fe', $1)`, [key('raw')]);
+      await expect(c.query(`INSERT INTO ledger_entries (transaction_id, account_id, currency, amount) VALUES
+        ('00000000-0000-7000-8000-0000000000fe', $1, 'USD', -1), ('00000000-0000-7000-8000-0000000000fe', $2, 'USD', 1)`, [clearing.id, w.id]))
+        .rejects.toThrow(/no such account in that currency/);
+    } finally {
+      await c.query('ROLLBACK');
+      c.release();
+    }
+    await expect(q('DELETE FROM ledger_accounts WHERE id = $1', [w.id])).rejects.toThrow(/immutable/);
+    await expect(q(`UPDATE ledger_accounts SET currency = 'USD' WHERE id = $1`, [w.id])).rejects.toThrow(/immutable/);
+    expect(await posted(w.id)).toBe(7n);
   });
 
   it('an idempotency key used twice, even concurrently, posts once', async () => {
@@ -358,6 +384,70 @@ describe('one round trip, autocommit', () => {
     if (!r.ok) throw new Error('refused');
     expect((await getTransaction(t.db.pool, r.value.transactionId))?.entries.map((e) => e.amount)).toEqual([-50n, 30n, 20n]);
     expect(await posted(a.id)).toBe(50n);
+    await invariants();
+  });
+});
+
+describe('deposits in batches', () => {
+  it('decides each deposit in order, as if alone: shared wallets, repeated and replayed keys, restricted users, unknown sources', async () => {
+    await setBalanceLimit(t.db.pool, 'u-batch-full', 10_000n);
+    await restrictOwner(t.db.pool, 'u-batch-frozen', 'test');
+    const replayed = key('b-old');
+    await creditDeposit(t.db.pool, { owner: 'u-batch-a', amount: 100n, sourceAccountId: clearing.id, idempotencyKey: replayed, mode: 'refusable' });
+    const d = (owner: string, amount: bigint, k: string, mode: 'refusable' | 'unrefusable' = 'refusable', sourceAccountId = clearing.id) =>
+      ({ owner, amount, sourceAccountId, idempotencyKey: k, mode });
+    const again = key('b-again');
+    const out = await creditDeposits(t.db.pool, [
+      d('u-batch-full', 6_000n, key('b')),                 // fits
+      d('u-batch-full', 6_000n, key('b')),                 // no longer fits after the first: refused
+      d('u-batch-full', 6_000n, key('b'), 'unrefusable'),  // credits the 4,000 left, escrows 2,000
+      d('u-batch-a', 100n, replayed),                      // posted before: its first outcome
+      d('u-batch-b', 300n, again),
+      d('u-batch-b', 300n, again),                         // same key later in the batch: a duplicate of the one above
+      d('u-batch-frozen', 500n, key('b')),                 // suspense
+      d('u-batch-c', 100n, key('b'), 'refusable', '00000000-0000-7000-8000-00000000abcd'), // unknown source: its own error
+    ]);
+    const v = out.map((o) => (o instanceof Error ? o.message : o.ok ? { ...o.value, transactionId: undefined } : o.error.code));
+    expect(v).toEqual([
+      { credited: 6_000n, escrowed: 0n, suspended: 0n, duplicate: false, transactionId: undefined },
+      'balance_limit_exceeded',
+      { credited: 4_000n, escrowed: 2_000n, suspended: 0n, duplicate: false, transactionId: undefined },
+      { credited: 100n, escrowed: 0n, suspended: 0n, duplicate: true, transactionId: undefined },
+      { credited: 300n, escrowed: 0n, suspended: 0n, duplicate: false, transactionId: undefined },
+      { credited: 300n, escrowed: 0n, suspended: 0n, duplicate: true, transactionId: undefined },
+      { credited: 0n, escrowed: 0n, suspended: 500n, duplicate: false, transactionId: undefined },
+      expect.stringMatching(/no ledger account/),
+    ]);
+    const [e, f] = [out[4], out[5]];
+    if (e instanceof Error || f instanceof Error || !e?.ok || !f?.ok) throw new Error('unexpected');
+    expect(f.value.transactionId).toBe(e.value.transactionId);
+    await invariants();
+  });
+
+  it('DepositCreditor: 200 concurrent deposits over 5 wallets past their limit never breach it, and each key credits once', async () => {
+    const creditor = new DepositCreditor(t.db.pool, { maxBatch: 16 });
+    for (let i = 0; i < 5; i++) await setBalanceLimit(t.db.pool, `u-grp-${i}`, 20_000n);
+    const keys = Array.from({ length: 100 }, () => key('grp'));
+    // Every key is sent twice, in a shuffled order: 100 distinct deposits of ¥1,000 … ¥1,990.
+    const calls = [...keys, ...keys].map((k, n) => ({ k, owner: `u-grp-${n % 5}`, amount: 1_000n + BigInt((n % 100) * 10) }))
+      .sort(() => Math.random() - 0.5);
+    const byKey = new Map<string, { owner: string; amount: bigint }>();
+    for (const c of calls) if (!byKey.has(c.k)) byKey.set(c.k, c);
+    const results = await Promise.all(calls.map((c) => {
+      const first = byKey.get(c.k)!;
+      return creditor.credit({ owner: first.owner, amount: first.amount, sourceAccountId: clearing.id, idempotencyKey: c.k, mode: 'refusable' });
+    }));
+    const credited = new Map<string, string>();
+    for (const [i, r] of results.entries()) {
+      if (!r.ok) continue;
+      const prev = credited.get(calls[i]!.k);
+      if (prev) expect(r.value.transactionId).toBe(prev); else credited.set(calls[i]!.k, r.value.transactionId);
+    }
+    const n = await t.db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ledger_transactions WHERE idempotency_key LIKE 'grp-%'`);
+    expect(n.rows[0]!.n).toBe(credited.size);
+    for (let i = 0; i < 5; i++) expect(await posted((await wallet(`u-grp-${i}`)).id)).toBeLessThanOrEqual(20_000n);
+    // About ¥30,000 was offered to each wallet: the limit did refuse some.
+    expect(results.some((r) => !r.ok)).toBe(true);
     await invariants();
   });
 });
