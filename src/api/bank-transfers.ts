@@ -60,7 +60,7 @@ export async function bankTransferRoutes(app: FastifyInstance, engine: Engine, r
     method: 'POST', url: '/admin/v1/bank-transfers/import', tags: ['deposits'], role: 'operator',
     summary: 'Import a Zengin transfer-notice file: every transfer is booked (credited or suspense) in one transaction, or nothing on a malformed file',
     body: importBody,
-    response: z.object({ credited: z.number(), suspense: z.number(), duplicates: z.number(), cancellations: z.number() }),
+    response: z.object({ credited: z.number(), suspense: z.number(), duplicates: z.number(), cancellations: z.number(), unmatched_cancellations: z.number() }),
   }, async ({ body }) => {
     let bytes: Uint8Array;
     let encoding: 'shift_jis' | 'utf8' = 'shift_jis';
@@ -69,16 +69,17 @@ export async function bankTransferRoutes(app: FastifyInstance, engine: Engine, r
       bytes = Buffer.from(body, 'utf8');
       encoding = 'utf8';
     } else bytes = Buffer.from(body.file_base64.replace(/\s+/g, ''), 'base64');
-    const r = await importTransferNoticeFile(pool, bytes, opts.policy ?? {}, { encoding });
+    const r = await importTransferNoticeFile(pool, bytes, { ...opts.policy, log: engine.log }, { encoding });
     if (!r.ok) throw malformed(r.error);
-    return r.value;
+    const { unmatchedCancellations, ...counts } = r.value;
+    return { ...counts, unmatched_cancellations: unmatchedCancellations };
   });
 
   route(app, registry, {
     method: 'GET', url: '/admin/v1/bank-transfers', tags: ['deposits'], role: 'viewer',
     summary: 'Imported bank transfers, newest first; status=suspense lists what waits for an operator',
     query: z.object({
-      status: z.enum(['credited', 'suspense']).optional(),
+      status: z.enum(['credited', 'suspense', 'cancelled', 'cancellation', 'unmatched_cancel']).optional(),
       user_id: z.string().min(1).max(255).optional(),
       limit: z.coerce.number().int().min(1).max(500).default(50),
     }),

@@ -10,6 +10,9 @@ import { idempotency } from './idempotency.ts';
 import { ledgerAdminRoutes } from './ledger.ts';
 import { depositRoutes } from './deposits.ts';
 import { bankTransferRoutes } from './bank-transfers.ts';
+import { refundRoutes } from './refunds.ts';
+import { reconcileRoutes } from './reconcile.ts';
+import { caseRoutes } from './cases.ts';
 import { openApiDocument, type OpenApiRegistry, type Role } from './route.ts';
 import { webhookRoutes } from './webhooks.ts';
 
@@ -108,7 +111,10 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
   await app.register(async (scope) => adminRoutes(scope, engine, registry));
   await app.register(async (scope) => ledgerAdminRoutes(scope, engine, registry));
   await app.register(async (scope) => depositRoutes(scope, engine, registry, engine.deposits));
+  await app.register(async (scope) => refundRoutes(scope, engine, registry));
+  await app.register(async (scope) => caseRoutes(scope, engine, registry));
   await app.register(async (scope) => bankTransferRoutes(scope, engine, registry, { policy: { defaultLimit: BigInt(engine.config.deposits.defaultLimit) } }));
+  await app.register(async (scope) => reconcileRoutes(scope, engine, registry));
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {

@@ -1,4 +1,4 @@
-// The `seigo` command line: start | api | worker | migrate | replay | redrive | bench.
+// The `seigo` command line: start | api | worker | migrate | replay | redrive | reconcile | bench.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { createServer } from '../api/server.ts';
 import { idempotencyPruneJob } from '../api/idempotency.ts';
@@ -11,6 +11,7 @@ import { backfill, redrive, syncConfigSubscriptions } from '../outbox/index.ts';
 import { applyLocalDefaults, onShutdown, openRuntime } from './bootstrap.ts';
 import { createLogger } from '../kernel/logger.ts';
 import { startLocalSimulators, type LocalSimulators } from '../sim/local.ts';
+import { casesCommand } from './cases.ts';
 
 const program = new Command('seigo')
   .description('seigo (整合): keeps payment and partner integrations consistent with the outside world, on PostgreSQL.\n'
@@ -227,6 +228,32 @@ bench.command('ledger')
     console.log(JSON.stringify(r, null, o.json ? 0 : 2));
   });
 
+program.command('reconcile')
+  .description('Reconcile now: a provider\'s history over a window, or a Zengin / CSV file, against our records; repairs what it can and prints the counts')
+  .option('--provider <name>', 'reconcile this provider\'s history (needs --from and --to)')
+  .option('--from <time>', 'window start (ISO 8601)', date)
+  .option('--to <time>', 'window end, exclusive (ISO 8601)', date)
+  .option('--file <path>', 'reconcile this file (needs --format)')
+  .addOption(new Option('--format <format>', 'the file\'s format').choices(['zengin', 'csv']))
+  .option('--mapping <path>', 'for --format csv: a JSON file naming the columns and status values')
+  .addOption(new Option('--encoding <encoding>', 'for --format zengin: the file\'s encoding').choices(['shift_jis', 'utf8']))
+  .option('--deliveries', 'reconcile HTTP deliveries to internal services over --from/--to')
+  .option('--no-repair', 'only find and record the breaks')
+  .option('--json', 'print the run as JSON')
+  .action(async (o: import('./reconcile.ts').ReconcileCliOptions) => {
+    const { reconcileCommand } = await import('./reconcile.ts');
+    await reconcileCommand(o, (m) => program.error(m));
+  });
+bench.command('reconcile')
+  .description('Reconcile N internal against N external rows (1% breaks of each class), against a bare COPY of the same file plus one hash join')
+  .addOption(new Option('--rows <n>', 'rows on each side').default(1_000_000).argParser(Number))
+  .option('--json', 'print only the JSON result')
+  .action(async (o: { rows: number; json?: boolean }) => {
+    const { benchReconcile } = await import('../bench/reconcile.ts');
+    const r = await benchReconcile({ rows: o.rows });
+    console.log(JSON.stringify(r, null, o.json ? 0 : 2));
+  });
+
 program.command('db')
   .description('The embedded PostgreSQL: `seigo db stop` stops a server left running under the data dir')
   .argument('<action>', 'stop')
@@ -235,6 +262,8 @@ program.command('db')
     const config = loadConfig();
     console.log(JSON.stringify({ stopped: await stopEmbeddedPostgres(config.dataDir) }));
   });
+
+casesCommand(program);
 
 try {
   await program.parseAsync(process.argv);

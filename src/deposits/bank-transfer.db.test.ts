@@ -84,9 +84,9 @@ describe('importing transfers', () => {
     const va = await user('ヤマダ タロウ');
     const f = file([{ accountNumber: va.accountNumber, transfers: [transfer(30_000n, 'ﾔﾏﾀﾞ ﾀﾛｳ')] }]);
     const first = await importTransferNoticeFile(pool(), f);
-    expect(first).toEqual({ ok: true, value: { credited: 1, suspense: 0, duplicates: 0, cancellations: 0 } });
+    expect(first).toEqual({ ok: true, value: { credited: 1, suspense: 0, duplicates: 0, cancellations: 0, unmatchedCancellations: 0 } });
     const second = await importTransferNoticeFile(pool(), f);
-    expect(second).toEqual({ ok: true, value: { credited: 0, suspense: 0, duplicates: 1, cancellations: 0 } });
+    expect(second).toEqual({ ok: true, value: { credited: 0, suspense: 0, duplicates: 1, cancellations: 0, unmatchedCancellations: 0 } });
     expect(await balanceOf('wallet', va.userId)).toBe(30_000n);
     const [row] = await transfersTo(va.accountNumber);
     expect(row).toMatchObject({ status: 'credited', reason: null, user_id: va.userId, credited: '30000' });
@@ -247,5 +247,65 @@ describe('routes', () => {
     } finally {
       await srv.close();
     }
+  });
+});
+
+describe('cancellation (取消) records', () => {
+  const cancelOf = (t: TransferNoticeInput): TransferNoticeInput => ({ ...t, cancelled: true });
+
+  it('reverse the credit of the transfer they name, once; the same file again changes nothing', async () => {
+    const va = await user('タナカ ジロウ');
+    const tr = transfer(20_000n, 'ﾀﾅｶ ｼﾞﾛｳ');
+    expect(await importTransferNoticeFile(pool(), file([{ accountNumber: va.accountNumber, transfers: [tr] }]))).toMatchObject({ ok: true, value: { credited: 1 } });
+    expect(await balanceOf('wallet', va.userId)).toBe(20_000n);
+    const cf = file([{ accountNumber: va.accountNumber, transfers: [cancelOf(tr)] }]);
+    expect(await importTransferNoticeFile(pool(), cf)).toEqual({ ok: true, value: { credited: 0, suspense: 0, duplicates: 0, cancellations: 1, unmatchedCancellations: 0 } });
+    expect(await importTransferNoticeFile(pool(), cf)).toEqual({ ok: true, value: { credited: 0, suspense: 0, duplicates: 1, cancellations: 0, unmatchedCancellations: 0 } });
+    expect(await balanceOf('wallet', va.userId)).toBe(0n);
+    const rows = await transfersTo(va.accountNumber);
+    expect(rows.map((r) => [r.status, r.reason])).toEqual([['cancelled', 'cancellation'], ['cancellation', 'cancellation']]);
+    const [original, cancellation] = rows as unknown as { external_id: string; cancelled_by: string; cancels: string }[];
+    expect(original!.cancelled_by).toBe(cancellation!.external_id);
+    expect(cancellation!.cancels).toBe(original!.external_id);
+    expect(await messages('deposit.reversed', original!.external_id)).toBe(1);
+    const reversals = await pool().query(`SELECT 1 FROM ledger_transactions WHERE idempotency_key = $1 AND kind = 'reversal'`, [`bank_transfer:${original!.external_id}:cancel`]);
+    expect(reversals.rowCount).toBe(1);
+  });
+
+  it('a transfer without 照会番号 is found by account, day, amount and payer; escrow is reversed too; a spent credit leaves a shortfall', async () => {
+    const va = await user('サトウ ハナコ');
+    await setBalanceLimit(pool(), va.userId, 10_000n);
+    const tr = { ...transfer(15_000n, 'ｻﾄｳ ﾊﾅｺ'), inquiryNumber: null };
+    await importTransferNoticeFile(pool(), file([{ accountNumber: va.accountNumber, transfers: [tr] }]));
+    expect([await balanceOf('wallet', va.userId), await balanceOf('escrow', va.userId)]).toEqual([10_000n, 5_000n]);
+    // The user spends 4,000 of the wallet before the bank withdraws the transfer.
+    const wallet = (await findAccount(pool(), 'wallet', va.userId))!;
+    const shop = await pool().query<{ id: string }>(`SELECT id FROM ledger_accounts WHERE kind = 'clearing' AND owner = 'bank'`);
+    const { post } = await import('../ledger/index.ts');
+    const spent = await post(pool(), { idempotencyKey: uid('spend'), entries: [{ accountId: wallet.id, amount: -4_000n }, { accountId: shop.rows[0]!.id, amount: 4_000n }] });
+    expect(spent.ok).toBe(true);
+    const r = await importTransferNoticeFile(pool(), file([{ accountNumber: va.accountNumber, transfers: [cancelOf(tr)] }]));
+    expect(r).toMatchObject({ ok: true, value: { cancellations: 1 } });
+    expect([await balanceOf('wallet', va.userId), await balanceOf('escrow', va.userId)]).toEqual([-4_000n, 0n]);
+    const [original] = await pool().query<{ status: string; shortfall: string }>(`SELECT status, shortfall::text AS shortfall FROM bank_transfers WHERE account_number = $1 AND cancels IS NULL`, [va.accountNumber]).then((x) => x.rows);
+    expect(original).toEqual({ status: 'cancelled', shortfall: '4000' });
+    const c = await pool().query(`SELECT c.cause, c.status FROM cases c JOIN bank_transfers t ON t.external_id = c.subject_id
+      WHERE c.subject_type = 'bank_transfer' AND t.account_number = $1`, [va.accountNumber]);
+    expect(c.rows).toEqual([{ cause: 'bank_transfer_cancel_shortfall', status: 'open' }]);
+  });
+
+  it('a cancellation of a transfer we do not know goes to suspense and is listed; a second cancellation of one transfer too', async () => {
+    const va = await user('スズキ イチロウ');
+    const known = transfer(3_000n, 'ｽｽﾞｷ ｲﾁﾛｳ');
+    await importTransferNoticeFile(pool(), file([{ accountNumber: va.accountNumber, transfers: [known] }]));
+    const before = await balanceOf('suspense', UNMATCHED_SUSPENSE_OWNER);
+    const r = await importTransferNoticeFile(pool(), file([{ accountNumber: va.accountNumber, transfers: [cancelOf(transfer(7_000n, 'ﾀﾞﾚｶ')), cancelOf(known), { ...cancelOf(known), inquiryNumber: '999999' }] }]));
+    expect(r).toEqual({ ok: true, value: { credited: 0, suspense: 0, duplicates: 0, cancellations: 1, unmatchedCancellations: 2 } });
+    expect(await balanceOf('suspense', UNMATCHED_SUSPENSE_OWNER)).toBe(before - 10_000n);
+    const listed = await listBankTransfers(pool(), { status: 'unmatched_cancel' });
+    expect(listed.filter((x) => x.accountNumber === va.accountNumber).map((x) => x.amount).sort()).toEqual([3_000n, 7_000n]);
+    const c = await pool().query(`SELECT count(*)::int AS n FROM cases c JOIN bank_transfers t ON t.external_id = c.subject_id
+      WHERE c.cause = 'bank_transfer_unknown_cancellation' AND t.account_number = $1 AND c.status = 'open'`, [va.accountNumber]);
+    expect(c.rows[0].n).toBe(2);
   });
 });

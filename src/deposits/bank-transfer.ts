@@ -13,14 +13,23 @@
 //     `bank_transfer.unmatched` for the operators' runbook.
 // Idempotent per transfer on its external id (stable across re-imports of the same data); the
 // ledger posting carries the same key, so even a race between two imports books it once.
+//
+// 取消 (cancellation) records: the bank withdraws a transfer it notified earlier (an erroneous
+// credit). The transfer it names is found (same 照会番号, or else the same account, day, amount and
+// payer) and its booking reversed as a new ledger transaction — wallet, escrow or suspense alike,
+// the wallet below zero if the user spent the money (the shortfall kept, and reported, as for a
+// withdrawn 速報 in reservation.ts) — then `deposit.reversed`. A cancellation naming no transfer we
+// know is booked against suspense (the bank took back money we never booked) and reported.
 import pg from 'pg';
 import { withTx, type Queryable } from '../kernel/db.ts';
 import { BadRequestError, err, ok, type Result } from '../kernel/errors.ts';
 import { nameBasedId } from '../kernel/ids.ts';
-import { creditDeposit, ensureAccounts, post, DEFAULT_BALANCE_LIMIT } from '../ledger/index.ts';
+import { silentLogger, type Logger } from '../kernel/logger.ts';
+import { creditDeposit, ensureAccounts, findAccount, getBalance, post, reverse, DEFAULT_BALANCE_LIMIT } from '../ledger/index.ts';
 import { publish } from '../outbox/publish.ts';
 import { parseTransferNotice, type ParseTransferNoticeOptions, type TransferNotice, type ZenginParseError } from '../providers/zengin/index.ts';
 import { payerNameMatches } from './payer-name.ts';
+import { reportCase } from './report-case.ts';
 
 /** The bank and branch our virtual accounts live at, unless the caller says otherwise. */
 export const DEFAULT_VIRTUAL_ACCOUNT_BANK = { bankCode: '0001', branchCode: '001' } as const;
@@ -111,6 +120,8 @@ export interface BankTransferPolicy {
   nameMismatch?: NameMismatchPolicy | undefined;
   /** The wallet limit without a per-user override; the ledger's default if not given. */
   defaultLimit?: bigint | undefined;
+  /** Where reports (cases) of cancellations that need a person are logged. */
+  log?: Logger | undefined;
 }
 
 /** One incoming transfer: what importTransfer needs of a parsed Zengin data record. */
@@ -123,8 +134,9 @@ export interface IncomingTransfer {
   transactionDate?: string | undefined;
 }
 
-export type BankTransferStatus = 'credited' | 'suspense';
-export type BankTransferReason = 'unknown_account' | 'name_mismatch' | 'account_restricted' | 'zero_amount';
+/** cancelled: withdrawn by a later 取消 record; cancellation: such a record; unmatched_cancel: one naming no transfer we know. */
+export type BankTransferStatus = 'credited' | 'suspense' | 'cancelled' | 'cancellation' | 'unmatched_cancel';
+export type BankTransferReason = 'unknown_account' | 'name_mismatch' | 'account_restricted' | 'zero_amount' | 'cancellation' | 'unknown_transfer';
 
 export interface BankTransfer {
   externalId: string;
@@ -141,22 +153,31 @@ export interface BankTransfer {
   suspended: bigint;
   ledgerTransactionId: string | null;
   receivedAt: Date;
+  /** On a cancellation record: the transfer it cancelled. */
+  cancels: string | null;
+  /** On a cancelled transfer: the cancellation record. */
+  cancelledBy: string | null;
+  /** How far the reversal took the wallet below zero. */
+  shortfall: bigint;
 }
 
 interface BankTransferRow {
   external_id: string; account_number: string; amount: string; currency: string; payer_name: string; transaction_date: string | null;
   status: BankTransferStatus; reason: BankTransferReason | null; user_id: string | null;
   credited: string; escrowed: string; suspended: string; ledger_transaction_id: string | null; received_at: Date;
+  cancels: string | null; cancelled_by: string | null; shortfall: string;
 }
 
 const BT_COLUMNS = `external_id, account_number, amount::text AS amount, currency, payer_name, to_char(transaction_date, 'YYYY-MM-DD') AS transaction_date,
-  status, reason, user_id, credited::text AS credited, escrowed::text AS escrowed, suspended::text AS suspended, ledger_transaction_id, received_at`;
+  status, reason, user_id, credited::text AS credited, escrowed::text AS escrowed, suspended::text AS suspended, ledger_transaction_id, received_at,
+  cancels, cancelled_by, shortfall::text AS shortfall`;
 
 const toBankTransfer = (r: BankTransferRow): BankTransfer => ({
   externalId: r.external_id, accountNumber: r.account_number, amount: BigInt(r.amount), currency: r.currency, payerName: r.payer_name,
   transactionDate: r.transaction_date, status: r.status, reason: r.reason, userId: r.user_id,
   credited: BigInt(r.credited), escrowed: BigInt(r.escrowed), suspended: BigInt(r.suspended),
   ledgerTransactionId: r.ledger_transaction_id, receivedAt: r.received_at,
+  cancels: r.cancels, cancelledBy: r.cancelled_by, shortfall: BigInt(r.shortfall),
 });
 
 const INSERT_TRANSFER = `
@@ -179,6 +200,7 @@ export function bankTransferMessage(t: BankTransfer): Record<string, string | nu
     currency: t.currency, payer_name: t.payerName, transaction_date: t.transactionDate, status: t.status, reason: t.reason, user_id: t.userId,
     credited: t.credited.toString(), escrowed: t.escrowed.toString(), suspended: t.suspended.toString(),
     ledger_transaction_id: t.ledgerTransactionId, received_at: t.receivedAt.toISOString(),
+    cancels: t.cancels, cancelled_by: t.cancelledBy, shortfall: t.shortfall.toString(),
   };
 }
 
@@ -192,6 +214,112 @@ async function getTransfer(q: Queryable, externalId: string): Promise<BankTransf
  * a suspense account with its reason. Run it in a transaction (`q` a client inside withTx) to have
  * the booking, the record and the message commit together; importTransferNoticeFile does.
  */
+/** A cancellation record in the file: the transfer it names, as a data record. */
+export type IncomingCancellation = IncomingTransfer;
+
+// The transfer a cancellation withdraws: the one with its 照会番号 (its id without ':cancel'), or
+// else the oldest one not yet cancelled with the same account, 勘定日, amount and payer.
+const FIND_CANCELLED = `
+SELECT ${BT_COLUMNS} FROM bank_transfers
+WHERE status IN ('credited', 'suspense') AND (external_id = $1 OR (
+  $1 IS NULL AND account_number = $2 AND transaction_date IS NOT DISTINCT FROM $3::date AND amount = $4::bigint AND payer_name = $5))
+ORDER BY received_at, external_id LIMIT 1 FOR UPDATE`;
+
+/**
+ * Books one cancellation (取消) record: reverses the transfer it names, or, when there is none,
+ * books it against suspense and reports it. Idempotent on the record's external id. Run it in the
+ * import's transaction, as importTransferNoticeFile does.
+ */
+export async function importCancellation(q: Queryable, cancel: IncomingCancellation, policy: BankTransferPolicy = {}): Promise<ImportedTransfer> {
+  const prior = await getTransfer(q, cancel.externalId);
+  if (prior) return { transfer: prior, duplicate: true };
+  const log = policy.log ?? silentLogger;
+  const accountNumber = cancel.account.accountNumber;
+  const named = /:\d+:cancel$/.test(cancel.externalId) ? cancel.externalId.slice(0, -':cancel'.length) : null;
+  let found = await q.query<BankTransferRow>(FIND_CANCELLED, [named, accountNumber, cancel.transactionDate ?? null, cancel.amount.toString(), cancel.payerName]);
+  // A 照会番号 we never saw: try the transfer's other details before calling it unknown.
+  if (!found.rows[0] && named !== null) {
+    found = await q.query<BankTransferRow>(FIND_CANCELLED, [null, accountNumber, cancel.transactionDate ?? null, cancel.amount.toString(), cancel.payerName]);
+  }
+  const target = found.rows[0] ? toBankTransfer(found.rows[0]) : null;
+  const entity = { type: 'bank_transfer', id: cancel.externalId };
+  const attributes = { method: 'bank_transfer', provider: 'zengin' };
+  const insert = (status: BankTransferStatus, reason: BankTransferReason, suspended: bigint, txId: string | null, cancels: string | null) =>
+    q.query<BankTransferRow>(
+      `INSERT INTO bank_transfers (external_id, account_number, amount, currency, payer_name, transaction_date, status, reason, user_id,
+         suspended, ledger_transaction_id, cancels)
+       VALUES ($1, $2, $3::bigint, $4, $5, $6::date, $7, $8, $9, $10::bigint, $11::uuid, $12)
+       ON CONFLICT (external_id) DO NOTHING RETURNING ${BT_COLUMNS}`,
+      [cancel.externalId, accountNumber, cancel.amount.toString(), CURRENCY, cancel.payerName, cancel.transactionDate ?? null, status, reason,
+        target?.userId ?? null, suspended.toString(), txId, cancels]);
+
+  if (!target || target.amount !== cancel.amount) {
+    if (target) log.warn({ cancellation: cancel.externalId, transfer: target.externalId }, 'cancellation amount differs from the transfer it names');
+    let txId: string | null = null;
+    if (cancel.amount > 0n) {
+      // The bank took back money we never booked: its clearing account owes us less, suspense holds the difference.
+      const [clearing, suspense] = await ensureAccounts(q, [
+        { kind: 'clearing', owner: BANK_CLEARING_OWNER, currency: CURRENCY }, { kind: 'suspense', owner: UNMATCHED_SUSPENSE_OWNER, currency: CURRENCY },
+      ]);
+      const p = await post(q, {
+        idempotencyKey: `bank_transfer:${cancel.externalId}`, kind: 'bank_transfer_unmatched_cancel',
+        description: `cancellation ${cancel.externalId} of a transfer we do not know`,
+        metadata: { external_id: cancel.externalId, account_number: accountNumber, payer_name: cancel.payerName },
+        entries: [{ accountId: clearing!.id, amount: cancel.amount }, { accountId: suspense!.id, amount: -cancel.amount }],
+      });
+      if (!p.ok) throw new Error(`posting unmatched cancellation ${cancel.externalId} refused: ${p.error.code}`);
+      txId = p.value.transactionId;
+    }
+    const r = await insert('unmatched_cancel', 'unknown_transfer', cancel.amount, txId, null);
+    if (!r.rows[0]) return { transfer: (await getTransfer(q, cancel.externalId))!, duplicate: true };
+    const t = toBankTransfer(r.rows[0]);
+    await publish(q, 'bank_transfer.unmatched', bankTransferMessage(t), {
+      id: nameBasedId('bank_transfer', t.externalId, 'unmatched'), key: t.externalId, entity, attributes: { ...attributes, reason: 'unknown_transfer' },
+    });
+    await reportCase(q, log, {
+      kind: 'deposit', cause: 'bank_transfer_unknown_cancellation', subject: { type: 'bank_transfer', id: t.externalId },
+      summary: `the bank cancelled a transfer of ${cancel.amount} to ${accountNumber} that we do not know; booked against suspense`,
+      details: { account_number: accountNumber, payer_name: cancel.payerName, transaction_date: cancel.transactionDate ?? null },
+    });
+    return { transfer: t, duplicate: false };
+  }
+
+  let shortfall = 0n;
+  if (target.ledgerTransactionId) {
+    const rev = await reverse(q, target.ledgerTransactionId, {
+      enforce: false, idempotencyKey: `bank_transfer:${target.externalId}:cancel`, description: `transfer ${target.externalId} cancelled by the bank (${cancel.externalId})`,
+      defaultLimit: policy.defaultLimit ?? DEFAULT_BALANCE_LIMIT,
+    });
+    if (!rev.ok) throw new Error(`reversing bank transfer ${target.externalId} failed: ${rev.error.code}`);
+    if (target.userId && target.credited > 0n) {
+      const wallet = await findAccount(q, 'wallet', target.userId, CURRENCY);
+      const posted = wallet ? (await getBalance(q, wallet.id))!.posted : 0n;
+      shortfall = posted < 0n ? -posted : 0n;
+    }
+  }
+  const r = await insert('cancellation', 'cancellation', 0n, null, target.externalId);
+  if (!r.rows[0]) return { transfer: (await getTransfer(q, cancel.externalId))!, duplicate: true };
+  const moved = await q.query<BankTransferRow>(
+    `UPDATE bank_transfers SET status = 'cancelled', reason = COALESCE(reason, 'cancellation'), cancelled_by = $2, shortfall = $3::bigint WHERE external_id = $1 RETURNING ${BT_COLUMNS}`,
+    [target.externalId, cancel.externalId, shortfall.toString()]);
+  const cancelled = toBankTransfer(moved.rows[0]!);
+  await publish(q, 'deposit.reversed', bankTransferMessage(cancelled), {
+    id: nameBasedId('bank_transfer', cancelled.externalId, 'reversed'), key: cancelled.userId ?? cancelled.externalId,
+    entity: { type: 'bank_transfer', id: cancelled.externalId }, attributes: { ...attributes, reason: 'cancellation' },
+  });
+  const refund = await q.query(`SELECT 1 FROM deposit_refunds WHERE source_type = 'bank_transfer' AND source_id = $1 AND status <> 'failed'`, [target.externalId]);
+  if (shortfall > 0n || (refund.rowCount ?? 0) > 0) {
+    await reportCase(q, log, {
+      kind: 'deposit', cause: shortfall > 0n ? 'bank_transfer_cancel_shortfall' : 'bank_transfer_cancelled_after_refund', subject: { type: 'bank_transfer', id: target.externalId },
+      summary: shortfall > 0n
+        ? `transfer ${target.externalId} cancelled by the bank after the user spent it: wallet ${shortfall} below zero`
+        : `transfer ${target.externalId} cancelled by the bank after a refund of its escrow started`,
+      details: { user_id: target.userId, shortfall: shortfall.toString(), cancellation: cancel.externalId },
+    });
+  }
+  return { transfer: toBankTransfer(r.rows[0]), duplicate: false };
+}
+
 export async function importTransfer(q: Queryable, transfer: IncomingTransfer, policy: BankTransferPolicy = {}): Promise<ImportedTransfer> {
   const prior = await getTransfer(q, transfer.externalId);
   if (prior) return { transfer: prior, duplicate: true };
@@ -274,8 +402,10 @@ export interface ImportCounts {
   credited: number;
   suspense: number;
   duplicates: number;
-  /** Cancellation records (取消): not booked here; they need an operator (see the report). */
+  /** Cancellation records (取消) whose transfer was found and reversed. */
   cancellations: number;
+  /** Cancellation records naming no transfer we know: booked against suspense and reported. */
+  unmatchedCancellations: number;
 }
 
 /**
@@ -290,15 +420,18 @@ export async function importTransferNoticeFile(
   if (!parsed.ok) return err(parsed.error);
   const transfers: readonly TransferNotice[] = parsed.value.transfers;
   const run = async (tx: Queryable): Promise<ImportCounts> => {
-    const counts: ImportCounts = { credited: 0, suspense: 0, duplicates: 0, cancellations: 0 };
+    const counts: ImportCounts = { credited: 0, suspense: 0, duplicates: 0, cancellations: 0, unmatchedCancellations: 0 };
     for (const t of transfers) {
       if (t.cancelled) {
-        counts.cancellations++;
+        const c = await importCancellation(tx, t, policy);
+        if (c.duplicate) counts.duplicates++;
+        else if (c.transfer.status === 'cancellation') counts.cancellations++;
+        else counts.unmatchedCancellations++;
         continue;
       }
       const r = await importTransfer(tx, t, policy);
       if (r.duplicate) counts.duplicates++;
-      else counts[r.transfer.status]++;
+      else counts[r.transfer.status === 'credited' ? 'credited' : 'suspense']++;
     }
     return counts;
   };

@@ -16,6 +16,10 @@ import type { ProviderAdapter } from '../providers/types.ts';
 import { WorkerRuntime, type PeriodicJob, type WorkLoop } from '../worker/runtime.ts';
 import { expireHolds } from '../ledger/index.ts';
 import { createDeposits, type Deposits } from '../deposits/index.ts';
+import { createRefunds, type Refunds } from '../deposits/refunds.ts';
+import { createExpiryInquiry, type ExpiryInquiry } from '../deposits/expiry-inquiry.ts';
+import { reconcileJobs, reimportRowAction } from '../reconcile/index.ts';
+import { CaseActions, detectCases, redriveDeliveryAction, replayInboxAction, retryOperationAction } from '../cases/index.ts';
 
 export interface EngineOptions {
   config: Config;
@@ -41,6 +45,12 @@ export interface Engine {
   operations: Operations;
   /** Deposits for the wallet's backend (card realtime flow). */
   deposits: Deposits;
+  /** Refunds of escrowed money to the users' registered bank accounts. */
+  refunds: Refunds;
+  /** Asks the provider about reservations past their deadline whose expiry notice never came. */
+  expiryInquiry: ExpiryInquiry;
+  /** What resolving a case may do, by name; modules register theirs (reconciliation: reimport_row). */
+  caseActions: CaseActions;
   inboxWriter: InboxWriter;
   inbox: InboxProcessor;
   handlerDeliveries: HandlerDeliveryProcessor;
@@ -76,6 +86,13 @@ export function createEngine(opts: EngineOptions): Engine {
     provider: config.deposits.cardProvider, defaultLimit: BigInt(config.deposits.defaultLimit),
     reservationProvider: config.deposits.reservationProvider, creditOn: config.deposits.creditOn,
   });
+  const refunds = createRefunds({ db, log, operations, providers }, {
+    provider: config.deposits.refundProvider, reservationProvider: config.deposits.reservationProvider,
+    fee: BigInt(config.deposits.refundFee.amount), feePayer: config.deposits.refundFee.payer,
+  });
+  const expiryInquiry = createExpiryInquiry({ db, log, clock, providers, inboxWriter }, {
+    provider: config.deposits.reservationProvider, afterMs: config.deposits.expiryInquiryAfterMs,
+  });
   const onOutcome = (subscription: string, outcome: string, seconds?: number) => {
     metrics.deliveries.inc({ subscription, outcome });
     if (seconds !== undefined) metrics.deliveryDuration.observe({ subscription }, seconds);
@@ -84,9 +101,12 @@ export function createEngine(opts: EngineOptions): Engine {
   const httpDeliveries = new HttpDeliveryProcessor({ pool: db.pool, log, onOutcome }, { dispatcher: egress, leaseMs: config.worker.leaseMs, userAgent: 'seigo/0.1' });
   const batch = config.worker.batchSize;
   const janitorMs = config.operations.janitorIntervalMs ?? 10_000;
+  const caseActions = new CaseActions().register(retryOperationAction(operations)).register(redriveDeliveryAction()).register(replayInboxAction());
+  caseActions.register(reimportRowAction({ pool: db.pool, providers, inboxWriter, operations, log }));
 
   return {
-    config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
+    config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, refunds, expiryInquiry, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
+    caseActions,
     createWorker(role = 'worker', extra = {}) {
       const loops: WorkLoop[] = [
         { name: 'inbox', channel: 'inbox', concurrency: 2, runOnce: () => inbox.runOnce(batch) },
@@ -99,6 +119,12 @@ export function createEngine(opts: EngineOptions): Engine {
         { name: 'ledger.expire-holds', intervalMs: 60_000, run: async () => { await expireHolds(db.pool, clock.now()); } },
         // A charge the janitor declared unknown (its process died mid-call): the deposit follows it.
         { name: 'deposits.sync', intervalMs: janitorMs, run: async () => { await deposits.syncOnce(); } },
+        // Escrow waiting for a refund, payouts recorded but not sent, and sent payouts the provider may have settled.
+        { name: 'deposits.refunds', intervalMs: 10_000, run: async () => { await refunds.runOnce(); } },
+        { name: 'deposits.expiry-inquiry', intervalMs: 5 * 60_000, run: async () => { await expiryInquiry.runOnce(); } },
+        ...(config.reconcile.schedule ? reconcileJobs({ pool: db.pool, providers, inboxWriter, operations, log }, config.reconcile) : []),
+        // Outcomes the modules above only report (unknown past deadline, dead deliveries, suspense, shortfall) become cases.
+        { name: 'cases.detect', intervalMs: 60_000, run: async () => { await detectCases(db.pool, { log }); } },
         ...(extra.periodic ?? []),
       ];
       return new WorkerRuntime({ pool: db.pool, databaseUrl: db.url, log, role, pollIntervalMs: config.worker.pollIntervalMs, loops, periodic });

@@ -137,7 +137,30 @@ export const configSchema = z.object({
     creditOn: z.enum(['preliminary', 'final']).default('preliminary'),
     /** The provider that makes konbini / Pay-easy reservations. */
     reservationProvider: z.string().default('komoju'),
-  }).strict().default({ cardProvider: 'stripe', defaultLimit: 1_000_000, creditOn: 'preliminary', reservationProvider: 'komoju' }),
+    /**
+     * Refunds of escrowed money (the part of an unrefusable deposit over the limit): the provider that
+     * pays them out, the fee it charges per payout (yen), and who bears it: the platform (default: the
+     * user gets the whole excess back, as the seed has it) or the user (deducted from the payout).
+     */
+    refundProvider: z.string().default('komoju'),
+    refundFee: z.object({
+      amount: z.number().int().nonnegative().max(100_000).default(300),
+      payer: z.enum(['platform', 'user']).default('platform'),
+    }).strict().default({ amount: 300, payer: 'platform' }),
+    /** konbini / Pay-easy reservations this long past their deadline without an expiry notice are asked about at the provider. */
+    expiryInquiryAfterMs: duration.default(30 * 60_000),
+    /** The wallet backend's callback for user notices: every `deposit.*` message, signed (Standard Webhooks), retried. */
+    callback: z.object({
+      url: z.string().url(),
+      secret: whsecSecret.optional(),
+      timeoutMs: timeout.default(10_000),
+      /** Delays between attempts before a notice is dead (default: the outbox's schedule). */
+      retrySchedule: z.array(duration).max(50).optional(),
+    }).strict().optional(),
+  }).strict().default({
+    cardProvider: 'stripe', defaultLimit: 1_000_000, creditOn: 'preliminary', reservationProvider: 'komoju',
+    refundProvider: 'komoju', refundFee: { amount: 300, payer: 'platform' }, expiryInquiryAfterMs: 30 * 60_000,
+  }),
   /** `npm start` runs the Stripe and KOMOJU simulators for providers the configuration does not declare. */
   simulators: z.object({ enabled: z.boolean().default(true) }).strict().default({ enabled: true }),
   operations: z.object({
@@ -148,12 +171,22 @@ export const configSchema = z.object({
     /** A `pending` operation older than this had its process die before sending: the janitor sends it; default 30 s. */
     stalePendingMs: duration.optional(),
   }).strict().default({ unknownDeadlineMs: 24 * 3_600_000, inquirySchedule: [30_000, 120_000, 600_000, 1_800_000, 3_600_000, 6 * 3_600_000] }),
+  /** Reconciliation: scheduled runs for every provider with a history, and for HTTP deliveries to internal services. */
+  reconcile: z.object({
+    schedule: z.boolean().default(true),
+    intervalMs: duration.default(24 * 3_600_000),
+    /** A delivery to an internal service still not acknowledged this long after it was created is a break. */
+    deliveryDeadlineMs: duration.default(24 * 3_600_000),
+  }).strict().default({ schedule: true, intervalMs: 24 * 3_600_000, deliveryDeadlineMs: 24 * 3_600_000 }),
 }).strict();
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
 export type ProviderConfig = z.output<typeof providerSchema>;
 export type SubscriptionConfig = z.output<typeof subscriptionSchema>;
+
+/** The subscription that deposits.callback becomes (see parseConfig). */
+export const DEPOSITS_CALLBACK_SUBSCRIPTION = 'deposits.callback';
 
 function formatIssues(error: z.ZodError, source: string): string {
   return error.issues
@@ -166,6 +199,15 @@ function formatIssues(error: z.ZodError, source: string): string {
 export function parseConfig(input: unknown, source = 'configuration'): Config {
   const r = configSchema.safeParse(input);
   if (!r.success) throw new ConfigError(formatIssues(r.error, source));
+  // deposits.callback is a config subscription like any other: applied, paused and resumed with them.
+  const cb = r.data.deposits.callback;
+  if (cb && !r.data.subscriptions.some((s) => s.name === DEPOSITS_CALLBACK_SUBSCRIPTION)) {
+    r.data.subscriptions.push({
+      name: DEPOSITS_CALLBACK_SUBSCRIPTION, topic: 'deposit.*', filter: {},
+      target: { type: 'http', url: cb.url, timeoutMs: cb.timeoutMs, ...(cb.secret !== undefined ? { secret: cb.secret } : {}) },
+      ...(cb.retrySchedule !== undefined ? { retrySchedule: cb.retrySchedule } : {}),
+    });
+  }
   return r.data;
 }
 

@@ -1,12 +1,26 @@
 // Ids: UUIDv7 (RFC 9562) for new rows, time-ordered so they land at the right edge of the btree;
 // and name-based ids (UUIDv8 over SHA-256) where the same input must always give the same id.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 
 let lastMs = 0;
 let seq = 0;
 
+// Random bytes drawn 4 KiB at a time: one call to the system's generator per 256 ids, not per id
+// (as crypto.randomUUID caches its entropy too). Each id gets its own 16 bytes.
+const pool = Buffer.alloc(4096);
+let poolAt = pool.length;
+function random16(): Buffer {
+  if (poolAt === pool.length) {
+    randomFillSync(pool);
+    poolAt = 0;
+  }
+  const b = Buffer.from(pool.subarray(poolAt, poolAt + 16));
+  poolAt += 16;
+  return b;
+}
+
 export function uuidv7(now = Date.now()): string {
-  const b = randomBytes(16);
+  const b = random16();
   // Keep ids from one process monotonic within a millisecond: a 12-bit counter in rand_a.
   if (now <= lastMs) {
     seq = (seq + 1) & 0xfff;

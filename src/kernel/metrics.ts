@@ -85,6 +85,15 @@ export function createMetrics(pool?: pg.Pool): Metrics {
         this.set(Number(r.rows[0]?.n ?? 0));
       },
     });
+    new client.Gauge({
+      name: 'seigo_cases_open', help: 'Cases waiting for a person (open or investigating) by kind and cause', labelNames: ['kind', 'cause'], registers: [registry],
+      async collect() {
+        this.reset();
+        const r = await pool.query<{ kind: string; cause: string; n: string }>(
+          `SELECT kind, cause, count(*) AS n FROM cases WHERE status IN ('open', 'investigating') GROUP BY kind, cause`);
+        for (const row of r.rows) this.set({ kind: row.kind, cause: row.cause }, Number(row.n));
+      },
+    });
   }
   return m;
 }

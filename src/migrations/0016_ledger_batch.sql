@@ -81,15 +81,20 @@ CREATE TRIGGER ledger_accounts_key_immutable BEFORE UPDATE OF id, currency ON le
 CREATE TRIGGER ledger_accounts_no_truncate BEFORE TRUNCATE ON ledger_accounts
   FOR EACH STATEMENT EXECUTE FUNCTION ledger_immutable();
 
+-- Balance rows change with every posting: room on their pages lets an update stay on the page
+-- (a HOT update: no new index entry, and pruned without VACUUM).
+ALTER TABLE ledger_balances SET (fillfactor = 50);
+
 -- A user's wallet, escrow and suspense accounts in one index descent.
 CREATE INDEX ledger_accounts_owner ON ledger_accounts (owner, currency);
 
 -- 3. Deposits credited in a batch: item i is (p_ids[i], p_keys[i], …), decided in order as if
 -- each were its own call (a wallet credited by item 1 has less headroom for item 2), with the
 -- rules of seigo_ledger_credit_deposit (0007). The statements are the same for one deposit or
--- many: create missing accounts; look up idempotency keys and sources; lock every balance row
--- involved in (account id, shard) order, as every writer does; read limits and restrictions under
--- those locks; decide in memory; write all transactions, all entries, all balance changes.
+-- many: look up accounts (creating missing ones), idempotency keys and sources; lock the wallets'
+-- and sources' balance rows in (account id, shard) order, as every writer does; read limits and
+-- restrictions under those locks; decide in memory; write all transactions, all entries, all
+-- balance changes.
 -- One row per item: (idx, transaction_id, duplicate, credited, escrowed, suspended, wallet_id,
 -- error, amount, detail), as seigo_ledger_credit_deposit returns it.
 CREATE FUNCTION seigo_ledger_credit_deposits(
@@ -148,16 +153,23 @@ BEGIN
   -- a concurrent call with the same key has committed, or not begun, by the look-up below.
   PERFORM pg_advisory_xact_lock(7001, k.h) FROM (SELECT DISTINCT hashtext(x) AS h FROM unnest(p_keys) AS x ORDER BY 1) k;
 
-  -- The users' wallet, escrow and suspense accounts, created on first use.
+  -- In one look-up: the users' wallet, escrow and suspense accounts (created on first use, then
+  -- looked up again), keys already posted, the first item of each key in this batch, the sources
+  -- and the shard of each source this batch uses.
   FOR pass IN 1 .. 2 LOOP
-    SELECT array_agg(w.wallet ORDER BY u.i), array_agg(w.escrow ORDER BY u.i), array_agg(w.suspense ORDER BY u.i)
-      INTO wallets, escrows, suspenses
-    FROM unnest(p_owners, p_currencies) WITH ORDINALITY AS u(o, c, i)
+    SELECT array_agg(w.wallet ORDER BY u.i), array_agg(w.escrow ORDER BY u.i), array_agg(w.suspense ORDER BY u.i),
+           array_agg(t.id ORDER BY u.i), array_agg(u.f ORDER BY u.i), array_agg(s.currency ORDER BY u.i),
+           array_agg(CASE WHEN s.shards = 1 THEN 0 ELSE floor(random() * s.shards)::int END ORDER BY u.i)
+      INTO wallets, escrows, suspenses, existing, firsts, src_currency, shards
+    FROM (SELECT x.o, x.c, x.k, x.src, x.i, (min(x.i) OVER (PARTITION BY x.k))::int AS f
+          FROM unnest(p_owners, p_currencies, p_keys, p_sources) WITH ORDINALITY AS x(o, c, k, src, i)) u
     CROSS JOIN LATERAL (
       SELECT max(a.id::text) FILTER (WHERE a.kind = 'wallet')::uuid AS wallet,
              max(a.id::text) FILTER (WHERE a.kind = 'escrow')::uuid AS escrow,
              max(a.id::text) FILTER (WHERE a.kind = 'suspense')::uuid AS suspense
-      FROM ledger_accounts a WHERE a.owner = u.o AND a.currency = u.c AND a.kind IN ('wallet', 'escrow', 'suspense')) w;
+      FROM ledger_accounts a WHERE a.owner = u.o AND a.currency = u.c AND a.kind IN ('wallet', 'escrow', 'suspense')) w
+    LEFT JOIN ledger_transactions t ON t.idempotency_key = u.k
+    LEFT JOIN ledger_accounts s ON s.id = u.src;
     EXIT WHEN array_position(wallets, NULL) IS NULL AND array_position(escrows, NULL) IS NULL AND array_position(suspenses, NULL) IS NULL;
     IF pass = 2 THEN
       RAISE EXCEPTION 'ledger accounts could not be created';
@@ -172,15 +184,6 @@ BEGIN
       RETURNING id, currency)
     INSERT INTO ledger_balances (account_id, shard, currency) SELECT ins.id, 0, ins.currency FROM ins;
   END LOOP;
-
-  -- Keys already posted, the first item of each key in this batch, the sources and their shards.
-  SELECT array_agg(t.id ORDER BY u.i), array_agg(u.f ORDER BY u.i), array_agg(s.currency ORDER BY u.i),
-         array_agg(CASE WHEN s.shards = 1 THEN 0 ELSE floor(random() * s.shards)::int END ORDER BY u.i)
-    INTO existing, firsts, src_currency, shards
-  FROM (SELECT x.k, x.src, x.i, (min(x.i) OVER (PARTITION BY x.k))::int AS f
-        FROM unnest(p_keys, p_sources) WITH ORDINALITY AS x(k, src, i)) u
-  LEFT JOIN ledger_transactions t ON t.idempotency_key = u.k
-  LEFT JOIN ledger_accounts s ON s.id = u.src;
 
   -- Lock the wallets and source shards of every item decided here, in (account id, shard) order
   -- as every writer does. A user's escrow and suspense rows are not locked here: most deposits

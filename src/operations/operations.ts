@@ -200,6 +200,18 @@ export class Operations {
     return stalePending.rows.length + abandoned.rows.length + due.rows.length;
   }
 
+  /**
+   * Asks the provider about one unknown operation now, as the janitor would (an operator's retry
+   * from a case). Returns the operation as it stands afterwards; null if there is none.
+   */
+  async inquireNow(id: string): Promise<Operation | null> {
+    const claimed = await this.deps.pool.query<Operation>(
+      `UPDATE operations SET next_inquiry_at = now() + interval '5 minutes', inquiries = inquiries + 1
+       WHERE id = $1 AND status = 'unknown' RETURNING *`, [id]);
+    if (claimed.rows[0]) await this.inquire(claimed.rows[0]);
+    return this.get(id);
+  }
+
   private async inquire(op: Operation): Promise<void> {
     const adapter = this.deps.providers.get(op.provider);
     let result: InquiryResult;

@@ -39,7 +39,9 @@ export async function startLocalSimulators(config: Config, seigoBase: string, lo
   }
   if (!config.providers.komoju) {
     const webhookSecret = secretFile(config.dataDir, 'sim-komoju-webhook-secret', () => randomBytes(24).toString('hex'));
-    const sim = new KomojuSimulator({ secretKey: 'sk_test_seigo_simulator', webhookSecret, webhookUrl: `${seigoBase}/webhooks/komoju` });
+    const sim = new KomojuSimulator({
+      secretKey: 'sk_test_seigo_simulator', webhookSecret, webhookUrl: `${seigoBase}/webhooks/komoju`, settlePayoutsAfterMs: 5_000,
+    });
     const { url } = await sim.start();
     config.providers.komoju = { kind: 'komoju', secretKey: 'sk_test_seigo_simulator', webhookSecrets: [webhookSecret], apiBase: url };
     out.komoju = { url, sim };

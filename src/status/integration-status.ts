@@ -1,11 +1,12 @@
 // Integration status of one record (seed 000: 連携ステータス): waiting / done / failed with the cause,
-// across the inbox rows, outbound operations and deliveries that concern it.
+// across the inbox rows, outbound operations and deliveries that concern it, and the cases about it
+// (an open case is a failure waiting for a person).
 import type { Queryable } from '../kernel/db.ts';
 
 export type IntegrationState = 'waiting' | 'done' | 'failed';
 
 export interface StatusItem {
-  kind: 'inbox' | 'operation' | 'delivery';
+  kind: 'inbox' | 'operation' | 'delivery' | 'case';
   id: string;
   state: IntegrationState;
   status: string;
@@ -35,6 +36,10 @@ SELECT 'delivery', d.id::text, d.status, s.name || ' ← ' || m.topic, d.last_er
        CASE d.status WHEN 'delivered' THEN 'done' WHEN 'cancelled' THEN 'done' WHEN 'dead' THEN 'failed' ELSE 'waiting' END
   FROM outbox_messages m JOIN deliveries d ON d.message_id = m.id JOIN subscriptions s ON s.id = d.subscription_id
   WHERE m.entity_type = $1 AND m.entity_id = $2
+UNION ALL
+SELECT 'case', id::text, status, kind || ': ' || cause, summary, updated_at,
+       CASE WHEN status IN ('open', 'investigating') THEN 'failed' ELSE 'done' END
+  FROM cases WHERE (subject_type = $1 AND subject_id = $2) OR related @> jsonb_build_array(jsonb_build_object('type', $1::text, 'id', $2::text))
 ORDER BY updated_at DESC
 LIMIT 500`;
 

@@ -48,6 +48,41 @@ const reserveSchema = z.object({
   metadata: z.record(z.string(), z.string()).optional(),
 });
 const cancelSchema = z.object({ paymentId: z.string().min(1) });
+// A payout of escrowed money (src/deposits/refunds.ts) to the user's bank account.
+const bankAccountSchema = {
+  bankCode: z.string().regex(/^\d{4}$/),
+  bankName: z.string().min(1).optional(),
+  branchCode: z.string().regex(/^\d{3}$/),
+  branchName: z.string().min(1).optional(),
+  accountType: z.enum(['ordinary', 'checking', 'savings']),
+  accountNumber: z.string().regex(/^\d{7}$/),
+  holderKana: z.string().min(1),
+};
+/** POST /api/v1/payments/:id/refund_request: the documented refund of konbini / Pay-easy / bank-transfer payments. */
+const refundRequestSchema = z.object({
+  paymentId: z.string().min(1), amount: amountSchema, refundId: z.string().min(1), ...bankAccountSchema,
+  providerRefundId: z.string().optional(),
+});
+/** POST /api/v1/disbursements: a payout from the merchant's KOMOJU balance (no KOMOJU payment to refund). */
+const disbursementSchema = z.object({
+  amount: amountSchema, currency: z.string().length(3).default('JPY'), refundId: z.string().min(1), ...bankAccountSchema,
+  providerRefundId: z.string().optional(),
+});
+/** KOMOJU's refund request account types (CreateRefundRequestRequest); disbursements take ours as they are. */
+const REFUND_REQUEST_ACCOUNT_TYPE = { ordinary: 'normal', checking: 'checking', savings: 'savings' } as const;
+const refundRequestObject = z.looseObject({ id: z.string(), status: z.string(), description: z.string().nullish() });
+const disbursementObject = z.looseObject({
+  id: z.string(), status: z.string(), amount: z.number().int(), fee: z.number().int().nullish(), fee_tax: z.number().int().nullish(),
+  external_id: z.string().nullish(), error: z.string().nullish(), created_at: z.string().optional(),
+});
+/** Our words for where a payout stands: pending, completed, or rejected (refused by the bank or KOMOJU). */
+function payoutStatus(s: string): 'pending' | 'completed' | 'rejected' {
+  if (s === 'completed') return 'completed';
+  // Refund requests: rejected. Disbursements ([VERIFY] their status names): failed / cancelled.
+  if (s === 'rejected' || s === 'failed' || s === 'cancelled') return 'rejected';
+  return 'pending';
+}
+const refundDescription = (refundId: string) => `seigo refund ${refundId}`;
 const lookupSchema = z.object({ paymentId: z.string().min(1).optional(), externalOrderNum: z.string().min(1).optional() });
 
 /** A response we could not classify: thrown so the operation becomes `unknown`, never `failed`. */
@@ -178,6 +213,39 @@ export function komojuAdapter(name: string, opts: KomojuOptions): ProviderAdapte
           const res = await call('POST', `/api/v1/payments/${encodeURIComponent(r.data.paymentId)}/cancel`, { idempotencyKey: op.idempotencyKey, signal });
           return outcomeOf(res.status, res.json);
         }
+        case 'refund_request': {
+          const r = refundRequestSchema.safeParse(op.request);
+          if (!r.success) return { status: 'failed', code: 'invalid_request', message: zodIssues(r.error), retryable: false };
+          const q = r.data;
+          const body = {
+            amount: q.amount, customer_name: q.holderKana, bank_name: q.bankName ?? q.bankCode, bank_code: q.bankCode,
+            ...(q.branchName !== undefined ? { branch_name: q.branchName } : {}), branch_number: q.branchCode,
+            // A string, not the documented integer: an account number may start with 0.
+            account_type: REFUND_REQUEST_ACCOUNT_TYPE[q.accountType], account_number: q.accountNumber,
+            include_payment_method_fee: false, description: refundDescription(q.refundId),
+          };
+          const res = await call('POST', `/api/v1/payments/${encodeURIComponent(q.paymentId)}/refund_request`, { body, idempotencyKey: op.idempotencyKey, signal });
+          if (res.status < 200 || res.status >= 300) return outcomeOf(res.status, res.json);
+          const p = paymentSchema.safeParse(res.json);
+          if (!p.success) throw new KomojuTransportError(`KOMOJU answered ${res.status} with a body that is not a payment`, res.status);
+          const found = refundRequestOf(p.data, q.refundId);
+          if (!found) throw new KomojuTransportError('KOMOJU accepted the refund request but the payment does not list it');
+          return { status: 'succeeded', response: found };
+        }
+        case 'disbursement': {
+          const r = disbursementSchema.safeParse(op.request);
+          if (!r.success) return { status: 'failed', code: 'invalid_request', message: zodIssues(r.error), retryable: false };
+          const q = r.data;
+          const body = {
+            amount: q.amount, currency: q.currency, account_number: q.accountNumber, account_type: q.accountType,
+            account_name_kana: q.holderKana, bank_code: q.bankCode, branch_code: q.branchCode, external_id: q.refundId,
+          };
+          const res = await call('POST', '/api/v1/disbursements', { body, idempotencyKey: op.idempotencyKey, signal });
+          if (res.status < 200 || res.status >= 300) return outcomeOf(res.status, res.json);
+          const x = disbursementObject.safeParse(res.json);
+          if (!x.success) throw new KomojuTransportError(`KOMOJU answered ${res.status} with a body that is not a disbursement`, res.status);
+          return { status: 'succeeded', response: describeDisbursement(x.data) };
+        }
         default:
           return { status: 'failed', code: 'unsupported_operation', message: `KOMOJU adapter has no operation "${op.kind}"`, retryable: false };
       }
@@ -207,6 +275,38 @@ export function komojuAdapter(name: string, opts: KomojuOptions): ProviderAdapte
           if (p.status === 'authorized' || p.status === 'pending') return { status: 'not_found' };
           return { status: 'failed', code: `payment_${p.status}`, message: `the payment is ${p.status} and cannot be cancelled`, response };
         }
+        case 'refund_request': {
+          // The request is found on its payment by the description we gave it (KOMOJU has no other key for it).
+          const q = refundRequestSchema.safeParse(op.request);
+          if (!q.success) return { status: 'unknown', message: 'a refund_request operation without paymentId cannot be looked up' };
+          const s = await showPayment(q.data.paymentId, signal);
+          if (s.kind === 'unknown') return { status: 'unknown', message: s.message };
+          if (s.kind === 'missing') return { status: 'failed', code: 'not_found', message: `KOMOJU has no payment ${q.data.paymentId}` };
+          const found = refundRequestOf(s.payment, q.data.refundId);
+          return found ? { status: 'succeeded', response: found } : { status: 'not_found' };
+        }
+        case 'disbursement': {
+          const q = disbursementSchema.safeParse(op.request);
+          if (!q.success) return { status: 'unknown', message: 'a disbursement operation without refundId cannot be looked up' };
+          if (q.data.providerRefundId) {
+            const r = await call('GET', `/api/v1/disbursements/${encodeURIComponent(q.data.providerRefundId)}`, { signal });
+            if (r.status === 404) return { status: 'failed', code: 'not_found', message: `KOMOJU has no disbursement ${q.data.providerRefundId}` };
+            const x = disbursementObject.safeParse(r.json);
+            if (r.status !== 200 || !x.success) return { status: 'unknown', message: `show disbursement answered HTTP ${r.status}` };
+            return { status: 'succeeded', response: describeDisbursement(x.data) };
+          }
+          // Not answered: look for our external_id among the disbursements (newest pages first are not promised, so all of them).
+          for (let page = 1; ; page++) {
+            const r = await call('GET', `/api/v1/disbursements?${new URLSearchParams({ page: String(page), per_page: String(PER_PAGE) })}`, { signal });
+            const list = paymentListSchema.safeParse(r.json);
+            if (r.status !== 200 || !list.success) return { status: 'unknown', message: `disbursement list answered HTTP ${r.status}` };
+            for (const raw of list.data.data) {
+              const x = disbursementObject.safeParse(raw);
+              if (x.success && x.data.external_id === q.data.refundId) return { status: 'succeeded', response: describeDisbursement(x.data) };
+            }
+            if (list.data.data.length === 0 || page >= list.data.last_page) return { status: 'not_found' };
+          }
+        }
         default:
           return { status: 'unknown', message: `KOMOJU adapter cannot inquire about "${op.kind}"` };
       }
@@ -234,6 +334,25 @@ export function komojuAdapter(name: string, opts: KomojuOptions): ProviderAdapte
         if (list.data.data.length === 0 || page >= list.data.last_page) return;
       }
     },
+  };
+}
+
+/** Our refund's request on a payment, in seigo's words, or undefined when the payment does not list it. */
+function refundRequestOf(p: KomojuPayment, refundId: string): Record<string, unknown> | undefined {
+  const list = Array.isArray(p.refund_requests) ? p.refund_requests : [];
+  for (const raw of list) {
+    const r = refundRequestObject.safeParse(raw);
+    if (r.success && r.data.description === refundDescription(refundId)) {
+      return { provider_refund_id: r.data.id, refund_status: payoutStatus(r.data.status), provider_payment_id: p.id, refund_request: r.data };
+    }
+  }
+  return undefined;
+}
+
+function describeDisbursement(x: z.infer<typeof disbursementObject>): Record<string, unknown> {
+  return {
+    provider_refund_id: x.id, refund_status: payoutStatus(x.status), fee: String((x.fee ?? 0) + (x.fee_tax ?? 0)),
+    ...(x.error ? { error: x.error } : {}), disbursement: x,
   };
 }
 

@@ -195,6 +195,49 @@ describe('KOMOJU client against the simulator', () => {
     expect(await adapter.client!(op('cancel', { paymentId: 'nope' }), signal())).toMatchObject({ status: 'failed', code: 'not_found' });
   });
 
+  const bank = { bankCode: '0005', branchCode: '123', accountType: 'ordinary', accountNumber: '0123456', holderKana: 'ﾔﾏﾀﾞ ﾀﾛｳ' };
+
+  it('refund request: only on a captured payment, with KOMOJU\'s field names; replayed once per key; completed or rejected later', async () => {
+    const r = await adapter.client!(op('reserve', konbini(5000)), signal());
+    const paymentId = r.status === 'succeeded' ? r.response.provider_payment_id as string : '';
+    const early = await adapter.client!(op('refund_request', { paymentId, amount: '1000', refundId: 'rf-0', ...bank }), signal());
+    expect(early).toMatchObject({ status: 'failed', code: 'invalid_payment_status' });
+    sim.pay(paymentId);
+    const o = op('refund_request', { paymentId, amount: '1000', refundId: 'rf-1', ...bank });
+    const a = await adapter.client!(o, signal());
+    const b = await adapter.client!(o, signal());
+    expect(a).toMatchObject({ status: 'succeeded', response: { refund_status: 'pending', provider_payment_id: paymentId, provider_refund_id: expect.stringMatching(/^refreq/) } });
+    expect(b).toEqual(a);
+    const listed = (sim.payment(paymentId) as { refund_requests: Record<string, unknown>[] }).refund_requests;
+    expect(listed).toEqual([expect.objectContaining({
+      customer_name: 'ﾔﾏﾀﾞ ﾀﾛｳ', bank_code: '0005', branch_number: '123', account_type: 'normal', account_number: '0123456',
+      include_payment_method_fee: false, description: 'seigo refund rf-1', status: 'pending',
+    })]);
+    // More than is left is refused; a bad holder name too.
+    expect(await adapter.client!(op('refund_request', { paymentId, amount: '4001', refundId: 'rf-2', ...bank }), signal())).toMatchObject({ status: 'failed', code: 'invalid_parameter' });
+    expect(await adapter.client!(op('refund_request', { paymentId, amount: '10', refundId: 'rf-3', ...bank, holderKana: '山田' }), signal())).toMatchObject({ status: 'failed', code: 'invalid_parameter' });
+    expect(sim.settlePayouts('completed')).toBe(1);
+    expect(await adapter.inquire!(o, signal())).toMatchObject({ status: 'succeeded', response: { refund_status: 'completed' } });
+    expect(await adapter.inquire!(op('refund_request', { paymentId, amount: '1', refundId: 'rf-none', ...bank }), signal())).toEqual({ status: 'not_found' });
+  });
+
+  it('disbursement: a timeout after KOMOJU made it is found again by external_id; rejected ones report their error', async () => {
+    sim.setFaults({ timeoutAfterSuccess: 1 });
+    const o = op('disbursement', { amount: '30000', currency: 'JPY', refundId: 'rf-d1', ...bank });
+    await expect(adapter.client!(o, AbortSignal.timeout(300))).rejects.toThrow();
+    sim.setFaults({});
+    const found = await adapter.inquire!(o, signal());
+    expect(found).toMatchObject({ status: 'succeeded', response: { refund_status: 'pending', disbursement: { amount: 30000, external_id: 'rf-d1', account_name_kana: 'ﾔﾏﾀﾞ ﾀﾛｳ' } } });
+    expect(await adapter.inquire!(op('disbursement', { amount: '1', refundId: 'rf-d2', ...bank }), signal())).toEqual({ status: 'not_found' });
+    sim.settlePayouts('rejected');
+    const id = found.status === 'succeeded' ? found.response.provider_refund_id as string : '';
+    expect(await adapter.inquire!({ ...o, request: { ...o.request, providerRefundId: id } }, signal())).toMatchObject({
+      status: 'succeeded', response: { refund_status: 'rejected', error: expect.stringContaining('refused') },
+    });
+    sim.setFaults({ error500: 1 });
+    await expect(adapter.client!(op('disbursement', { amount: '5', refundId: 'rf-d3', ...bank }), signal())).rejects.toThrow(/HTTP 500/);
+  });
+
   it('history pages through every payment in the window', async () => {
     const from = new Date(Date.now() - 60_000);
     const ids = new Set<string>();

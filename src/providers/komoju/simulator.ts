@@ -38,6 +38,10 @@ export interface KomojuSimulatorOptions {
   webhookAttempts?: number | undefined;
   /** First retry delay; doubles each attempt. Default 20 ms. */
   webhookRetryDelayMs?: number | undefined;
+  /** The fee KOMOJU reports on each disbursement. Default 0. */
+  disbursementFee?: number | undefined;
+  /** Carry out each refund request / disbursement this long after it is made (as `npm start` does); unset: only on `settlePayouts`. */
+  settlePayoutsAfterMs?: number | undefined;
 }
 
 interface SimPayment {
@@ -57,11 +61,51 @@ interface SimPayment {
   created_at: string;
   amount_refunded: number;
   refunds: unknown[];
+  refund_requests: SimRefundRequest[];
   /** Simulator state, not rendered: a 速報 was sent and neither confirmed nor withdrawn yet. */
   preliminaryPending: boolean;
 }
 
 type ApiReply = { status: number; body: unknown };
+
+/** A refund request (POST /api/v1/payments/:id/refund_request): a bank transfer KOMOJU makes by hand, later. */
+export interface SimRefundRequest {
+  id: string;
+  payment: string;
+  /** Not in KOMOJU's documented object; kept so the simulator can mark the payment refunded. */
+  amount: number;
+  customer_name: string;
+  bank_name: string;
+  bank_code: string | null;
+  branch_name: string | null;
+  branch_number: string;
+  account_type: string;
+  account_number: string;
+  include_payment_method_fee: boolean;
+  description: string | null;
+  status: 'pending' | 'completed' | 'rejected';
+  created_at: string;
+}
+
+/** A disbursement (POST /api/v1/disbursements): a payout from the merchant's KOMOJU balance to a bank account. */
+export interface SimDisbursement {
+  id: string;
+  resource: 'disbursement';
+  currency: string;
+  amount: number;
+  fee: number;
+  fee_tax: number;
+  status: 'pending' | 'completed' | 'failed' | 'cancelled';
+  bank_code: string;
+  branch_code: string;
+  account_type: string;
+  account_number: string;
+  account_name_kana: string;
+  error: string | null;
+  external_id: string | null;
+  created_at: string;
+  last_updated_at: string;
+}
 
 const KONBINI_LIMIT = 300_000;
 const PAY_EASY_LIMIT = 999_999;
@@ -75,6 +119,7 @@ export class KomojuSimulator {
     requests: 0, created: 0, idempotentReplays: 0, error500: 0, timeouts: 0, cancelled: 0,
     webhooksEmitted: 0, webhookAttempts: 0, webhooksDelivered: 0, webhooksFailed: 0,
     webhooksDuplicated: 0, webhooksDropped: 0, webhooksReordered: 0, unmatchedTransfers: 0,
+    refundRequests: 0, disbursements: 0,
   };
   /** Every event KOMOJU decided to send, in order, before delivery faults. */
   readonly events: KomojuEvent[] = [];
@@ -82,9 +127,11 @@ export class KomojuSimulator {
   readonly droppedEventIds = new Set<string>();
 
   private readonly payments = new Map<string, SimPayment>();
+  private readonly disbursements = new Map<string, SimDisbursement>();
   private readonly idempotency = new Map<string, ApiReply | 'in_flight'>();
   private readonly deliveries = new Set<Promise<void>>();
   private readonly hanging = new Set<ServerResponse>();
+  private readonly timers = new Set<NodeJS.Timeout>();
   private held: KomojuEvent[] = [];
   private chain: Promise<void> = Promise.resolve();
   private faults: Required<KomojuFaults> = { latencyMs: 0, error500: 0, timeoutAfterSuccess: 0, duplicateWebhook: 0, dropWebhook: 0, reorderWebhooks: 0 };
@@ -128,6 +175,8 @@ export class KomojuSimulator {
     this.server = undefined;
     for (const res of this.hanging) res.destroy();
     this.hanging.clear();
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
     if (server) {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
@@ -219,6 +268,57 @@ export class KomojuSimulator {
     this.emit('payment.refunded', p);
   }
 
+  /** Refund requests and disbursements not settled yet. */
+  pendingPayouts(): { refundRequests: SimRefundRequest[]; disbursements: SimDisbursement[] } {
+    return {
+      refundRequests: [...this.payments.values()].flatMap((p) => p.refund_requests.filter((r) => r.status === 'pending')).map((r) => structuredClone(r)),
+      disbursements: [...this.disbursements.values()].filter((d) => d.status === 'pending').map((d) => structuredClone(d)),
+    };
+  }
+
+  /**
+   * KOMOJU carries out (or refuses) the pending payouts: refund requests become completed (the payment
+   * refunded, `payment.refunded` sent when it is refunded in full) or rejected (a wrong bank account);
+   * disbursements completed or failed. Returns how many it settled.
+   */
+  settlePayouts(outcome: 'completed' | 'rejected'): number {
+    let n = 0;
+    const now = this.now().toISOString();
+    for (const p of this.payments.values()) {
+      for (const r of p.refund_requests) {
+        if (r.status !== 'pending') continue;
+        r.status = outcome;
+        n++;
+        if (outcome === 'completed') {
+          p.amount_refunded += r.amount;
+          if (p.amount_refunded >= p.total) {
+            p.status = 'refunded';
+            this.emit('payment.refunded', p);
+          }
+        }
+      }
+    }
+    for (const d of this.disbursements.values()) {
+      if (d.status !== 'pending') continue;
+      d.status = outcome === 'completed' ? 'completed' : 'failed';
+      d.error = outcome === 'completed' ? null : 'the bank refused the transfer: account not found';
+      d.last_updated_at = now;
+      n++;
+    }
+    return n;
+  }
+
+  private settleLater(): void {
+    const after = this.opts.settlePayoutsAfterMs;
+    if (after === undefined) return;
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      this.settlePayouts('completed');
+    }, after);
+    timer.unref();
+    this.timers.add(timer);
+  }
+
   // ---- HTTP ----
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -236,18 +336,30 @@ export class KomojuSimulator {
     }
     const url = new URL(req.url ?? '/', 'http://sim');
     const path = url.pathname.replace(/\/+$/, '');
-    const m = /^\/api\/v1\/payments(?:\/([^/]+))?(?:\/(cancel))?$/.exec(path);
-    if (!m) return this.send(res, apiError(404, 'not_found', 'The requested resource could not be found'));
-    const [, id, action] = m;
-    if (req.method === 'GET' && !id) return this.send(res, this.list(url.searchParams));
-    if (req.method === 'GET' && id && !action) {
-      const p = this.payments.get(decodeURIComponent(id));
-      return this.send(res, p ? { status: 200, body: render(p) } : apiError(404, 'not_found', 'The requested resource could not be found'));
+    const notFound = () => this.send(res, apiError(404, 'not_found', 'The requested resource could not be found'));
+    let run: () => ApiReply;
+    const d = /^\/api\/v1\/disbursements(?:\/([^/]+))?$/.exec(path);
+    if (d) {
+      const [, id] = d;
+      if (req.method === 'GET' && !id) return this.send(res, this.listDisbursements(url.searchParams));
+      if (req.method === 'GET' && id) {
+        const x = this.disbursements.get(decodeURIComponent(id));
+        return this.send(res, x ? { status: 200, body: structuredClone(x) } : apiError(404, 'not_found', 'The requested resource could not be found'));
+      }
+      if (req.method !== 'POST' || id) return notFound();
+      run = () => this.disburse(raw);
+    } else {
+      const m = /^\/api\/v1\/payments(?:\/([^/]+))?(?:\/(cancel|refund_request))?$/.exec(path);
+      if (!m) return notFound();
+      const [, id, action] = m;
+      if (req.method === 'GET' && !id) return this.send(res, this.list(url.searchParams));
+      if (req.method === 'GET' && id && !action) {
+        const p = this.payments.get(decodeURIComponent(id));
+        return this.send(res, p ? { status: 200, body: render(p) } : apiError(404, 'not_found', 'The requested resource could not be found'));
+      }
+      if (req.method !== 'POST' || (id && !action) || (!id && action)) return notFound();
+      run = () => (!id ? this.create(raw) : action === 'cancel' ? this.cancel(decodeURIComponent(id)) : this.refundRequest(decodeURIComponent(id), raw));
     }
-    if (req.method !== 'POST' || (id && action !== 'cancel') || (!id && action)) {
-      return this.send(res, apiError(404, 'not_found', 'The requested resource could not be found'));
-    }
-    const run = () => (id ? this.cancel(decodeURIComponent(id)) : this.create(raw));
     const key = req.headers['x-komoju-idempotency'];
     let reply: ApiReply;
     if (typeof key === 'string' && key.length > 0) {
@@ -321,7 +433,7 @@ export class KomojuSimulator {
       payment_deadline: deadline(now, this.opts.paymentWindowDays ?? 3), payment_details: details, payment_method_fee: 0,
       captured_at: null, external_order_num: typeof b.external_order_num === 'string' ? b.external_order_num : null,
       metadata: typeof b.metadata === 'object' && b.metadata !== null ? b.metadata as Record<string, unknown> : {},
-      created_at: now.toISOString(), amount_refunded: 0, refunds: [], preliminaryPending: false,
+      created_at: now.toISOString(), amount_refunded: 0, refunds: [], refund_requests: [], preliminaryPending: false,
     };
     this.payments.set(id, p);
     this.counters.created++;
@@ -358,6 +470,78 @@ export class KomojuSimulator {
       status: 200,
       body: { resource: 'list', total: rows.length, page, per_page: perPage, last_page: lastPage, data: rows.slice((page - 1) * perPage, page * perPage).map(render) },
     };
+  }
+
+  private refundRequest(id: string, raw: string): ApiReply {
+    const p = this.payments.get(id);
+    if (!p) return apiError(404, 'not_found', 'The requested resource could not be found');
+    const b = parseObject(raw);
+    if (!b) return apiError(400, 'bad_request', 'The request body must be a JSON object');
+    for (const k of ['amount', 'customer_name', 'bank_name', 'branch_number', 'account_type', 'account_number', 'include_payment_method_fee']) {
+      if (b[k] === undefined || b[k] === null) return apiError(400, 'missing_parameter', `A required parameter (${k}) is missing`, k);
+    }
+    const amount = Number(b.amount);
+    if (!Number.isSafeInteger(amount) || amount <= 0) return apiError(422, 'invalid_parameter', 'amount must be a positive integer', 'amount');
+    if (!['normal', 'checking', 'savings'].includes(String(b.account_type))) return apiError(422, 'invalid_parameter', 'account_type must be normal, checking or savings', 'account_type');
+    if (!/^\d{3}$/.test(String(b.branch_number))) return apiError(422, 'invalid_parameter', 'branch_number must be 3 digits', 'branch_number');
+    if (!/^\d{7}$/.test(String(b.account_number))) return apiError(422, 'invalid_parameter', 'account_number must be 7 digits', 'account_number');
+    if (b.bank_code != null && !/^\d{4}$/.test(String(b.bank_code))) return apiError(422, 'invalid_parameter', 'bank_code must be 4 digits', 'bank_code');
+    if (!/^[\uFF61-\uFF9F0-9A-Z ().,\-/]+$/.test(String(b.customer_name))) return apiError(422, 'invalid_parameter', 'customer_name must be half-width katakana', 'customer_name');
+    if (p.status !== 'captured') return apiError(422, 'invalid_payment_status', `a ${p.status} payment cannot be refunded`);
+    // Every request not rejected counts against what is left, completed or still pending.
+    const requested = p.refund_requests.filter((r) => r.status !== 'rejected').reduce((s, r) => s + r.amount, 0);
+    if (amount > p.total - requested) return apiError(422, 'invalid_parameter', 'amount exceeds what is left to refund on this payment', 'amount');
+    this.counters.refundRequests++;
+    p.refund_requests.push({
+      id: `refreq${this.randomId(19)}`, payment: p.id, amount, customer_name: String(b.customer_name), bank_name: String(b.bank_name),
+      bank_code: b.bank_code == null ? null : String(b.bank_code), branch_name: b.branch_name == null ? null : String(b.branch_name),
+      branch_number: String(b.branch_number), account_type: String(b.account_type), account_number: String(b.account_number),
+      include_payment_method_fee: b.include_payment_method_fee === true, description: typeof b.description === 'string' ? b.description : null,
+      status: 'pending', created_at: this.now().toISOString(),
+    });
+    this.settleLater();
+    return { status: 200, body: render(p) };
+  }
+
+  private disburse(raw: string): ApiReply {
+    const b = parseObject(raw);
+    if (!b) return apiError(400, 'bad_request', 'The request body must be a JSON object');
+    for (const k of ['amount', 'currency', 'account_number', 'account_type', 'account_name_kana', 'bank_code', 'branch_code']) {
+      if (b[k] === undefined || b[k] === null) return apiError(400, 'missing_parameter', `A required parameter (${k}) is missing`, k);
+    }
+    const amount = Number(b.amount);
+    if (!Number.isSafeInteger(amount) || amount <= 0) return apiError(422, 'invalid_parameter', 'amount must be a positive integer', 'amount');
+    if (b.currency !== 'JPY') return apiError(422, 'invalid_currency', 'disbursements are in JPY', 'currency');
+    if (!/^\d{4}$/.test(String(b.bank_code)) || !/^\d{3}$/.test(String(b.branch_code)) || !/^\d{7}$/.test(String(b.account_number))) {
+      return apiError(422, 'invalid_parameter', 'bank_code (4 digits), branch_code (3) and account_number (7) are required', 'account_number');
+    }
+    const now = this.now().toISOString();
+    const x: SimDisbursement = {
+      id: this.randomId(25), resource: 'disbursement', currency: 'JPY', amount, fee: this.opts.disbursementFee ?? 0, fee_tax: 0, status: 'pending',
+      bank_code: String(b.bank_code), branch_code: String(b.branch_code), account_type: String(b.account_type), account_number: String(b.account_number),
+      account_name_kana: String(b.account_name_kana), error: null, external_id: typeof b.external_id === 'string' ? b.external_id : null,
+      created_at: now, last_updated_at: now,
+    };
+    this.disbursements.set(x.id, x);
+    this.counters.disbursements++;
+    this.settleLater();
+    return { status: 200, body: structuredClone(x) };
+  }
+
+  private listDisbursements(q: URLSearchParams): ApiReply {
+    const page = Math.max(1, Number(q.get('page') ?? 1) || 1);
+    const perPage = Math.min(100, Math.max(1, Number(q.get('per_page') ?? 10) || 10));
+    const start = q.get('start_time') ? Date.parse(q.get('start_time')!) : -Infinity;
+    const end = q.get('end_time') ? Date.parse(q.get('end_time')!) : Infinity;
+    const rows = [...this.disbursements.values()].filter((x) => Date.parse(x.created_at) >= start && Date.parse(x.created_at) <= end);
+    return {
+      status: 200,
+      body: { resource: 'list', total: rows.length, page, per_page: perPage, last_page: Math.ceil(rows.length / perPage), data: rows.slice((page - 1) * perPage, page * perPage).map((x) => structuredClone(x)) },
+    };
+  }
+
+  private randomId(n: number): string {
+    return Array.from({ length: n }, () => '0123456789abcdefghijklmnopqrstuvwxyz'[Math.floor(this.idRand() * 36)]).join('');
   }
 
   private send(res: ServerResponse, r: ApiReply): void {
@@ -459,6 +643,15 @@ export class KomojuSimulator {
 function render(p: SimPayment): Record<string, unknown> {
   const { preliminaryPending: _, ...wire } = p;
   return structuredClone(wire);
+}
+
+function parseObject(raw: string): Record<string, unknown> | undefined {
+  try {
+    const parsed: unknown = JSON.parse(raw);
+    return typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed) ? parsed as Record<string, unknown> : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function stripSeed(f: KomojuFaults & { seed?: number }): KomojuFaults {

@@ -1,0 +1,99 @@
+// Reconciliation in the admin API: runs with their counts, a run's breaks (by class, cursor
+// pagination), the breaks as CSV, and starting a run (a provider's window, the deliveries, or a
+// Zengin / CSV file sent in the body).
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { z } from 'zod';
+import type { Engine } from '../engine/engine.ts';
+import { NotFoundError } from '../kernel/errors.ts';
+import {
+  BREAK_CLASSES, breaksCsv, checkCsvMapping, getRun, listBreaks, listRuns, runReconcile, type ReconcileDeps, type ReconcileRequest,
+} from '../reconcile/index.ts';
+import { route, type OpenApiRegistry } from './route.ts';
+
+const uuid = z.string().uuid();
+const isoDate = z.coerce.date()
+  .min(new Date('0001-01-01T00:00:00Z'), 'must be a date from 0001-01-01')
+  .max(new Date('9999-12-31T23:59:59.999Z'), 'must be a date until 9999-12-31');
+const limit = z.coerce.number().int().min(1).max(1000).default(100);
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
+const base64 = z.string().min(1).max(64 * 1024 * 1024).refine((s) => BASE64.test(s.replace(/\s+/g, '')) && s.replace(/\s+/g, '').length % 4 === 0, 'must be base64');
+
+const startBody = z.discriminatedUnion('source', [
+  z.object({ source: z.literal('provider'), provider: z.string().min(1).max(100), from: isoDate, to: isoDate }).strict(),
+  z.object({ source: z.literal('deliveries'), from: isoDate, to: isoDate, deadline_ms: z.number().int().min(0).max(365 * 86_400_000).optional() }).strict(),
+  z.object({ source: z.literal('zengin'), file_base64: base64, encoding: z.enum(['shift_jis', 'utf8']).optional(), from: isoDate.optional(), to: isoDate.optional() }).strict(),
+  z.object({ source: z.literal('csv'), csv: z.string().min(1), mapping: z.unknown(), from: isoDate.optional(), to: isoDate.optional() }).strict(),
+]);
+
+export const reconcileDepsOf = (engine: Engine): ReconcileDeps => ({
+  pool: engine.db.pool, providers: engine.providers, inboxWriter: engine.inboxWriter, operations: engine.operations, log: engine.log,
+});
+
+export async function reconcileRoutes(app: FastifyInstance, engine: Engine, registry: OpenApiRegistry): Promise<void> {
+  const pool = engine.db.pool;
+  const P = '/admin/v1/reconcile';
+
+  route(app, registry, {
+    method: 'GET', url: `${P}/runs`, tags: ['reconcile'], role: 'viewer', summary: 'Reconciliation runs, newest first, with their counts per class',
+    query: z.object({ scope: z.string().min(1).max(200).optional(), before: uuid.optional(), limit }),
+  }, async ({ query }) => listRuns(pool, { scope: query.scope, before: query.before, limit: query.limit }));
+
+  route(app, registry, {
+    method: 'GET', url: `${P}/runs/:id`, tags: ['reconcile'], role: 'viewer', summary: 'One run: window, counts per class, repairs and timings',
+    params: z.object({ id: uuid }),
+  }, async ({ params }) => {
+    const run = await getRun(pool, params.id);
+    if (!run) throw new NotFoundError('not_found', `no reconcile run ${params.id}`);
+    return run;
+  });
+
+  const breaksQuery = z.object({ class: z.enum(BREAK_CLASSES).optional(), after: z.string().regex(/^[0-9]{1,18}$/, 'must be a break id').optional(), limit });
+  route(app, registry, {
+    method: 'GET', url: `${P}/runs/:id/breaks`, tags: ['reconcile'], role: 'viewer',
+    summary: "A run's breaks (the ones it saw last), by class; pass next_cursor as `after` for the next page",
+    params: z.object({ id: uuid }), query: breaksQuery,
+  }, async ({ params, query }) => {
+    if (!(await getRun(pool, params.id))) throw new NotFoundError('not_found', `no reconcile run ${params.id}`);
+    return listBreaks(pool, { runId: params.id, class: query.class, after: query.after, limit: query.limit });
+  });
+
+  route(app, registry, {
+    method: 'GET', url: `${P}/runs/:id/breaks.csv`, tags: ['reconcile'], role: 'viewer', summary: "A run's breaks as CSV (text/csv)",
+    params: z.object({ id: uuid }), query: z.object({ class: z.enum(BREAK_CLASSES).optional() }),
+  }, async ({ params, query, reply }) => {
+    if (!(await getRun(pool, params.id))) throw new NotFoundError('not_found', `no reconcile run ${params.id}`);
+    return reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="reconcile-${params.id}-breaks.csv"`)
+      .send(Readable.from(breaksCsv(pool, params.id, query.class)));
+  });
+
+  route(app, registry, {
+    method: 'POST', url: `${P}/runs`, tags: ['reconcile'], role: 'operator', responseStatus: 201,
+    summary: 'Run a reconciliation now: a provider window, the deliveries, or a Zengin / CSV file in the body; answers with the run',
+    body: startBody,
+  }, async ({ body }) => {
+    const deps = reconcileDepsOf(engine);
+    if (body.source === 'provider') return runReconcile(deps, { source: 'provider', provider: body.provider, from: body.from, to: body.to }, { trigger: 'api' });
+    if (body.source === 'deliveries') return runReconcile(deps, { source: 'deliveries', from: body.from, to: body.to, deadlineMs: body.deadline_ms }, { trigger: 'api' });
+    // Files go through the same path as the CLI's, from a private temporary file.
+    const dir = await mkdtemp(join(tmpdir(), 'seigo-reconcile-'));
+    try {
+      const file = join(dir, body.source === 'zengin' ? 'transfer-notice.txt' : 'upload.csv');
+      let req: ReconcileRequest;
+      if (body.source === 'zengin') {
+        await writeFile(file, Buffer.from(body.file_base64.replace(/\s+/g, ''), 'base64'), { mode: 0o600 });
+        req = { source: 'zengin', file, encoding: body.encoding, from: body.from, to: body.to };
+      } else {
+        const mapping = checkCsvMapping(body.mapping);
+        await writeFile(file, body.csv, { mode: 0o600 });
+        req = { source: 'csv', file, mapping, from: body.from, to: body.to };
+      }
+      return await runReconcile(deps, req, { trigger: 'api' });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+}

@@ -1,0 +1,85 @@
+// Reservations (konbini, Pay-easy) past their payment deadline whose end we never heard of: the
+// expiry notice (or a late paid notice) was lost. A periodic job asks the provider about each one
+// and hands what it learns to the intake as a notification of its own (source 'reconciliation'),
+// so it is applied by exactly the code that applies the webhook (reservation.ts): expired → the
+// hold released, paid → credited, cancelled → closed. Its event id is derived from the payment and
+// the status, so asking twice stores it once, and the real webhook arriving later changes nothing.
+import type pg from 'pg';
+import type { Clock } from '../kernel/clock.ts';
+import type { Logger } from '../kernel/logger.ts';
+import type { InboxWriter } from '../intake/index.ts';
+import type { ProviderRegistry } from '../providers/registry.ts';
+import { RESERVATION_METHODS } from './reservation.ts';
+
+export interface ExpiryInquiryEngine {
+  db: { pool: pg.Pool };
+  log: Logger;
+  clock: Clock;
+  providers: ProviderRegistry;
+  inboxWriter: InboxWriter;
+}
+
+export interface ExpiryInquiryOptions {
+  /** The reservation provider (KOMOJU). */
+  provider: string;
+  /** How long past the deadline before asking (the provider's own notice usually comes first). */
+  afterMs: number;
+}
+
+export interface ExpiryInquiry {
+  /** Asks about overdue reservations; returns how many it asked about and how many notifications it stored. */
+  runOnce(limit?: number): Promise<{ asked: number; stored: number }>;
+}
+
+/** The KOMOJU event each final payment status would have been announced by. */
+const EVENT_FOR_STATUS: Readonly<Record<string, string>> = {
+  expired: 'payment.expired',
+  captured: 'payment.captured',
+  cancelled: 'payment.cancelled',
+};
+
+export function createExpiryInquiry(engine: ExpiryInquiryEngine, opts: ExpiryInquiryOptions): ExpiryInquiry {
+  const { log } = engine;
+  return {
+    async runOnce(limit = 100) {
+      const adapter = engine.providers.get(opts.provider);
+      if (!adapter?.inquire) return { asked: 0, stored: 0 };
+      const inquire = adapter.inquire.bind(adapter);
+      const overdue = await engine.db.pool.query<{ id: string; provider_payment_id: string }>(
+        `SELECT id, provider_payment_id FROM deposits
+         WHERE status IN ('awaiting_payment', 'paid_preliminary') AND payment_deadline < $1 AND provider = $2
+           AND method = ANY($3::text[]) AND provider_payment_id IS NOT NULL
+         ORDER BY payment_deadline LIMIT $4`,
+        [new Date(engine.clock.now().getTime() - opts.afterMs), opts.provider, RESERVATION_METHODS, limit]);
+      let stored = 0;
+      for (const d of overdue.rows) {
+        let payment: Record<string, unknown>;
+        try {
+          const r = await inquire({ id: d.id, kind: 'reserve', idempotencyKey: `deposit:${d.id}`, request: { paymentId: d.provider_payment_id } }, AbortSignal.timeout(10_000));
+          if (r.status !== 'succeeded' || typeof r.response.payment !== 'object' || r.response.payment === null) {
+            log.warn({ depositId: d.id, inquiry: r.status }, 'overdue reservation: the provider gave no usable answer');
+            continue;
+          }
+          payment = r.response.payment as Record<string, unknown>;
+        } catch (e) {
+          log.warn({ depositId: d.id, err: (e as Error).message }, 'overdue reservation: inquiry failed; asked again later');
+          continue;
+        }
+        const status = String(payment.status);
+        const type = EVENT_FOR_STATUS[status];
+        if (!type) continue; // still awaiting payment at the provider (its own clock decides)
+        const eventId = `seigo-inquiry-${d.provider_payment_id}-${status}`;
+        const body = Buffer.from(JSON.stringify({ id: eventId, type, resource: 'event', data: payment, created_at: engine.clock.now().toISOString() }));
+        const w = await engine.inboxWriter.write({
+          provider: opts.provider, eventId, source: 'reconciliation', body,
+          headers: { 'content-type': 'application/json', 'x-komoju-event': type, 'x-seigo-origin': 'expiry-inquiry' },
+        });
+        if (!w.duplicate) {
+          stored++;
+          log.info({ depositId: d.id, paymentId: d.provider_payment_id, status }, 'overdue reservation: the provider\'s answer stored as a notification');
+        }
+      }
+      return { asked: overdue.rows.length, stored };
+    },
+  };
+}

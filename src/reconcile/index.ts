@@ -1,0 +1,9 @@
+// Reconciliation (issue 5, MISSION G1–G4): stage the other side's record, match it with ours in
+// SQL, repair through the normal paths, hand the rest to a person.
+export { runReconcile, type ReconcileDeps, type ReconcileRequest, type ReconcileOptions, type RunSummary, type Progress } from './run.ts';
+export { parseCsvMapping, checkCsvMapping, type CsvMapping } from './csv.ts';
+export { ReconcileInputError } from './errors.ts';
+export { BREAK_CLASSES, CANONICAL_STATUSES, type BreakClass, type RunCounts } from './classes.ts';
+export { listRuns, getRun, listBreaks, breaksCsv, type BreakFilter } from './read.ts';
+export { reconcileJobs } from './schedule.ts';
+export { reimportRowAction } from './repair.ts';

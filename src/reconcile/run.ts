@@ -1,0 +1,345 @@
+// One reconciliation run (ARCHITECTURE "Reconcile"; seeds 001 リコンサイル and 003 定期的に突合):
+//   1. stage the other side's rows with COPY into a temporary table (streamed);
+//   2. compare them with our side in ONE statement: group their rows by key (duplicates), a hash
+//      full join with our rows in the window, a look-up by key for their rows whose counterpart
+//      lies outside it, a CASE that classifies each key, and an upsert of the breaks (one open
+//      break per scope, class and key: a re-run changes the existing row, never adds one);
+//   3. resolve the open breaks of the same scope and window that this run no longer sees;
+//   4. record the run, commit; then repair (repair.ts).
+// Steps 1–4 are one transaction on one connection: a run that fails leaves no breaks, a malformed
+// input leaves nothing at all.
+import { createReadStream } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import pg from 'pg';
+import { uuidv7 } from '../kernel/ids.ts';
+import type { Logger } from '../kernel/logger.ts';
+import type { InboxWriter } from '../intake/index.ts';
+import type { Operations } from '../operations/index.ts';
+import type { ProviderRegistry } from '../providers/registry.ts';
+import { parseTransferNotice, type ZenginEncoding } from '../providers/zengin/index.ts';
+import { emptyCounts, type BreakClass, type RepairCounts, type RunCounts, type RunSource } from './classes.ts';
+import { stageCsv, type CsvMapping } from './csv.ts';
+import { ReconcileInputError } from './errors.ts';
+import { repairRun } from './repair.ts';
+import { bankTransfersSide, depositsSide, historyRows, zenginRows, type InternalSide } from './sources.ts';
+import { STAGE_TABLE, stageRows } from './stage.ts';
+
+export interface ReconcileDeps {
+  pool: pg.Pool;
+  providers: ProviderRegistry;
+  inboxWriter: InboxWriter;
+  operations: Operations;
+  log: Logger;
+}
+
+export type ReconcileRequest =
+  | { source: 'provider'; provider: string; from: Date; to: Date }
+  | { source: 'csv'; file: string; mapping: CsvMapping; from?: Date | undefined; to?: Date | undefined }
+  | { source: 'zengin'; file: string; encoding?: ZenginEncoding | undefined; from?: Date | undefined; to?: Date | undefined }
+  | { source: 'deliveries'; from: Date; to: Date; deadlineMs?: number | undefined };
+
+export interface Progress {
+  phase: 'stage' | 'match' | 'repair' | 'done';
+  rows: number;
+  /** Share of the input read, where its size is known (files). */
+  fraction?: number;
+}
+
+export interface ReconcileOptions {
+  trigger?: 'manual' | 'schedule' | 'api';
+  /** Feed notifications, ask for inquiries and open cases after the match (default true). */
+  repair?: boolean;
+  /** Our rows this far beyond the window still count as counterparts (default 1 day). */
+  slackMs?: number;
+  /** work_mem and temp_buffers of the run's connection (default 256MB each): PostgreSQL's memory, not this process's. */
+  workMem?: string;
+  tempBuffers?: string;
+  /** A repaired break seen again this long after its repair opens a case (default 10 min). */
+  escalateAfterMs?: number;
+  onProgress?: (p: Progress) => void;
+}
+
+export interface RunSummary {
+  id: string;
+  source: RunSource;
+  scope: string;
+  provider: string | null;
+  file: string | null;
+  window: { from: string; to: string };
+  status: 'succeeded' | 'failed';
+  external_rows: number;
+  internal_rows: number;
+  counts: RunCounts;
+  breaks: number;
+  resolved: number;
+  repairs: RepairCounts;
+  timings_ms: { stage: number; match: number; repair: number; total: number };
+}
+
+const DAY = 86_400_000;
+
+interface Staged {
+  scope: string;
+  provider: string | null;
+  file: string | null;
+  rows: number;
+  side: InternalSide | null;
+  /** Their rows as (line, key, external_id, amount, currency, status, at, raw, bad). */
+  relation: (offset: number) => { sql: string; params: unknown[] };
+  from: Date;
+  to: Date;
+  findBadRow?: (tx: pg.ClientBase, refused?: string) => Promise<string | null>;
+}
+
+const stagedRelation = () => ({ sql: `SELECT line, key, external_id, amount, currency, status, at, raw, false AS bad FROM ${STAGE_TABLE}`, params: [] });
+
+async function stage(tx: pg.ClientBase, deps: ReconcileDeps, req: ReconcileRequest, progress: (rows: number, fraction?: number) => void): Promise<Staged> {
+  switch (req.source) {
+    case 'provider': {
+      const adapter = deps.providers.get(req.provider);
+      if (!adapter) throw new ReconcileInputError('unknown_provider', `no provider "${req.provider}" is configured`);
+      if (!adapter.history) throw new ReconcileInputError('no_history', `provider "${req.provider}" (${adapter.kind}) has no history to reconcile against`);
+      const rows = await stageRows(tx, historyRows(adapter, req.from, req.to), progress);
+      return { scope: `provider:${req.provider}`, provider: req.provider, file: null, rows, side: depositsSide('reference'), relation: stagedRelation, from: req.from, to: req.to };
+    }
+    case 'zengin': {
+      const bytes = await readFile(req.file).catch((e: NodeJS.ErrnoException) => {
+        throw new ReconcileInputError('invalid_transfer_notice', `cannot read ${req.file}: ${e.code ?? e.message}`);
+      });
+      const parsed = parseTransferNotice(bytes, req.encoding ? { encoding: req.encoding } : {});
+      if (!parsed.ok) throw new ReconcileInputError('invalid_transfer_notice', `line ${parsed.error.line}, ${parsed.error.field}: ${parsed.error.message}`);
+      const rows = await stageRows(tx, zenginRows(parsed.value.transfers), progress);
+      const w = await fileWindow(tx, stagedRelation(), req.from, req.to);
+      return { scope: 'zengin', provider: null, file: req.file, rows, side: bankTransfersSide, relation: stagedRelation, ...w };
+    }
+    case 'csv': {
+      const size = (await stat(req.file).catch(() => ({ size: 0 }))).size;
+      const csv = await stageCsv(tx, req.file, req.mapping, () => {
+        let read = 0;
+        return createReadStream(req.file).on('data', (chunk) => {
+          read += chunk.length;
+          progress(0, size > 0 ? read / size : undefined);
+        });
+      });
+      progress(csv.rows, 1);
+      const w = await fileWindow(tx, csv.relation(0), req.from, req.to);
+      return {
+        scope: `csv:${req.mapping.provider}`, provider: req.mapping.provider, file: req.file, rows: csv.rows, side: depositsSide(req.mapping.match),
+        relation: csv.relation, findBadRow: csv.findBadRow, ...w,
+      };
+    }
+    case 'deliveries':
+      return { scope: 'deliveries', provider: null, file: null, rows: 0, side: null, relation: stagedRelation, from: req.from, to: req.to };
+  }
+}
+
+/** A file's window: as given, or the days its rows span. */
+async function fileWindow(tx: pg.ClientBase, rel: { sql: string; params: unknown[] }, from?: Date, to?: Date): Promise<{ from: Date; to: Date }> {
+  if (from && to) return { from, to };
+  const r = await tx.query<{ min: Date | null; max: Date | null }>(`SELECT min(at::timestamptz) AS min, max(at::timestamptz) AS max FROM (${rel.sql}) x`, rel.params);
+  const min = r.rows[0]!.min ?? new Date();
+  const max = r.rows[0]!.max ?? min;
+  return { from: from ?? min, to: to ?? new Date(max.getTime() + DAY) };
+}
+
+// $1 run, $2 scope, $3 window from, $4 window to, $5 provider, $6/$7 the window widened by the
+// slack (our side's rows); their relation's parameters follow.
+// One open break per (scope, class, key): with open breaks in the scope (`upsert`), the ones seen
+// again are updated and only the rest inserted; runs of one scope are serialized by an advisory lock.
+function matchStatement(side: InternalSide, ext: { sql: string }, upsert: boolean): string {
+  return `
+WITH e AS (
+  -- One row per key they hold, with how many times they hold it (duplicates).
+  SELECT key, count(*)::int AS n, min(external_id COLLATE "C") AS external_id, min(amount) AS amount, min(currency COLLATE "C") AS currency,
+    min(status COLLATE "C") AS status, min(at::text COLLATE "C") AS at, bool_or(bad) AS bad
+  FROM (${ext.sql}) x GROUP BY key
+), i AS (${side.window}
+), j AS (
+  SELECT coalesce(e.key, i.key) AS key, e.n, e.external_id, e.amount AS e_amount, e.currency AS e_currency, e.status AS e_status, e.at AS e_at, e.bad,
+    i.key AS i_key, i.id AS i_id, i.amount AS i_amount, i.currency AS i_currency, i.status AS i_status, i.raw_status, i.at AS i_at
+  FROM e FULL JOIN i ON i.key = e.key
+), c AS (
+  SELECT j.key, j.n, j.external_id, j.e_amount, j.e_currency, j.e_status, j.e_at, coalesce(j.bad, false) AS bad,
+    ${side.lookup ? `coalesce(j.i_id, lk.id) AS i_id, coalesce(j.i_amount, lk.amount) AS i_amount, coalesce(j.i_currency, lk.currency) AS i_currency,
+    coalesce(j.i_status, lk.status) AS i_status, coalesce(j.raw_status, lk.raw_status) AS raw_status, coalesce(j.i_at, lk.at) AS i_at,
+    (j.i_key IS NOT NULL OR lk.id IS NOT NULL) AS has_i
+  FROM j LEFT JOIN (SELECT j.key, l.id, l.amount, l.currency, l.status, l.raw_status, l.at FROM j CROSS JOIN LATERAL (${side.lookup('j.key')}) l WHERE j.i_key IS NULL) lk ON lk.key = j.key`
+    : 'j.i_id, j.i_amount, j.i_currency, j.i_status, j.raw_status, j.i_at, j.i_key IS NOT NULL AS has_i FROM j'}
+), cls AS (
+  SELECT c.*, CASE
+    WHEN n > 1 THEN 'duplicate_there'
+    WHEN n IS NULL THEN CASE WHEN i_at >= $3 AND i_at < $4
+      AND (i_status = 'paid' OR raw_status IN ('unknown', 'awaiting_payment', 'paid_preliminary')) THEN 'missing_there' END
+    WHEN NOT has_i THEN CASE WHEN e_status = 'paid' THEN 'missing_here' END
+    WHEN e_amount IS DISTINCT FROM i_amount OR e_currency IS DISTINCT FROM i_currency THEN 'amount_mismatch'
+    WHEN e_status = i_status THEN NULL
+    WHEN e_status = 'paid' AND i_status = 'pending' THEN 'missing_here'
+    ELSE 'status_mismatch'
+  END AS class FROM c
+), agg AS (
+  -- Counted per class in one pass, the breaks gathered along (a few percent of the rows), so the
+  -- classified rows are never stored.
+  SELECT coalesce(class, 'matched') AS class, count(*)::int AS n, count(*) FILTER (WHERE bad)::int AS bad,
+    count(i_id)::int AS internal,
+    array_agg(ROW(class, key, external_id, i_id::text, e_amount, i_amount, coalesce(e_currency, i_currency), e_status, raw_status,
+      coalesce(n, 0), coalesce(e_at::timestamptz, i_at))::reconcile_break_row) FILTER (WHERE class IS NOT NULL AND NOT bad) AS rows
+  FROM cls GROUP BY 1
+), brk AS (
+  SELECT (unnest(rows)).* FROM agg WHERE rows IS NOT NULL
+)${upsert ? `, ex AS (
+  SELECT id, class, match_key FROM reconcile_breaks WHERE scope = $2 AND status = 'open'
+), upd AS (
+  UPDATE reconcile_breaks b SET run_id = $1, seen_count = b.seen_count + 1, last_seen_at = now(), external_id = brk.external_id,
+    internal_type = CASE WHEN brk.internal_id IS NOT NULL THEN '${side.type}' END, internal_id = brk.internal_id, external_amount = brk.external_amount,
+    internal_amount = brk.internal_amount, external_status = brk.external_status, internal_status = brk.internal_status, external_count = brk.external_count
+  FROM ex JOIN brk ON brk.class = ex.class AND brk.match_key = ex.match_key WHERE b.id = ex.id
+)` : ''}, ins AS (
+  INSERT INTO reconcile_breaks (scope, provider, class, match_key, run_id, first_run_id, external_id, internal_type, internal_id,
+    external_amount, internal_amount, currency, external_status, internal_status, external_count, occurred_at)
+  SELECT $2, $5, class, match_key, $1, $1, external_id, CASE WHEN internal_id IS NOT NULL THEN '${side.type}' END, internal_id,
+    external_amount, internal_amount, currency, external_status, internal_status, external_count, occurred_at
+  FROM brk${upsert ? ' WHERE NOT EXISTS (SELECT 1 FROM ex WHERE ex.class = brk.class AND ex.match_key = brk.match_key)' : ''}
+)
+SELECT class, n, bad, internal FROM agg`;
+}
+
+// HTTP callbacks to internal services (seed 003): each must end acknowledged (delivered). Dead ones,
+// and ones still unacknowledged past the deadline ($6), are missing there: the service never got them.
+const DELIVERIES_MATCH = `
+WITH cls AS (
+  SELECT d.id::text AS key, d.status, d.created_at, CASE
+    WHEN d.status = 'dead' THEN 'missing_there'
+    WHEN d.status IN ('pending', 'sending') AND d.created_at < $6 THEN 'missing_there'
+  END AS class
+  FROM deliveries d WHERE d.target_type = 'http' AND d.status <> 'cancelled' AND d.created_at >= $3 AND d.created_at < $4
+), ex AS (
+  SELECT id, match_key FROM reconcile_breaks WHERE scope = $2 AND status = 'open' AND class = 'missing_there'
+), upd AS (
+  UPDATE reconcile_breaks b SET run_id = $1, seen_count = b.seen_count + 1, last_seen_at = now(), internal_status = cls.status
+  FROM ex JOIN cls ON cls.key = ex.match_key AND cls.class IS NOT NULL WHERE b.id = ex.id
+), ins AS (
+  INSERT INTO reconcile_breaks (scope, provider, class, match_key, run_id, first_run_id, internal_type, internal_id, internal_status, occurred_at)
+  SELECT $2, $5, class, key, $1, $1, 'delivery', key, status, created_at FROM cls
+  WHERE class IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ex WHERE ex.match_key = cls.key)
+)
+SELECT coalesce(class, 'matched') AS class, count(*)::int AS n, 0 AS bad, count(*)::int AS internal FROM cls GROUP BY 1`;
+
+const RESOLVE = `
+UPDATE reconcile_breaks SET status = 'resolved', resolved_at = now(), resolved_run_id = $1
+WHERE scope = $2 AND status = 'open' AND run_id <> $1 AND occurred_at >= $3 AND occurred_at < $4`;
+
+// Their row as they gave it, on the breaks (a repair, or a case's re-import, replays it).
+const ATTACH_RAW = `
+UPDATE reconcile_breaks b SET external_raw = x.raw FROM ${STAGE_TABLE} x
+WHERE b.run_id = $1 AND x.external_id = b.external_id AND x.raw IS NOT NULL`;
+
+export async function runReconcile(deps: ReconcileDeps, req: ReconcileRequest, opts: ReconcileOptions = {}): Promise<RunSummary> {
+  const t0 = performance.now();
+  const id = uuidv7();
+  const report = (phase: Progress['phase'], rows: number, fraction?: number) => opts.onProgress?.({ phase, rows, ...(fraction === undefined ? {} : { fraction }) });
+  if ('from' in req && req.from && req.to && !(req.from < req.to)) throw new ReconcileInputError('invalid_window', '--from must be before --to');
+  // A connection of its own, with room for the run's temporary table and hash tables in the
+  // server's memory (temp_buffers can only be set before a session first touches a temporary table).
+  const settings = `-c temp_buffers=${opts.tempBuffers ?? '256MB'} -c work_mem=${opts.workMem ?? '256MB'}`;
+  const client = new pg.Client({ ...deps.pool.options, options: [deps.pool.options.options, settings].filter(Boolean).join(' ') });
+  client.on('error', (e) => deps.log.warn({ runId: id, err: e.message }, 'reconcile connection failed'));
+  await client.connect();
+  let staged: Staged | undefined;
+  let counts = emptyCounts();
+  let internalRows = 0;
+  let resolved = 0;
+  let tStage = 0;
+  let tMatch = 0;
+  try {
+    await client.query('BEGIN');
+    staged = await stage(client, deps, req, (rows, fraction) => report('stage', rows, fraction));
+    // One run per scope at a time: its breaks are upserted and resolved as a whole.
+    await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`reconcile:${staged.scope}`]);
+    const upsert = (await client.query('SELECT 1 FROM reconcile_breaks WHERE scope = $1 AND status = $2 LIMIT 1', [staged.scope, 'open'])).rowCount !== 0;
+    tStage = performance.now() - t0;
+    await client.query(
+      `INSERT INTO reconcile_runs (id, source, scope, provider, file_name, window_from, window_to, trigger, external_rows)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      [id, req.source, staged.scope, staged.provider, staged.file, staged.from, staged.to, opts.trigger ?? 'manual', staged.rows]);
+    report('match', staged.rows);
+    const slack = opts.slackMs ?? DAY;
+    const base: unknown[] = [id, staged.scope, staged.from, staged.to, staged.provider];
+    if (req.source === 'deliveries') base.push(new Date(Date.now() - (req.deadlineMs ?? DAY)));
+    else base.push(new Date(staged.from.getTime() - slack), new Date(staged.to.getTime() + slack));
+    let sql: string;
+    let params: unknown[];
+    if (staged.side) {
+      const ext = staged.relation(base.length);
+      sql = matchStatement(staged.side, ext, upsert);
+      params = [...base, ...ext.params];
+    } else {
+      sql = DELIVERIES_MATCH;
+      params = base;
+    }
+    let rows: { class: 'matched' | BreakClass; n: number; bad: number; internal: number }[];
+    try {
+      await client.query('SAVEPOINT recon_match');
+      rows = (await client.query<{ class: 'matched' | BreakClass; n: number; bad: number; internal: number }>(sql, params)).rows;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      // 22xxx: a value their file holds that PostgreSQL cannot read as what the mapping says (a date, say).
+      if (staged.findBadRow && code?.startsWith('22')) {
+        await client.query('ROLLBACK TO SAVEPOINT recon_match');
+        throw new ReconcileInputError('invalid_csv', (await staged.findBadRow(client, (e as Error).message)) ?? `the file holds a value that cannot be read: ${(e as Error).message}`);
+      }
+      throw e;
+    }
+    if (rows.some((r) => r.bad > 0)) throw new ReconcileInputError('invalid_csv', (await staged.findBadRow?.(client)) ?? 'the file holds rows that cannot be read');
+    counts = emptyCounts();
+    for (const r of rows) {
+      counts[r.class] += r.n;
+      internalRows += r.internal;
+    }
+    if (req.source === 'provider' || req.source === 'zengin') await client.query(ATTACH_RAW, [id]);
+    resolved = (await client.query(RESOLVE, [id, staged.scope, staged.from, staged.to])).rowCount ?? 0;
+    tMatch = performance.now() - t0 - tStage;
+    await client.query(
+      `UPDATE reconcile_runs SET status = 'succeeded', counts = $2, internal_rows = $3, finished_at = now(),
+         timings = jsonb_build_object('stage', $4::int, 'match', $5::int, 'total', $6::int) WHERE id = $1`,
+      [id, JSON.stringify(counts), internalRows, Math.round(tStage), Math.round(tMatch), Math.round(tStage + tMatch)]);
+    await client.query('COMMIT');
+  } catch (e) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    await client.end().catch(() => undefined);
+    if (!(e instanceof ReconcileInputError)) await recordFailure(deps, id, req, staged, opts, e as Error);
+    throw e;
+  }
+  await client.end();
+
+  let repairs: RepairCounts = { notifications: 0, inquiries: 0, imports: 0, cases: 0 };
+  const tRepair0 = performance.now();
+  if (opts.repair !== false) {
+    report('repair', 0);
+    repairs = await repairRun(deps, id, req.source, { escalateAfterMs: opts.escalateAfterMs ?? 10 * 60_000 });
+  }
+  const tRepair = performance.now() - tRepair0;
+  const total = performance.now() - t0;
+  const breaks = counts.missing_here + counts.missing_there + counts.amount_mismatch + counts.status_mismatch + counts.duplicate_there;
+  await deps.pool.query(
+    `UPDATE reconcile_runs SET repairs = $2, timings = timings || jsonb_build_object('repair', $3::int, 'total', $4::int) WHERE id = $1`,
+    [id, JSON.stringify(repairs), Math.round(tRepair), Math.round(total)]);
+  report('done', staged.rows);
+  return {
+    id, source: req.source, scope: staged.scope, provider: staged.provider, file: staged.file,
+    window: { from: staged.from.toISOString(), to: staged.to.toISOString() }, status: 'succeeded',
+    external_rows: staged.rows, internal_rows: internalRows, counts, breaks, resolved, repairs,
+    timings_ms: { stage: Math.round(tStage), match: Math.round(tMatch), repair: Math.round(tRepair), total: Math.round(total) },
+  };
+}
+
+/** A run that failed for a reason other than its input (the provider or the database) is kept, with the cause. */
+async function recordFailure(deps: ReconcileDeps, id: string, req: ReconcileRequest, staged: Staged | undefined, opts: ReconcileOptions, e: Error): Promise<void> {
+  const scope = staged?.scope ?? (req.source === 'provider' ? `provider:${req.provider}` : req.source === 'csv' ? `csv:${req.mapping.provider}` : req.source);
+  await deps.pool.query(
+    `INSERT INTO reconcile_runs (id, source, scope, provider, file_name, window_from, window_to, trigger, status, error, finished_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'failed', $9, now())`,
+    [id, req.source, scope, req.source === 'provider' ? req.provider : staged?.provider ?? null, 'file' in req ? req.file : null,
+      staged?.from ?? ('from' in req ? req.from ?? null : null), staged?.to ?? ('to' in req ? req.to ?? null : null), opts.trigger ?? 'manual', e.message.slice(0, 2000)],
+  ).catch((err: Error) => deps.log.error({ runId: id, err: err.message }, 'recording a failed reconcile run failed'));
+  deps.log.error({ runId: id, source: req.source, err: e.message }, 'reconcile run failed');
+}
