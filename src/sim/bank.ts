@@ -19,6 +19,8 @@ export class BankSimulator {
   /** Every transfer reported in a file so far. */
   readonly reported: BankTransferSent[] = [];
   private waiting: { accountNumber: string; input: TransferNoticeInput }[] = [];
+  /** Everything reported so far, as it was reported, for the statement. */
+  private readonly sent: { accountNumber: string; input: TransferNoticeInput }[] = [];
   private inquiry = 0;
 
   constructor(private readonly opts: { now?: () => Date } = {}) {}
@@ -43,18 +45,9 @@ export class BankSimulator {
   /** The next transfer-notice file (one group per credited account), or undefined when nothing waits. */
   takeFile(): Buffer | undefined {
     if (this.waiting.length === 0) return undefined;
-    const byAccount = new Map<string, TransferNoticeInput[]>();
-    for (const w of this.waiting) byAccount.set(w.accountNumber, [...(byAccount.get(w.accountNumber) ?? []), w.input]);
+    const file = this.format(this.waiting);
+    this.sent.push(...this.waiting);
     this.waiting = [];
-    const day = (this.opts.now?.() ?? new Date()).toISOString().slice(0, 10);
-    const file = formatTransferNotice({
-      groups: [...byAccount].map(([accountNumber, transfers]) => ({
-        header: {
-          createdOn: day, accountingFrom: day, accountingTo: day, ...BANK, depositType: '1' as const, accountNumber, accountName: 'ｾｲｺﾞ',
-        },
-        transfers,
-      })),
-    });
     // The bank's record is what the file says, read back the way seigo reads it.
     const parsed = parseTransferNotice(file);
     if (!parsed.ok) throw new Error(`bank simulator wrote a file it cannot read: line ${parsed.error.line}, ${parsed.error.field}: ${parsed.error.message}`);
@@ -62,5 +55,24 @@ export class BankSimulator {
       this.reported.push({ externalId: t.externalId, accountNumber: t.account.accountNumber, amount: t.amount, payerName: t.payerName });
     }
     return file;
+  }
+
+  /** Every transfer reported so far in one file: the bank's statement, for reconciliation. */
+  statement(): Buffer | undefined {
+    return this.sent.length === 0 ? undefined : this.format(this.sent);
+  }
+
+  private format(transfers: readonly { accountNumber: string; input: TransferNoticeInput }[]): Buffer {
+    const byAccount = new Map<string, TransferNoticeInput[]>();
+    for (const w of transfers) byAccount.set(w.accountNumber, [...(byAccount.get(w.accountNumber) ?? []), w.input]);
+    const day = (this.opts.now?.() ?? new Date()).toISOString().slice(0, 10);
+    return formatTransferNotice({
+      groups: [...byAccount].map(([accountNumber, transfers]) => ({
+        header: {
+          createdOn: day, accountingFrom: day, accountingTo: day, ...BANK, depositType: '1' as const, accountNumber, accountName: 'ｾｲｺﾞ',
+        },
+        transfers,
+      })),
+    });
   }
 }

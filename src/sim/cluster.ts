@@ -86,6 +86,19 @@ export class SeigoCluster {
     await Promise.all(this.slots.filter((s) => s.role === 'api').map((s) => this.ready(s, timeoutMs)));
   }
 
+  /** Runs one `seigo <args>` command (reconcile, say) with the cluster's environment and returns its output. */
+  async runCommand(args: string[], timeoutMs = 300_000): Promise<{ code: number; stdout: string; stderr: string }> {
+    const child = spawn(process.execPath, [SEIGO_BIN, ...args], { env: this.opts.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => { stdout += c.toString('utf8'); });
+    child.stderr.on('data', (c: Buffer) => { stderr += c.toString('utf8'); });
+    const t = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    const code = await new Promise<number>((resolve) => child.once('exit', (c) => resolve(c ?? 1)));
+    clearTimeout(t);
+    return { code, stdout, stderr };
+  }
+
   async stop(): Promise<void> {
     this.stopping = true;
     process.removeListener('exit', this.onExit);

@@ -49,6 +49,8 @@ export interface World {
   balancer: Balancer;
   cluster: SeigoCluster;
   logDir: string;
+  /** A scratch directory that lives as long as the run. */
+  workDir: string;
   /** Provider faults on or off (`rate` 0), with the same profile for every run. */
   setProviderFaults(rate: number): void;
   /** Stops every process and server; keeps the logs (and says where) when `keepLogs`. */
@@ -190,7 +192,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
     };
     return {
       seed: o.seed, url: lb, apiKey, adminToken, defaultLimit: o.defaultLimit, pool, stripe, komoju, bank: new BankSimulator(), receiver,
-      balancer, cluster, logDir, setProviderFaults: profile, stop: stopAll,
+      balancer, cluster, logDir, workDir: tmp, setProviderFaults: profile, stop: stopAll,
     };
   } catch (e) {
     await stopAll(true);
