@@ -20,6 +20,8 @@ export interface SimUser {
   payerKana: string;
   limit: number | undefined;
   restricted: 'no' | 'from_start' | 'later';
+  /** Registers a bank account for refunds of escrowed money (the others' escrow waits, reported). */
+  refundAccount: boolean;
   accountNumber?: string | undefined;
 }
 
@@ -59,6 +61,7 @@ export function planDeposits(o: { seed: number; count: number; users: number; fa
       // About a quarter sit near a low limit, so refusals, escrow and the limit check all happen.
       limit: kind < 0.25 ? 40_000 + Math.floor(r() * 4) * 5_000 : undefined,
       restricted: kind >= 0.25 && kind < 0.33 ? 'from_start' : kind >= 0.33 && kind < 0.41 ? 'later' : 'no',
+      refundAccount: r() < 0.6,
     };
   });
   const f = o.faultRate;
@@ -133,6 +136,12 @@ export async function setUpUsers(w: World, plan: Plan): Promise<void> {
     u.accountNumber = String(a.body.account_number);
     if (u.limit !== undefined) await setBalanceLimit(w.pool, u.id, BigInt(u.limit));
     if (u.restricted === 'from_start') await restrictOwner(w.pool, u.id, 'frozen by the simulation');
+    if (u.refundAccount) {
+      const ra = await call(w, 'POST', '/v1/refund-accounts', {
+        body: { user_id: u.id, bank_code: '0005', branch_code: '123', account_type: 'ordinary', account_number: String(1_000_000 + plan.users.indexOf(u)), holder_kana: bankHolderName(u.payerKana) },
+      });
+      if (ra?.status !== 200 && ra?.status !== 201) throw new Error(`could not register a refund account for ${u.id}: ${ra ? `${ra.status} ${JSON.stringify(ra.body)}` : 'no answer'}`);
+    }
   }
 }
 
@@ -223,6 +232,12 @@ export async function driveDeposits(w: World, plan: Plan, o: { concurrency: numb
   }
   if (bankError) throw bankError;
   return stats;
+}
+
+/** A name as a bank holds an account's 口座名義: half-width kana without small kana (ｼｮｳ → ｼﾖｳ). */
+function bankHolderName(kana: string): string {
+  const large: Record<string, string> = { ｧ: 'ｱ', ｨ: 'ｲ', ｩ: 'ｳ', ｪ: 'ｴ', ｫ: 'ｵ', ｬ: 'ﾔ', ｭ: 'ﾕ', ｮ: 'ﾖ', ｯ: 'ﾂ' };
+  return [...kana].map((c) => large[c] ?? c).join('');
 }
 
 /** The customer, with the payment instructions KOMOJU sent by email, acts at the simulator. */

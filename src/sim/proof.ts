@@ -74,6 +74,9 @@ async function reconcileAll(w: World, since: Date): Promise<Record<string, unkno
 
 function result(seed: number, stats: DriveStats, s: Awaited<ReturnType<typeof settleAndCheck>>, extra: Record<string, unknown>): ProofResult {
   const v = violations(s.figures, s.settled.quiet);
+  for (const [name, run] of Object.entries(s.reconcile)) {
+    if ((run as { status?: unknown }).status !== 'succeeded') v.push(`the ${name} reconciliation run did not succeed`);
+  }
   return {
     seed, requested: stats.requested, ...s.figures, ok: v.length === 0, violations: v,
     reconcile: s.reconcile, quiesced: s.settled.quiet, quiesce_ms: s.settled.waitedMs,

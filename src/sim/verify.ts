@@ -5,20 +5,26 @@ import type pg from 'pg';
 import type { World } from './world.ts';
 import { NOTICE_SUBSCRIPTION } from './world.ts';
 
-/** Work still under way in seigo: a run is quiet when all of it is zero. */
+/** SQL: a case names the record (`type`, the id expression `id`) as its subject or among its related records. */
+const hasCase = (type: string, id: string) => `EXISTS (SELECT 1 FROM cases c WHERE (c.subject_type = '${type}' AND c.subject_id = ${id}::text)
+  OR c.related @> jsonb_build_array(jsonb_build_object('type', '${type}', 'id', ${id}::text)))`;
+
+/** Work still under way in seigo (an unknown operation a case hands to a person is no longer seigo's to finish): a run is quiet when all of it is zero. */
 export interface Backlog {
   inbox: number;
   operations: number;
   deposits: number;
   deliveries: number;
+  refunds: number;
 }
 
 export async function backlog(pool: pg.Pool): Promise<Backlog> {
-  const r = await pool.query<{ inbox: number; operations: number; deposits: number; deliveries: number }>(`
+  const r = await pool.query<Backlog>(`
     SELECT (SELECT count(*) FROM inbox WHERE status = 'pending')::int AS inbox,
-           (SELECT count(*) FROM operations WHERE status IN ('pending', 'sending', 'unknown'))::int AS operations,
+           (SELECT count(*) FROM operations o WHERE status IN ('pending', 'sending') OR (status = 'unknown' AND NOT ${hasCase('operation', 'o.id')}))::int AS operations,
            (SELECT count(*) FROM deposits WHERE status IN ('pending', 'processing', 'unknown'))::int AS deposits,
-           (SELECT count(*) FROM deliveries WHERE status IN ('pending', 'sending'))::int AS deliveries`);
+           (SELECT count(*) FROM deliveries WHERE status IN ('pending', 'sending'))::int AS deliveries,
+           (SELECT count(*) FROM deposit_refunds WHERE status IN ('pending', 'sent'))::int AS refunds`);
   return r.rows[0]!;
 }
 
@@ -33,7 +39,7 @@ export async function waitUntilQuiet(w: World, timeoutMs: number): Promise<{ qui
   for (;;) {
     await Promise.all([w.stripe.idle(), w.komoju.idle()]);
     last = await backlog(w.pool);
-    quietPolls = last.inbox + last.operations + last.deposits + last.deliveries === 0 ? quietPolls + 1 : 0;
+    quietPolls = last.inbox + last.operations + last.deposits + last.deliveries + last.refunds === 0 ? quietPolls + 1 : 0;
     if (quietPolls >= 3) return { quiet: true, backlog: last, waitedMs: Date.now() - start };
     if (Date.now() - start > timeoutMs) return { quiet: false, backlog: last, waitedMs: Date.now() - start };
     await sleep(300);
@@ -63,15 +69,20 @@ export interface Figures {
   balance_mismatches: number;
   /** Wallets whose posted + incoming holds exceed their limit. */
   limit_breaches: number;
-  /** Operations and deposits still `unknown`. */
+  /** Operations and deposits still `unknown` with no case about them. */
   unknown_unresolved: number;
+  /** …and those a case hands to a person. */
+  unknown_with_case: number;
   /** Yen in escrow (over-limit money waiting for a refund) and in suspense (restricted users, unmatched transfers). */
   escrowed: string;
   suspense: string;
-  /** Payout operations started for escrowed money. */
+  /** Refunds of escrowed money started (payouts), and how they ended. */
   refunds_started: number;
-  /** User notices: delivered and acknowledged by the wallet backend, dead, or neither. */
-  deliveries: { total: number; acknowledged: number; redelivered: number; dead: number; lost: number };
+  refunds: { succeeded: number; failed: number; open: number; refunded: string };
+  /** User notices: delivered and acknowledged by the wallet backend, dead with a case, or lost. */
+  deliveries: { total: number; acknowledged: number; redelivered: number; dead_with_case: number; lost: number };
+  /** Cases opened during the run, by cause. */
+  cases: Record<string, number>;
   /** Work left: operations pending/sending, deposits pending/processing, inbox rows pending/failed, deliveries pending/sending. */
   stuck: { operations: number; deposits: number; inbox: number; inbox_failed: number; deliveries: number };
   /** The lost, doubly credited and phantom payments (the first 20), with seigo's record of each. */
@@ -143,25 +154,36 @@ export async function computeFigures(w: World): Promise<Figures> {
            (SELECT coalesce(sum(posted), 0) FROM acc WHERE kind = 'suspense')::text AS suspense`, [String(w.defaultLimit)]);
   const l = ledger.rows[0]!;
 
-  const state = await pool.query<{ ops_unknown: number; deposits_unknown: number; ops_stuck: number; deposits_stuck: number; inbox: number; inbox_failed: number; refunds: number }>(`
-    SELECT (SELECT count(*) FROM operations WHERE status = 'unknown')::int AS ops_unknown,
-           (SELECT count(*) FROM deposits WHERE status = 'unknown')::int AS deposits_unknown,
+  const state = await pool.query<{
+    ops_unknown: number; deposits_unknown: number; unknown_with_case: number; ops_stuck: number; deposits_stuck: number; inbox: number; inbox_failed: number;
+    refunds: number; refunds_succeeded: number; refunds_failed: number; refunds_open: number; refunded: string;
+  }>(`
+    SELECT (SELECT count(*) FROM operations o WHERE status = 'unknown' AND NOT ${hasCase('operation', 'o.id')})::int AS ops_unknown,
+           (SELECT count(*) FROM deposits d WHERE status = 'unknown' AND NOT ${hasCase('deposit', 'd.id')})::int AS deposits_unknown,
+           ((SELECT count(*) FROM operations o WHERE status = 'unknown' AND ${hasCase('operation', 'o.id')})
+             + (SELECT count(*) FROM deposits d WHERE status = 'unknown' AND ${hasCase('deposit', 'd.id')}))::int AS unknown_with_case,
            (SELECT count(*) FROM operations WHERE status IN ('pending', 'sending'))::int AS ops_stuck,
            (SELECT count(*) FROM deposits WHERE status IN ('pending', 'processing'))::int AS deposits_stuck,
            (SELECT count(*) FROM inbox WHERE status = 'pending')::int AS inbox,
            (SELECT count(*) FROM inbox WHERE status = 'failed')::int AS inbox_failed,
-           (SELECT count(*) FROM operations WHERE kind = 'payout')::int AS refunds`);
+           (SELECT count(*) FROM deposit_refunds)::int AS refunds,
+           (SELECT count(*) FROM deposit_refunds WHERE status = 'succeeded')::int AS refunds_succeeded,
+           (SELECT count(*) FROM deposit_refunds WHERE status = 'failed')::int AS refunds_failed,
+           (SELECT count(*) FROM deposit_refunds WHERE status IN ('pending', 'sent'))::int AS refunds_open,
+           (SELECT coalesce(sum(amount), 0) FROM deposit_refunds WHERE status = 'succeeded')::text AS refunded`);
   const s = state.rows[0]!;
 
-  const dl = await pool.query<{ id: string; status: string }>(
-    `SELECT d.id, d.status FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id WHERE s.name = $1`, [NOTICE_SUBSCRIPTION]);
-  let acknowledged = 0, dead = 0, lostDeliveries = 0, open = 0;
+  const dl = await pool.query<{ id: string; status: string; has_case: boolean }>(
+    `SELECT d.id, d.status, ${hasCase('delivery', 'd.id')} AS has_case
+     FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id WHERE s.name = $1`, [NOTICE_SUBSCRIPTION]);
+  let acknowledged = 0, deadWithCase = 0, lostDeliveries = 0, open = 0;
   for (const d of dl.rows) {
     if (d.status === 'delivered' && w.receiver.acknowledged.has(d.id)) acknowledged++;
-    else if (d.status === 'dead') dead++;
+    else if (d.status === 'dead' && d.has_case) deadWithCase++;
     else if (d.status === 'pending' || d.status === 'sending') open++;
     else lostDeliveries++;
   }
+  const cases = await pool.query<{ cause: string; n: number }>('SELECT cause, count(*)::int AS n FROM cases GROUP BY cause ORDER BY cause');
   let redelivered = 0;
   for (const p of w.receiver.processed.values()) redelivered += p.redeliveries;
 
@@ -169,9 +191,10 @@ export async function computeFigures(w: World): Promise<Figures> {
     paid: paid.size, credited, lost: lost.length, lost_notice_dropped: lost.filter((k) => droppedPaidNotice.has(k)).length, double_credits: double.length, misbooked, phantom_credits: phantom.length,
     double_charges: [...charges.values()].filter((n) => n > 1).length,
     ledger_sum: l.sum, balance_mismatches: l.mismatches, limit_breaches: l.breaches,
-    unknown_unresolved: s.ops_unknown + s.deposits_unknown, escrowed: l.escrowed, suspense: l.suspense, refunds_started: s.refunds,
-    // A dead delivery would need a case to be accounted for; until cases exist it counts as lost.
-    deliveries: { total: dl.rows.length, acknowledged, redelivered, dead, lost: lostDeliveries + dead },
+    unknown_unresolved: s.ops_unknown + s.deposits_unknown, unknown_with_case: s.unknown_with_case, escrowed: l.escrowed, suspense: l.suspense,
+    refunds_started: s.refunds, refunds: { succeeded: s.refunds_succeeded, failed: s.refunds_failed, open: s.refunds_open, refunded: s.refunded },
+    deliveries: { total: dl.rows.length, acknowledged, redelivered, dead_with_case: deadWithCase, lost: lostDeliveries },
+    cases: Object.fromEntries(cases.rows.map((c) => [c.cause, c.n])),
     stuck: { operations: s.ops_stuck, deposits: s.deposits_stuck, inbox: s.inbox, inbox_failed: s.inbox_failed, deliveries: open },
     broken: await describe(pool, [...lost.map((k) => ['lost', k]), ...double.map((k) => ['double_credit', k]), ...phantom.map((k) => ['phantom_credit', k])] as [string, string][]),
   };
@@ -212,9 +235,9 @@ export function violations(f: Figures, quiet: boolean): string[] {
   if (f.ledger_sum !== '0') v.push(`the ledger sums to ${f.ledger_sum}, not 0`);
   if (f.balance_mismatches > 0) v.push(`${f.balance_mismatches} accounts' balances differ from their entries or holds`);
   if (f.limit_breaches > 0) v.push(`${f.limit_breaches} wallets are over their limit`);
-  if (f.unknown_unresolved > 0) v.push(`${f.unknown_unresolved} operations or deposits are still unknown`);
-  if (f.deliveries.lost > 0) v.push(`${f.deliveries.lost} user notices were not acknowledged by the wallet backend`);
-  const stuck = f.stuck.operations + f.stuck.deposits + f.stuck.inbox + f.stuck.inbox_failed + f.stuck.deliveries;
+  if (f.unknown_unresolved > 0) v.push(`${f.unknown_unresolved} operations or deposits are still unknown, with no case`);
+  if (f.deliveries.lost > 0) v.push(`${f.deliveries.lost} user notices were neither acknowledged by the wallet backend nor dead with a case`);
+  const stuck = f.stuck.operations + f.stuck.deposits + f.stuck.inbox + f.stuck.inbox_failed + f.stuck.deliveries + f.refunds.open;
   if (stuck > 0) v.push(`work left undone: ${JSON.stringify(f.stuck)}`);
   return v;
 }

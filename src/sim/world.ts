@@ -7,7 +7,7 @@ import { chmod, mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
-import type { ConfigInput } from '../kernel/config.ts';
+import { DEPOSITS_CALLBACK_SUBSCRIPTION, type ConfigInput } from '../kernel/config.ts';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../kernel/embedded-postgres.ts';
 import { migrate } from '../kernel/migrate.ts';
 import { KomojuSimulator, type KomojuFaults } from '../providers/komoju/simulator.ts';
@@ -17,7 +17,8 @@ import { BankSimulator } from './bank.ts';
 import { CallbackReceiver } from './callback-receiver.ts';
 import { SeigoCluster } from './cluster.ts';
 
-export const NOTICE_SUBSCRIPTION = 'wallet-notices';
+/** The wallet backend's notices arrive through `deposits.callback`, which is this subscription. */
+export const NOTICE_SUBSCRIPTION = DEPOSITS_CALLBACK_SUBSCRIPTION;
 
 export interface WorldOptions {
   seed: number;
@@ -139,7 +140,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
     stops.push(() => stripe.stop());
     const komoju = new KomojuSimulator({
       seed: o.seed, secretKey: 'sk_test_seigo_sim', webhookSecret: komojuSecret, webhookUrl: `${lb}/webhooks/komoju`,
-      webhookAttempts: 10, webhookRetryDelayMs: 50,
+      webhookAttempts: 10, webhookRetryDelayMs: 50, settlePayoutsAfterMs: 500,
     });
     const { url: komojuUrl } = await komoju.start();
     stops.push(() => komoju.stop());
@@ -156,17 +157,16 @@ export async function startWorld(o: WorldOptions): Promise<World> {
         stripe: { kind: 'stripe', secretKey: 'sk_test_seigo_sim', webhookSecrets: [stripeSecret], apiBase: stripeUrl, searchLagSeconds: 0 },
         komoju: { kind: 'komoju', secretKey: 'sk_test_seigo_sim', webhookSecrets: [komojuSecret], apiBase: komojuUrl },
       },
-      subscriptions: [{
-        name: NOTICE_SUBSCRIPTION, topic: 'deposit.*', target: { type: 'http', url: receiverUrl, secret: noticeSecret, timeoutMs: 2_000 },
-        retrySchedule: [100, 200, 500, 1_000, 2_000, 3_000, 5_000, 5_000, 10_000, 10_000],
-      }],
       adminTokens: [{ name: 'sim', token: adminToken, role: 'operator' }],
       apiClients: [{ name: 'wallet', key: apiKey }],
       outbound: { allow: ['127.0.0.1'] },
       endpoints: { stripe: endpoint, komoju: endpoint },
       worker: { pollIntervalMs: 200, leaseMs: 10_000, batchSize: 100, concurrency: 8 },
       intake: { retrySchedule: [200, 500, 1_000, 2_000, 5_000, 10_000] },
-      deposits: { defaultLimit: o.defaultLimit },
+      deposits: {
+        defaultLimit: o.defaultLimit,
+        callback: { url: receiverUrl, secret: noticeSecret, timeoutMs: 2_000, retrySchedule: [100, 200, 500, 1_000, 2_000, 3_000, 5_000, 5_000, 10_000, 10_000] },
+      },
       operations: {
         inquirySchedule: [500, 1_000, 2_000, 3_000, 5_000, 5_000, 10_000, 10_000, 10_000, 10_000],
         janitorIntervalMs: 500, stalePendingMs: 2_000,
