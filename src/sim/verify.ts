@@ -87,6 +87,8 @@ export interface Figures {
   stuck: { operations: number; deposits: number; inbox: number; inbox_failed: number; deliveries: number };
   /** The lost, doubly credited and phantom payments (the first 20), with seigo's record of each. */
   broken: Record<string, unknown>[];
+  /** Operations and deposits not final at the end (the first 20 of each), with their history. */
+  unsettled: Record<string, unknown>[];
 }
 
 /** Computes every figure. `defaultLimit` is the wallet limit without a per-user override. */
@@ -197,7 +199,28 @@ export async function computeFigures(w: World): Promise<Figures> {
     cases: Object.fromEntries(cases.rows.map((c) => [c.cause, c.n])),
     stuck: { operations: s.ops_stuck, deposits: s.deposits_stuck, inbox: s.inbox, inbox_failed: s.inbox_failed, deliveries: open },
     broken: await describe(pool, [...lost.map((k) => ['lost', k]), ...double.map((k) => ['double_credit', k]), ...phantom.map((k) => ['phantom_credit', k])] as [string, string][]),
+    unsettled: await unsettled(pool),
   };
+}
+
+/** Operations and deposits still not final (the first 20), with their history: why a run did not settle. */
+async function unsettled(pool: pg.Pool): Promise<Record<string, unknown>[]> {
+  const ops = await pool.query<{ id: string; provider: string; kind: string; status: string; entity_id: string | null; attempts: number; inquiries: number; next_inquiry_at: Date | null; error_code: string | null; error_message: string | null; deposit_status: string | null }>(
+    `SELECT o.id, o.provider, o.kind, o.status, o.entity_id, o.attempts, o.inquiries, o.next_inquiry_at, o.error_code, o.error_message,
+            (SELECT d.status FROM deposits d WHERE d.operation_id = o.id) AS deposit_status
+     FROM operations o WHERE o.status IN ('pending', 'sending', 'unknown') ORDER BY o.created_at LIMIT 20`);
+  const out: Record<string, unknown>[] = [];
+  for (const o of ops.rows) {
+    const ev = await pool.query<{ at: Date; to_status: string; cause: string }>('SELECT at, to_status, cause FROM operation_events WHERE operation_id = $1 ORDER BY id', [o.id]);
+    out.push({ operation: o, history: ev.rows.map((e) => `${e.at.toISOString()} ${e.to_status}: ${e.cause}`) });
+  }
+  const deps = await pool.query<{ id: string; method: string; status: string; operation_id: string | null }>(
+    `SELECT id, method, status, operation_id FROM deposits WHERE status IN ('pending', 'processing', 'unknown') ORDER BY created_at LIMIT 20`);
+  for (const d of deps.rows) {
+    const ev = await pool.query<{ at: Date; to_status: string; cause: string }>('SELECT at, to_status, cause FROM deposit_events WHERE deposit_id = $1 ORDER BY id', [d.id]);
+    out.push({ deposit: d, history: ev.rows.map((e) => `${e.at.toISOString()} ${e.to_status}: ${e.cause}`) });
+  }
+  return out;
 }
 
 /** For each broken payment (at most 20): what seigo holds about it, to start the investigation from. */
