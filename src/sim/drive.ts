@@ -212,8 +212,9 @@ export async function driveDeposits(w: World, plan: Plan, o: { concurrency: numb
       return;
     }
     stats.accepted++;
-    if (d.method === 'card') return;
     const depositId = String(a.body.id);
+    w.walletDeposits.add(depositId);
+    if (d.method === 'card') return;
     stats.scenarios[d.scenario] = (stats.scenarios[d.scenario] ?? 0) + 1;
     customers.push(playCustomer(w, d, depositId));
   };

@@ -63,6 +63,12 @@ export interface Figures {
   phantom_credits: number;
   /** A card charged more than once at Stripe for one deposit. */
   double_charges: number;
+  /**
+   * Deposits the wallet backend was never told about: a request whose process died was retried with
+   * the same Idempotency-Key and ran again, making a second deposit. `charged`: of those, how many
+   * took the customer's money (the customer paid twice for one request).
+   */
+  orphan_deposits: { total: number; charged: number; held: number };
   /** Σ of every ledger entry (must be "0"). */
   ledger_sum: string;
   /** Accounts whose balance rows differ from the sum of their entries, or whose incoming holds differ from their active holds. */
@@ -185,13 +191,17 @@ export async function computeFigures(w: World): Promise<Figures> {
     else if (d.status === 'pending' || d.status === 'sending') open++;
     else lostDeliveries++;
   }
+  const orphans = await pool.query<{ total: number; charged: number; held: number }>(
+    `SELECT count(*)::int AS total, (count(*) FILTER (WHERE method = 'card' AND status = 'succeeded'))::int AS charged,
+            (count(*) FILTER (WHERE hold_id IS NOT NULL))::int AS held
+     FROM deposits WHERE NOT (id = ANY($1::uuid[]))`, [[...w.walletDeposits]]);
   const cases = await pool.query<{ cause: string; n: number }>('SELECT cause, count(*)::int AS n FROM cases GROUP BY cause ORDER BY cause');
   let redelivered = 0;
   for (const p of w.receiver.processed.values()) redelivered += p.redeliveries;
 
   return {
     paid: paid.size, credited, lost: lost.length, lost_notice_dropped: lost.filter((k) => droppedPaidNotice.has(k)).length, double_credits: double.length, misbooked, phantom_credits: phantom.length,
-    double_charges: [...charges.values()].filter((n) => n > 1).length,
+    double_charges: [...charges.values()].filter((n) => n > 1).length, orphan_deposits: orphans.rows[0]!,
     ledger_sum: l.sum, balance_mismatches: l.mismatches, limit_breaches: l.breaches,
     unknown_unresolved: s.ops_unknown + s.deposits_unknown, unknown_with_case: s.unknown_with_case, escrowed: l.escrowed, suspense: l.suspense,
     refunds_started: s.refunds, refunds: { succeeded: s.refunds_succeeded, failed: s.refunds_failed, open: s.refunds_open, refunded: s.refunded },
@@ -255,6 +265,7 @@ export function violations(f: Figures, quiet: boolean): string[] {
   if (f.misbooked > 0) v.push(`${f.misbooked} payments are booked for a different amount than paid`);
   if (f.phantom_credits > 0) v.push(`${f.phantom_credits} credits for payments nobody made`);
   if (f.double_charges > 0) v.push(`${f.double_charges} deposits charged more than once`);
+  if (f.orphan_deposits.total > 0) v.push(`${f.orphan_deposits.total} deposits were made by a retried request that had already made one (${f.orphan_deposits.charged} charged a card)`);
   if (f.ledger_sum !== '0') v.push(`the ledger sums to ${f.ledger_sum}, not 0`);
   if (f.balance_mismatches > 0) v.push(`${f.balance_mismatches} accounts' balances differ from their entries or holds`);
   if (f.limit_breaches > 0) v.push(`${f.limit_breaches} wallets are over their limit`);
