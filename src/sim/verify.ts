@@ -24,7 +24,7 @@ export async function backlog(pool: pg.Pool): Promise<Backlog> {
            (SELECT count(*) FROM operations o WHERE status IN ('pending', 'sending') OR (status = 'unknown' AND NOT ${hasCase('operation', 'o.id')}))::int AS operations,
            (SELECT count(*) FROM deposits WHERE status IN ('pending', 'processing', 'unknown'))::int AS deposits,
            (SELECT count(*) FROM deliveries WHERE status IN ('pending', 'sending'))::int AS deliveries,
-           (SELECT count(*) FROM deposit_refunds WHERE status IN ('pending', 'sent'))::int AS refunds`);
+           (SELECT count(*) FROM deposit_refunds WHERE status = 'pending')::int AS refunds`);
   return r.rows[0]!;
 }
 
@@ -84,13 +84,14 @@ export interface Figures {
   suspense: string;
   /** Refunds of escrowed money started (payouts), and how they ended. */
   refunds_started: number;
-  refunds: { succeeded: number; failed: number; open: number; refunded: string };
+  /** `sent`: accepted by the provider, not known to be settled yet (seigo asks every few minutes when no notice comes). */
+  refunds: { succeeded: number; failed: number; sent: number; refunded: string };
   /** User notices: delivered and acknowledged by the wallet backend, dead with a case, or lost. */
   deliveries: { total: number; acknowledged: number; redelivered: number; dead_with_case: number; lost: number };
   /** Cases opened during the run, by cause. */
   cases: Record<string, number>;
   /** Work left: operations pending/sending, deposits pending/processing, inbox rows pending/failed, deliveries pending/sending. */
-  stuck: { operations: number; deposits: number; inbox: number; inbox_failed: number; deliveries: number };
+  stuck: { operations: number; deposits: number; inbox: number; inbox_failed: number; deliveries: number; refunds: number };
   /** The lost, doubly credited and phantom payments (the first 20), with seigo's record of each. */
   broken: Record<string, unknown>[];
   /** Operations and deposits not final at the end (the first 20 of each), with their history. */
@@ -164,7 +165,7 @@ export async function computeFigures(w: World): Promise<Figures> {
 
   const state = await pool.query<{
     ops_unknown: number; deposits_unknown: number; unknown_with_case: number; ops_stuck: number; deposits_stuck: number; inbox: number; inbox_failed: number;
-    refunds: number; refunds_succeeded: number; refunds_failed: number; refunds_open: number; refunded: string;
+    refunds: number; refunds_succeeded: number; refunds_failed: number; refunds_sent: number; refunds_pending: number; refunded: string;
   }>(`
     SELECT (SELECT count(*) FROM operations o WHERE status = 'unknown' AND NOT ${hasCase('operation', 'o.id')})::int AS ops_unknown,
            (SELECT count(*) FROM deposits d WHERE status = 'unknown' AND NOT ${hasCase('deposit', 'd.id')})::int AS deposits_unknown,
@@ -177,7 +178,8 @@ export async function computeFigures(w: World): Promise<Figures> {
            (SELECT count(*) FROM deposit_refunds)::int AS refunds,
            (SELECT count(*) FROM deposit_refunds WHERE status = 'succeeded')::int AS refunds_succeeded,
            (SELECT count(*) FROM deposit_refunds WHERE status = 'failed')::int AS refunds_failed,
-           (SELECT count(*) FROM deposit_refunds WHERE status IN ('pending', 'sent'))::int AS refunds_open,
+           (SELECT count(*) FROM deposit_refunds WHERE status = 'sent')::int AS refunds_sent,
+           (SELECT count(*) FROM deposit_refunds WHERE status = 'pending')::int AS refunds_pending,
            (SELECT coalesce(sum(amount), 0) FROM deposit_refunds WHERE status = 'succeeded')::text AS refunded`);
   const s = state.rows[0]!;
 
@@ -204,10 +206,10 @@ export async function computeFigures(w: World): Promise<Figures> {
     double_charges: [...charges.values()].filter((n) => n > 1).length, orphan_deposits: orphans.rows[0]!,
     ledger_sum: l.sum, balance_mismatches: l.mismatches, limit_breaches: l.breaches,
     unknown_unresolved: s.ops_unknown + s.deposits_unknown, unknown_with_case: s.unknown_with_case, escrowed: l.escrowed, suspense: l.suspense,
-    refunds_started: s.refunds, refunds: { succeeded: s.refunds_succeeded, failed: s.refunds_failed, open: s.refunds_open, refunded: s.refunded },
+    refunds_started: s.refunds, refunds: { succeeded: s.refunds_succeeded, failed: s.refunds_failed, sent: s.refunds_sent, refunded: s.refunded },
     deliveries: { total: dl.rows.length, acknowledged, redelivered, dead_with_case: deadWithCase, lost: lostDeliveries },
     cases: Object.fromEntries(cases.rows.map((c) => [c.cause, c.n])),
-    stuck: { operations: s.ops_stuck, deposits: s.deposits_stuck, inbox: s.inbox, inbox_failed: s.inbox_failed, deliveries: open },
+    stuck: { operations: s.ops_stuck, deposits: s.deposits_stuck, inbox: s.inbox, inbox_failed: s.inbox_failed, deliveries: open, refunds: s.refunds_pending },
     broken: await describe(pool, [...lost.map((k) => ['lost', k]), ...double.map((k) => ['double_credit', k]), ...phantom.map((k) => ['phantom_credit', k])] as [string, string][]),
     unsettled: await unsettled(pool),
   };
@@ -229,6 +231,13 @@ async function unsettled(pool: pg.Pool): Promise<Record<string, unknown>[]> {
   for (const d of deps.rows) {
     const ev = await pool.query<{ at: Date; to_status: string; cause: string }>('SELECT at, to_status, cause FROM deposit_events WHERE deposit_id = $1 ORDER BY id', [d.id]);
     out.push({ deposit: d, history: ev.rows.map((e) => `${e.at.toISOString()} ${e.to_status}: ${e.cause}`) });
+  }
+  const refunds = await pool.query<{ id: string; status: string; route: string; operation_id: string | null; op_status: string | null; op_error: string | null }>(
+    `SELECT r.id, r.status, r.route, r.operation_id, o.status AS op_status, o.error_message AS op_error
+     FROM deposit_refunds r LEFT JOIN operations o ON o.id = r.operation_id WHERE r.status IN ('pending', 'sent') ORDER BY r.created_at LIMIT 20`);
+  for (const r of refunds.rows) {
+    const ev = await pool.query<{ at: Date; to_status: string; cause: string }>('SELECT at, to_status, cause FROM deposit_refund_events WHERE refund_id = $1 ORDER BY id', [r.id]);
+    out.push({ refund: r, history: ev.rows.map((e) => `${e.at.toISOString()} ${e.to_status}: ${e.cause}`) });
   }
   return out;
 }
@@ -271,7 +280,7 @@ export function violations(f: Figures, quiet: boolean): string[] {
   if (f.limit_breaches > 0) v.push(`${f.limit_breaches} wallets are over their limit`);
   if (f.unknown_unresolved > 0) v.push(`${f.unknown_unresolved} operations or deposits are still unknown, with no case`);
   if (f.deliveries.lost > 0) v.push(`${f.deliveries.lost} user notices were neither acknowledged by the wallet backend nor dead with a case`);
-  const stuck = f.stuck.operations + f.stuck.deposits + f.stuck.inbox + f.stuck.inbox_failed + f.stuck.deliveries + f.refunds.open;
+  const stuck = f.stuck.operations + f.stuck.deposits + f.stuck.inbox + f.stuck.inbox_failed + f.stuck.deliveries + f.stuck.refunds;
   if (stuck > 0) v.push(`work left undone: ${JSON.stringify(f.stuck)}`);
   return v;
 }
