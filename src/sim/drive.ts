@@ -194,9 +194,11 @@ export async function driveDeposits(w: World, plan: Plan, o: { concurrency: numb
     if (d.method === 'card') body.payment_method = d.card;
     else body.email = `${u.id}@example.com`;
     if (d.method === 'konbini') body.store = d.store;
-    const a = await call(w, 'POST', '/v1/deposits', { body, key: `sim-${w.seed}-${d.index}` });
+    const key = `sim-${w.seed}-${d.index}`;
+    const a = await call(w, 'POST', '/v1/deposits', { body, key, giveUpMs: 180_000 });
     if (!a) {
       stats.gaveUp++;
+      w.walletGaveUp.add(key);
       return;
     }
     if (a.status !== 201) {

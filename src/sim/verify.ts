@@ -196,7 +196,10 @@ export async function computeFigures(w: World): Promise<Figures> {
   const orphans = await pool.query<{ total: number; charged: number; held: number }>(
     `SELECT count(*)::int AS total, (count(*) FILTER (WHERE method = 'card' AND status = 'succeeded'))::int AS charged,
             (count(*) FILTER (WHERE hold_id IS NOT NULL))::int AS held
-     FROM deposits WHERE NOT (id = ANY($1::uuid[]))`, [[...w.walletDeposits]]);
+     FROM deposits WHERE NOT (id = ANY($1::uuid[]))
+       -- A request the wallet backend gave up on made a deposit it never heard of, which is no double run.
+       AND (client_key IS NULL OR NOT (client_key = ANY($2::text[])))`,
+    [[...w.walletDeposits], [...w.walletGaveUp].map((k) => `idempotency:wallet:${k}`)]);
   const cases = await pool.query<{ cause: string; n: number }>('SELECT cause, count(*)::int AS n FROM cases GROUP BY cause ORDER BY cause');
   let redelivered = 0;
   for (const p of w.receiver.processed.values()) redelivered += p.redeliveries;

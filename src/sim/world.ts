@@ -52,6 +52,8 @@ export interface World {
   logDir: string;
   /** The deposit ids seigo's API gave the wallet backend (one per request that got an answer). */
   walletDeposits: Set<string>;
+  /** Idempotency-Keys of deposit requests the wallet backend gave up on (no answer in time). */
+  walletGaveUp: Set<string>;
   /** A scratch directory that lives as long as the run. */
   workDir: string;
   /** Provider faults on or off (`rate` 0), with the same profile for every run. */
@@ -194,7 +196,7 @@ export async function startWorld(o: WorldOptions): Promise<World> {
     };
     return {
       seed: o.seed, url: lb, apiKey, adminToken, defaultLimit: o.defaultLimit, pool, stripe, komoju, bank: new BankSimulator(), receiver,
-      balancer, cluster, logDir, walletDeposits: new Set(), workDir: tmp, setProviderFaults: profile, stop: stopAll,
+      balancer, cluster, logDir, walletDeposits: new Set(), walletGaveUp: new Set(), workDir: tmp, setProviderFaults: profile, stop: stopAll,
     };
   } catch (e) {
     await stopAll(true);
