@@ -118,9 +118,10 @@ export async function startWorld(o: WorldOptions): Promise<World> {
     let url = o.databaseUrl;
     if (!url) {
       o.progress('starting an embedded PostgreSQL');
-      const embedded: EmbeddedPostgres = await startEmbeddedPostgres({ dataDir: join(tmp, 'pg'), port: 56000 + (process.pid % 3000) });
-      stops.push(() => embedded.stop());
-      url = embedded.url;
+      // Registered before it is up: a Ctrl-C during the start waits for it and then stops it.
+      const starting: Promise<EmbeddedPostgres> = startEmbeddedPostgres({ dataDir: join(tmp, 'pg'), port: 56000 + (process.pid % 3000) });
+      stops.push(async () => (await starting.catch(() => undefined))?.stop());
+      url = (await starting).url;
     }
     const pool = new pg.Pool({ connectionString: url, max: 4, application_name: 'seigo-sim' });
     stops.push(() => pool.end());
