@@ -104,19 +104,20 @@ export async function caseRoutes(app: FastifyInstance, engine: Engine, registry:
   }, async ({ params }) => full(params.id));
 
   route(app, registry, {
-    method: 'POST', url: P, tags: ['cases'], role: 'operator', responseStatus: 201,
-    summary: 'Open a case by hand; when one is already open for the subject and cause, it is returned (opened: false)',
+    method: 'POST', url: P, tags: ['cases'], role: 'operator',
+    summary: 'Open a case by hand (201); when one is already open for the subject and cause, it is returned with opened: false (200)',
     body: z.object({
       kind: z.string().min(1).max(100), cause: z.string().regex(/^[a-z0-9_.-]{1,200}$/, 'a stable code: lowercase letters, digits, "_", "." and "-"'),
       subject, related: z.array(subject).max(50).optional(), summary: z.string().min(1).max(2000),
       details: z.record(z.string(), z.unknown()).optional(),
     }).strict(),
     response: fullCaseResponse.extend({ opened: z.boolean() }),
-  }, async ({ body, req }) => {
+  }, async ({ body, req, reply }) => {
     const r = await withTx(pool, (tx) => openCase(tx, {
       kind: body.kind, cause: body.cause, subject: body.subject, summary: body.summary, actor: actorOf(req),
       ...(body.related ? { related: body.related } : {}), ...(body.details ? { details: body.details } : {}),
     }));
+    reply.code(r.opened ? 201 : 200);
     return { ...(await full(r.id)), opened: r.opened };
   });
 

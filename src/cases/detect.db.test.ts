@@ -15,10 +15,11 @@ import { err, ok } from '../kernel/errors.ts';
 import { findAccount, post, ensureAccount, restrictOwner } from '../ledger/index.ts';
 import { importTransfer } from '../deposits/index.ts';
 import { publish, upsertSubscription } from '../outbox/index.ts';
-import { KomojuSimulator } from '../providers/komoju/index.ts';
+import type { KomojuSimulator } from '../providers/komoju/index.ts';
 import type { CallOutcome, InquiryResult, OperationRequest, ProviderAdapter } from '../providers/types.ts';
 import { admin } from '../../test/helpers/admin.ts';
 import { eventually, startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
+import { startKomojuEngine, type KomojuEngine } from '../../test/helpers/komoju.ts';
 import { startReceiver, type Receiver } from '../../test/helpers/receiver.ts';
 import { sendWebhook } from '../../test/helpers/webhooks.ts';
 import { caseEvents, detectCases, listCases, type Case } from './index.ts';
@@ -199,24 +200,21 @@ describe('operations unknown past their deadline, and dead deliveries', () => {
 
 describe('money in suspense and preliminary notices cancelled after spending', () => {
   const WEBHOOK_SECRET = 'komoju_whsec_seigo_cases';
+  let k: KomojuEngine;
   let sim: KomojuSimulator;
   let t: TestEngine;
   beforeAll(async () => {
-    sim = new KomojuSimulator({ seed: 11, secretKey: 'sk_test_komoju', webhookSecret: WEBHOOK_SECRET });
-    const { url } = await sim.start();
-    t = await startTestEngine({
+    k = await startKomojuEngine({
+      seed: 11,
+      webhookSecret: WEBHOOK_SECRET,
       config: {
-        providers: { komoju: { kind: 'komoju', secretKey: 'sk_test_komoju', webhookSecrets: [WEBHOOK_SECRET], apiBase: url } },
         endpoints: { komoju: { timeoutMs: 2_000, maxAttempts: 1, breaker: { consecutiveFailures: 100_000, halfOpenAfterMs: 1_000 } } },
         deposits: { cardProvider: 'stripe', defaultLimit: 1_000_000, creditOn: 'preliminary', reservationProvider: 'komoju' },
       },
     });
-    sim.webhookUrl = `${t.url}/webhooks/komoju`;
+    ({ t, sim } = k);
   });
-  afterAll(async () => {
-    await t?.close();
-    await sim?.stop();
-  });
+  afterAll(async () => { await k?.close(); });
 
   async function reserve(userId: string, amount: bigint) {
     const r = await t.engine.deposits.createReservationDeposit({ userId, method: 'konbini', amount, email: 'taro@example.jp', store: 'lawson' });

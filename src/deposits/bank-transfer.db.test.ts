@@ -294,6 +294,24 @@ describe('cancellation (取消) records', () => {
     expect(c.rows).toEqual([{ cause: 'bank_transfer_cancel_shortfall', status: 'open' }]);
   });
 
+  it('a shortfall counts only what this cancellation took: a wallet already below zero is not counted again', async () => {
+    const va = await user('スズキ イチロウ');
+    const first = transfer(3_000n, 'ｽｽﾞｷ ｲﾁﾛｳ');
+    const second = transfer(2_000n, 'ｽｽﾞｷ ｲﾁﾛｳ');
+    await importTransferNoticeFile(pool(), file([{ accountNumber: va.accountNumber, transfers: [first, second] }]));
+    // The user spends all 5,000, then the bank withdraws both transfers, one file after the other.
+    const wallet = (await findAccount(pool(), 'wallet', va.userId))!;
+    const shop = await pool().query<{ id: string }>(`SELECT id FROM ledger_accounts WHERE kind = 'clearing' AND owner = 'bank'`);
+    const { post } = await import('../ledger/index.ts');
+    expect((await post(pool(), { idempotencyKey: uid('spend'), entries: [{ accountId: wallet.id, amount: -5_000n }, { accountId: shop.rows[0]!.id, amount: 5_000n }] })).ok).toBe(true);
+    await importTransferNoticeFile(pool(), file([{ accountNumber: va.accountNumber, transfers: [cancelOf(first)] }]));
+    await importTransferNoticeFile(pool(), file([{ accountNumber: va.accountNumber, transfers: [cancelOf(second)] }]));
+    expect(await balanceOf('wallet', va.userId)).toBe(-5_000n);
+    const r = await pool().query<{ amount: string; shortfall: string }>(
+      `SELECT amount::text AS amount, shortfall::text AS shortfall FROM bank_transfers WHERE account_number = $1 AND cancels IS NULL ORDER BY amount DESC`, [va.accountNumber]);
+    expect(r.rows).toEqual([{ amount: '3000', shortfall: '3000' }, { amount: '2000', shortfall: '2000' }]);
+  });
+
   it('a cancellation of a transfer we do not know goes to suspense and is listed; a second cancellation of one transfer too', async () => {
     const va = await user('スズキ イチロウ');
     const known = transfer(3_000n, 'ｽｽﾞｷ ｲﾁﾛｳ');

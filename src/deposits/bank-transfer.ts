@@ -25,11 +25,12 @@ import { withTx, type Queryable } from '../kernel/db.ts';
 import { BadRequestError, err, ok, type Result } from '../kernel/errors.ts';
 import { nameBasedId } from '../kernel/ids.ts';
 import { silentLogger, type Logger } from '../kernel/logger.ts';
-import { creditDeposit, ensureAccounts, findAccount, getBalance, post, reverse, DEFAULT_BALANCE_LIMIT } from '../ledger/index.ts';
+import { creditDeposit, ensureAccounts, post, DEFAULT_BALANCE_LIMIT } from '../ledger/index.ts';
 import { publish } from '../outbox/publish.ts';
 import { parseTransferNotice, type ParseTransferNoticeOptions, type TransferNotice, type ZenginParseError } from '../providers/zengin/index.ts';
 import { payerNameMatches } from './payer-name.ts';
 import { reportCase } from './report-case.ts';
+import { reverseDepositCredit } from './reverse-credit.ts';
 
 /** The bank and branch our virtual accounts live at, unless the caller says otherwise. */
 export const DEFAULT_VIRTUAL_ACCOUNT_BANK = { bankCode: '0001', branchCode: '001' } as const;
@@ -209,11 +210,6 @@ async function getTransfer(q: Queryable, externalId: string): Promise<BankTransf
   return r.rows[0] ? toBankTransfer(r.rows[0]) : null;
 }
 
-/**
- * Books one incoming transfer. Never refuses: every transfer ends credited (wallet / escrow) or in
- * a suspense account with its reason. Run it in a transaction (`q` a client inside withTx) to have
- * the booking, the record and the message commit together; importTransferNoticeFile does.
- */
 /** A cancellation record in the file: the transfer it names, as a data record. */
 export type IncomingCancellation = IncomingTransfer;
 
@@ -284,19 +280,13 @@ export async function importCancellation(q: Queryable, cancel: IncomingCancellat
     return { transfer: t, duplicate: false };
   }
 
-  let shortfall = 0n;
-  if (target.ledgerTransactionId) {
-    const rev = await reverse(q, target.ledgerTransactionId, {
-      enforce: false, idempotencyKey: `bank_transfer:${target.externalId}:cancel`, description: `transfer ${target.externalId} cancelled by the bank (${cancel.externalId})`,
-      defaultLimit: policy.defaultLimit ?? DEFAULT_BALANCE_LIMIT,
-    });
-    if (!rev.ok) throw new Error(`reversing bank transfer ${target.externalId} failed: ${rev.error.code}`);
-    if (target.userId && target.credited > 0n) {
-      const wallet = await findAccount(q, 'wallet', target.userId, CURRENCY);
-      const posted = wallet ? (await getBalance(q, wallet.id))!.posted : 0n;
-      shortfall = posted < 0n ? -posted : 0n;
-    }
-  }
+  const shortfall = target.ledgerTransactionId
+    ? await reverseDepositCredit(q, {
+      transactionId: target.ledgerTransactionId, idempotencyKey: `bank_transfer:${target.externalId}:cancel`,
+      description: `transfer ${target.externalId} cancelled by the bank (${cancel.externalId})`, defaultLimit: policy.defaultLimit ?? DEFAULT_BALANCE_LIMIT,
+      owner: target.userId ?? '', currency: CURRENCY, credited: target.userId ? target.credited : 0n,
+    })
+    : 0n;
   const r = await insert('cancellation', 'cancellation', 0n, null, target.externalId);
   if (!r.rows[0]) return { transfer: (await getTransfer(q, cancel.externalId))!, duplicate: true };
   const moved = await q.query<BankTransferRow>(
@@ -320,6 +310,11 @@ export async function importCancellation(q: Queryable, cancel: IncomingCancellat
   return { transfer: toBankTransfer(r.rows[0]), duplicate: false };
 }
 
+/**
+ * Books one incoming transfer. Never refuses: every transfer ends credited (wallet / escrow) or in
+ * a suspense account with its reason. Run it in a transaction (`q` a client inside withTx) to have
+ * the booking, the record and the message commit together; importTransferNoticeFile does.
+ */
 export async function importTransfer(q: Queryable, transfer: IncomingTransfer, policy: BankTransferPolicy = {}): Promise<ImportedTransfer> {
   const prior = await getTransfer(q, transfer.externalId);
   if (prior) return { transfer: prior, duplicate: true };

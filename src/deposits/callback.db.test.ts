@@ -5,35 +5,32 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAccount, getBalance, setBalanceLimit } from '../ledger/index.ts';
 import { DEPOSITS_CALLBACK_SUBSCRIPTION } from '../kernel/config.ts';
-import { KomojuSimulator } from '../providers/komoju/index.ts';
+import type { KomojuSimulator } from '../providers/komoju/index.ts';
 import { verifySignature } from '../providers/standard-webhooks/signature.ts';
-import { eventually, startTestEngine, TEST_SECRET, type TestEngine } from '../../test/helpers/engine.ts';
+import { eventually, TEST_SECRET, type TestEngine } from '../../test/helpers/engine.ts';
+import { startKomojuEngine, type KomojuEngine } from '../../test/helpers/komoju.ts';
 import { startReceiver, type ReceivedRequest, type Receiver } from '../../test/helpers/receiver.ts';
 import type { Deposit } from './state.ts';
 
 const WEBHOOK_SECRET = 'komoju_whsec_seigo_callback';
 
+let k: KomojuEngine;
 let t: TestEngine;
 let sim: KomojuSimulator;
 let receiver: Receiver;
 
 beforeAll(async () => {
   receiver = await startReceiver(() => ({ status: 500 }));
-  sim = new KomojuSimulator({ seed: 3, secretKey: 'sk_test_komoju', webhookSecret: WEBHOOK_SECRET });
-  const { url } = await sim.start();
-  t = await startTestEngine({
-    config: {
-      providers: { komoju: { kind: 'komoju', secretKey: 'sk_test_komoju', webhookSecrets: [WEBHOOK_SECRET], apiBase: url } },
-      endpoints: { komoju: { timeoutMs: 1_000, maxAttempts: 1, breaker: { consecutiveFailures: 100_000, halfOpenAfterMs: 1_000 } } },
-      deposits: { callback: { url: receiver.url, secret: TEST_SECRET, timeoutMs: 2_000, retrySchedule: [10, 10] } },
-    },
+  k = await startKomojuEngine({
+    seed: 3,
+    webhookSecret: WEBHOOK_SECRET,
+    config: { deposits: { callback: { url: receiver.url, secret: TEST_SECRET, timeoutMs: 2_000, retrySchedule: [10, 10] } } },
     worker: true,
   });
-  sim.webhookUrl = `${t.url}/webhooks/komoju`;
+  ({ t, sim } = k);
 });
 afterAll(async () => {
-  await t?.close();
-  await sim?.stop();
+  await k?.close();
   await receiver?.close();
 });
 

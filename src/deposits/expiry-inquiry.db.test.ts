@@ -5,31 +5,23 @@
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAccount, getBalance } from '../ledger/index.ts';
-import { KomojuSimulator, sign } from '../providers/komoju/index.ts';
-import { startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
+import { sign, type KomojuSimulator } from '../providers/komoju/index.ts';
+import type { TestEngine } from '../../test/helpers/engine.ts';
+import { startKomojuEngine, type KomojuEngine } from '../../test/helpers/komoju.ts';
 import type { Deposit } from './state.ts';
+import { createExpiryInquiry } from './expiry-inquiry.ts';
 
 const WEBHOOK_SECRET = 'komoju_whsec_seigo_expiry';
 
+let k: KomojuEngine;
 let t: TestEngine;
 let sim: KomojuSimulator;
 
 beforeAll(async () => {
-  sim = new KomojuSimulator({ seed: 5, secretKey: 'sk_test_komoju', webhookSecret: WEBHOOK_SECRET });
-  const { url } = await sim.start();
-  t = await startTestEngine({
-    config: {
-      providers: { komoju: { kind: 'komoju', secretKey: 'sk_test_komoju', webhookSecrets: [WEBHOOK_SECRET], apiBase: url } },
-      endpoints: { komoju: { timeoutMs: 1_000, maxAttempts: 1, breaker: { consecutiveFailures: 100_000, halfOpenAfterMs: 1_000 } } },
-      deposits: { expiryInquiryAfterMs: 0 },
-    },
-  });
-  sim.webhookUrl = `${t.url}/webhooks/komoju`;
+  k = await startKomojuEngine({ seed: 5, webhookSecret: WEBHOOK_SECRET, config: { deposits: { expiryInquiryAfterMs: 0 } } });
+  ({ t, sim } = k);
 });
-afterAll(async () => {
-  await t?.close();
-  await sim?.stop();
-});
+afterAll(async () => { await k?.close(); });
 
 const pool = () => t.tdb.db.pool;
 
@@ -104,11 +96,20 @@ describe('expiry inquiry of overdue reservations', () => {
     expect(credits.rows[0].n).toBe(1);
   });
 
-  it('a reservation KOMOJU still has awaiting payment is asked about and left as it is', async () => {
+  it('a reservation KOMOJU still has awaiting payment is left as it is, and asked about again only after a while', async () => {
     const d = await reserve('u-exp-3', 10_000n);
     await pastDeadline(d.id);
     expect(await t.engine.expiryInquiry.runOnce()).toEqual({ asked: 1, stored: 0 });
     expect((await t.engine.deposits.getDeposit(d.id))!.status).toBe('awaiting_payment');
     expect(await wallet('u-exp-3')).toEqual({ posted: 0n, pendingIn: 10_000n });
+    // Asked again only after a while (others overdue have their turn first); then KOMOJU has expired it.
+    expect(await t.engine.expiryInquiry.runOnce()).toEqual({ asked: 0, stored: 0 });
+    await lost(() => sim.expire(d.providerPaymentId!));
+    // Another process (or this one an hour later) asks again.
+    const other = createExpiryInquiry(t.engine, { provider: 'komoju', afterMs: 0 });
+    expect(await other.runOnce()).toEqual({ asked: 1, stored: 1 });
+    await t.engine.inbox.runOnce(100);
+    expect((await t.engine.deposits.getDeposit(d.id))!.status).toBe('expired');
+    expect(await wallet('u-exp-3')).toEqual({ posted: 0n, pendingIn: 0n });
   });
 });

@@ -38,19 +38,28 @@ const EVENT_FOR_STATUS: Readonly<Record<string, string>> = {
   cancelled: 'payment.cancelled',
 };
 
+/** A reservation the provider still has open is asked about again after this long. */
+const ASK_AGAIN_AFTER_MS = 60 * 60_000;
+
 export function createExpiryInquiry(engine: ExpiryInquiryEngine, opts: ExpiryInquiryOptions): ExpiryInquiry {
   const { log } = engine;
+  const asked = new Map<string, number>();
   return {
     async runOnce(limit = 100) {
       const adapter = engine.providers.get(opts.provider);
       if (!adapter?.inquire) return { asked: 0, stored: 0 };
       const inquire = adapter.inquire.bind(adapter);
+      // One that the provider still has open waits ASK_AGAIN_AFTER_MS, so that the others overdue get
+      // their turn (remembered per process: asking twice is only a read).
+      const now = Date.now();
+      for (const [id, at] of asked) if (now - at >= ASK_AGAIN_AFTER_MS) asked.delete(id);
       const overdue = await engine.db.pool.query<{ id: string; provider_payment_id: string }>(
         `SELECT id, provider_payment_id FROM deposits
          WHERE status IN ('awaiting_payment', 'paid_preliminary') AND payment_deadline < $1 AND provider = $2
-           AND method = ANY($3::text[]) AND provider_payment_id IS NOT NULL
+           AND method = ANY($3::text[]) AND provider_payment_id IS NOT NULL AND NOT (id = ANY($5::uuid[]))
          ORDER BY payment_deadline LIMIT $4`,
-        [new Date(engine.clock.now().getTime() - opts.afterMs), opts.provider, RESERVATION_METHODS, limit]);
+        [new Date(engine.clock.now().getTime() - opts.afterMs), opts.provider, RESERVATION_METHODS, limit, [...asked.keys()]]);
+      for (const d of overdue.rows) asked.set(d.id, now);
       let stored = 0;
       for (const d of overdue.rows) {
         let payment: Record<string, unknown>;

@@ -6,8 +6,9 @@
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAccount, getBalance, setBalanceLimit, type AccountKind } from '../ledger/index.ts';
-import { KomojuSimulator } from '../providers/komoju/index.ts';
-import { eventually, startTestEngine, VIEWER_TOKEN, type TestEngine } from '../../test/helpers/engine.ts';
+import type { KomojuSimulator } from '../providers/komoju/index.ts';
+import { eventually, VIEWER_TOKEN, type TestEngine } from '../../test/helpers/engine.ts';
+import { startKomojuEngine, type KomojuEngine } from '../../test/helpers/komoju.ts';
 import { assignVirtualAccount, importTransfer } from './bank-transfer.ts';
 import type { Deposit } from './state.ts';
 
@@ -15,26 +16,22 @@ const WEBHOOK_SECRET = 'komoju_whsec_seigo_refunds';
 const API_KEY = 'wallet-backend-key-0123456789abcdef';
 const ACCOUNT = { bank_code: '0005', bank_name: 'ﾐﾂﾋﾞｼUFJ', branch_code: '123', account_type: 'ordinary', account_number: '1234567', holder_kana: 'ﾔﾏﾀﾞ ﾀﾛｳ' };
 
+let k: KomojuEngine;
 let t: TestEngine;
 let sim: KomojuSimulator;
 
 beforeAll(async () => {
-  sim = new KomojuSimulator({ seed: 11, secretKey: 'sk_test_komoju', webhookSecret: WEBHOOK_SECRET });
-  const { url } = await sim.start();
-  t = await startTestEngine({
+  k = await startKomojuEngine({
+    seed: 11,
+    webhookSecret: WEBHOOK_SECRET,
     config: {
-      providers: { komoju: { kind: 'komoju', secretKey: 'sk_test_komoju', webhookSecrets: [WEBHOOK_SECRET], apiBase: url } },
-      endpoints: { komoju: { timeoutMs: 1_000, maxAttempts: 1, breaker: { consecutiveFailures: 100_000, halfOpenAfterMs: 1_000 } } },
       apiClients: [{ name: 'wallet', key: API_KEY }],
       operations: { unknownDeadlineMs: 3_600_000, inquirySchedule: [1, 1, 1] },
     },
   });
-  sim.webhookUrl = `${t.url}/webhooks/komoju`;
+  ({ t, sim } = k);
 });
-afterAll(async () => {
-  await t?.close();
-  await sim?.stop();
-});
+afterAll(async () => { await k?.close(); });
 
 const pool = () => t.tdb.db.pool;
 
@@ -213,6 +210,27 @@ describe('refunds of escrowed money', () => {
     await ledgerSumsToZero();
   });
 
+  it('sweeps and a registration racing each other start one refund per escrow source', async () => {
+    // Two escrow sources of one user: 2,000 of a konbini payment, then all 3,000 of a bank transfer (the wallet is full).
+    const d = await konbiniOverLimit('u-ref-6', 7_000n, 5_000n);
+    const va = await assignVirtualAccount(pool(), { userId: 'u-ref-6', registeredNameKana: 'ﾔﾏﾀﾞ ﾀﾛｳ' });
+    const bt = await importTransfer(pool(), { externalId: 'zengin:race:1', account: { accountNumber: va.accountNumber }, amount: 3_000n, payerName: 'ﾔﾏﾀﾞ ﾀﾛｳ' });
+    expect(bt.transfer).toMatchObject({ credited: 0n, escrowed: 3_000n });
+    const ds = [d.id, 'zengin:race:1'];
+    await Promise.all([
+      api('POST', '/v1/refund-accounts', { user_id: 'u-ref-6', ...ACCOUNT }),
+      t.engine.refunds.runOnce(), t.engine.refunds.runOnce(), t.engine.refunds.runOnce(),
+    ]);
+    await t.engine.refunds.runOnce();
+    const live = await pool().query<{ source_id: string; n: number }>(
+      `SELECT source_id, count(*)::int AS n FROM deposit_refunds WHERE user_id = 'u-ref-6' GROUP BY source_id ORDER BY source_id`);
+    expect(live.rows).toEqual(ds.map((id) => ({ source_id: id, n: 1 })).sort((a, b) => a.source_id.localeCompare(b.source_id)));
+    expect(await posted('escrow', 'u-ref-6')).toBe(0n);
+    expect(sim.pendingPayouts().refundRequests.filter((r) => r.payment === d.providerPaymentId)).toHaveLength(1);
+    expect(sim.pendingPayouts().disbursements.filter((x) => x.amount === 3_000)).toHaveLength(1);
+    await ledgerSumsToZero();
+  });
+
   it('a refund account must be a valid Zengin account with a half-width kana holder name', async () => {
     const bad = await api('POST', '/v1/refund-accounts', { user_id: 'u-ref-4', ...ACCOUNT, holder_kana: '山田太郎' });
     expect(bad.status).toBe(400);
@@ -227,22 +245,21 @@ describe('refunds of escrowed money', () => {
 });
 
 describe('refunds when the user bears the fee', () => {
+  let k2: KomojuEngine;
   let u: TestEngine;
   let s2: KomojuSimulator;
   beforeAll(async () => {
-    s2 = new KomojuSimulator({ seed: 12, secretKey: 'sk_test_komoju', webhookSecret: WEBHOOK_SECRET, settlePayoutsAfterMs: 10 });
-    const { url } = await s2.start();
-    u = await startTestEngine({
-      config: {
-        providers: { komoju: { kind: 'komoju', secretKey: 'sk_test_komoju', webhookSecrets: [WEBHOOK_SECRET], apiBase: url } },
-        deposits: { refundFee: { amount: 600, payer: 'user' } },
-      },
+    // No breaker settings and no webhooks: refunds settle through the simulator alone.
+    k2 = await startKomojuEngine({
+      seed: 12,
+      webhookSecret: WEBHOOK_SECRET,
+      simulator: { settlePayoutsAfterMs: 10 },
+      config: { endpoints: {}, deposits: { refundFee: { amount: 600, payer: 'user' } } },
+      webhooks: false,
     });
+    ({ t: u, sim: s2 } = k2);
   });
-  afterAll(async () => {
-    await u?.close();
-    await s2?.stop();
-  });
+  afterAll(async () => { await k2?.close(); });
   const bal = async (kind: AccountKind, owner: string) => {
     const a = await findAccount(u.tdb.db.pool, kind, owner);
     return a ? (await getBalance(u.tdb.db.pool, a.id))!.posted : 0n;

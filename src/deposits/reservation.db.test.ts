@@ -6,30 +6,26 @@
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAccount, getBalance } from '../ledger/index.ts';
-import { KomojuSimulator, sign } from '../providers/komoju/index.ts';
+import { sign } from '../providers/komoju/index.ts';
 import type { KomojuEvent } from '../providers/komoju/payment.ts';
-import { startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
+import { startKomojuEngine, type KomojuEngine } from '../../test/helpers/komoju.ts';
 import type { Deposit } from './state.ts';
 import type { CreditOn, ReservationDepositInput } from './reservation.ts';
 
 const WEBHOOK_SECRET = 'komoju_whsec_seigo_reservations';
 const API_KEY = 'wallet-backend-key-0123456789abcdef';
 
-interface Env { t: TestEngine; sim: KomojuSimulator; url: string }
+type Env = KomojuEngine;
 
-async function setup(creditOn: CreditOn): Promise<Env> {
-  const sim = new KomojuSimulator({ seed: 7, secretKey: 'sk_test_komoju', webhookSecret: WEBHOOK_SECRET });
-  const { url } = await sim.start();
-  const t = await startTestEngine({
+function setup(creditOn: CreditOn): Promise<Env> {
+  return startKomojuEngine({
+    seed: 7,
+    webhookSecret: WEBHOOK_SECRET,
     config: {
-      providers: { komoju: { kind: 'komoju', secretKey: 'sk_test_komoju', webhookSecrets: [WEBHOOK_SECRET], apiBase: url } },
-      endpoints: { komoju: { timeoutMs: 1_000, maxAttempts: 1, breaker: { consecutiveFailures: 100_000, halfOpenAfterMs: 1_000 } } },
       apiClients: [{ name: 'wallet', key: API_KEY }],
       deposits: { cardProvider: 'stripe', defaultLimit: 1_000_000, creditOn, reservationProvider: 'komoju' },
     },
   });
-  sim.webhookUrl = `${t.url}/webhooks/komoju`;
-  return { t, sim, url };
 }
 
 function helpers(env: () => Env) {
@@ -93,8 +89,7 @@ function helpers(env: () => Env) {
 }
 
 async function closeEnv(env: Env | undefined) {
-  await env?.t.close();
-  await env?.sim.stop();
+  await env?.close();
 }
 
 describe('reservation deposits, credit on the preliminary notice (default)', () => {

@@ -32,7 +32,7 @@ import { isUuid, nameBasedId } from '../kernel/ids.ts';
 import type { Logger } from '../kernel/logger.ts';
 import type { EventHandlers } from '../intake/handlers.ts';
 import {
-  creditDeposit, ensureAccount, ensureAccounts, findAccount, getBalance, placeHold, releaseHold, reverse,
+  creditDeposit, ensureAccount, ensureAccounts, placeHold, releaseHold,
 } from '../ledger/index.ts';
 import type { Operation, Operations } from '../operations/index.ts';
 import { publish } from '../outbox/publish.ts';
@@ -42,6 +42,7 @@ import {
 } from './state.ts';
 import type { CreateDepositError } from './deposits.ts';
 import { admitDeposit, checkDepositInput, recordThenSend, Refused } from './flow.ts';
+import { reverseDepositCredit } from './reverse-credit.ts';
 
 export type CreditOn = 'preliminary' | 'final';
 export type ReservationMethod = 'konbini' | 'payeasy';
@@ -164,13 +165,10 @@ export function createReservations(engine: ReservationsEngine, opts: Reservation
   /** Undoes a preliminary credit; returns how far below zero it took the wallet. */
   async function uncredit(tx: Tx, d: Deposit, why: string): Promise<bigint> {
     if (!d.ledgerTransactionId) return 0n;
-    const r = await reverse(tx, d.ledgerTransactionId, {
-      enforce: false, idempotencyKey: `deposit:${d.id}:reverse:${d.creditAttempt}`, description: `${why}: deposit ${d.id}`, defaultLimit,
+    const shortfall = await reverseDepositCredit(tx, {
+      transactionId: d.ledgerTransactionId, idempotencyKey: `deposit:${d.id}:reverse:${d.creditAttempt}`, description: `${why}: deposit ${d.id}`,
+      defaultLimit, owner: d.userId, currency: d.currency, credited: d.credited,
     });
-    if (!r.ok) throw new Error(`reversing the credit of deposit ${d.id} failed: ${r.error.code}`);
-    const wallet = await findAccount(tx, 'wallet', d.userId, d.currency);
-    const posted = wallet ? (await getBalance(tx, wallet.id))!.posted : 0n;
-    const shortfall = posted < 0n ? -posted : 0n;
     await tx.query(
       `UPDATE deposits SET credited = 0, escrowed = 0, suspended = 0, ledger_transaction_id = NULL, credited_at_notice = NULL,
          credit_attempt = credit_attempt + 1, shortfall = shortfall + $2::bigint WHERE id = $1`, [d.id, shortfall.toString()]);

@@ -19,6 +19,7 @@ import { createDeposits, type Deposits } from '../deposits/index.ts';
 import { createRefunds, type Refunds } from '../deposits/refunds.ts';
 import { createExpiryInquiry, type ExpiryInquiry } from '../deposits/expiry-inquiry.ts';
 import { reconcileJobs, reimportRowAction } from '../reconcile/index.ts';
+import { publishDigest } from '../digest/digest.ts';
 import { CaseActions, detectCases, redriveDeliveryAction, replayInboxAction, retryOperationAction } from '../cases/index.ts';
 
 export interface EngineOptions {
@@ -102,7 +103,8 @@ export function createEngine(opts: EngineOptions): Engine {
   const batch = config.worker.batchSize;
   const janitorMs = config.operations.janitorIntervalMs ?? 10_000;
   const caseActions = new CaseActions().register(retryOperationAction(operations)).register(redriveDeliveryAction()).register(replayInboxAction());
-  caseActions.register(reimportRowAction({ pool: db.pool, providers, inboxWriter, operations, log }));
+  const reconcileDeps = { pool: db.pool, providers, inboxWriter, operations, log };
+  caseActions.register(reimportRowAction(reconcileDeps));
 
   return {
     config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, refunds, expiryInquiry, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
@@ -122,9 +124,13 @@ export function createEngine(opts: EngineOptions): Engine {
         // Escrow waiting for a refund, payouts recorded but not sent, and sent payouts the provider may have settled.
         { name: 'deposits.refunds', intervalMs: 10_000, run: async () => { await refunds.runOnce(); } },
         { name: 'deposits.expiry-inquiry', intervalMs: 5 * 60_000, run: async () => { await expiryInquiry.runOnce(); } },
-        ...(config.reconcile.schedule ? reconcileJobs({ pool: db.pool, providers, inboxWriter, operations, log }, config.reconcile) : []),
+        ...(config.reconcile.schedule ? reconcileJobs(reconcileDeps, config.reconcile) : []),
         // Outcomes the modules above only report (unknown past deadline, dead deliveries, suspense, shortfall) become cases.
         { name: 'cases.detect', intervalMs: 60_000, run: async () => { await detectCases(db.pool, { log }); } },
+        // The daily digest, when a Slack webhook is configured: one message per interval, across workers.
+        ...(config.digest.slackWebhookUrl
+          ? [{ name: 'digest.daily', intervalMs: config.digest.intervalMs, run: async () => { await publishDigest(db.pool, clock.now(), config.digest.intervalMs); } }]
+          : []),
         ...(extra.periodic ?? []),
       ];
       return new WorkerRuntime({ pool: db.pool, databaseUrl: db.url, log, role, pollIntervalMs: config.worker.pollIntervalMs, loops, periodic });

@@ -15,7 +15,6 @@ export interface InboxRowInput {
 }
 export interface InboxWriteResult { id: string; duplicate: boolean }
 
-
 // The batch INSERT returns the rows it stored; the duplicates (rows that already existed) are
 // looked up by a second statement, only when a batch has any. A single statement that also read
 // the duplicates back needed a join on inbox, whose plan, made while the table was small, kept
@@ -59,7 +58,7 @@ export class InboxWriter {
   private readonly batcher: Batcher<InboxRowInput, InboxWriteResult>;
 
   constructor(private readonly pool: pg.Pool, private readonly opts: InboxWriterOptions = {}) {
-    this.batcher = new Batcher((rows) => this.flush(rows), { maxBatch: opts.maxBatch ?? 500, maxInFlight: opts.maxInFlight ?? 2 });
+    this.batcher = new Batcher((rows) => this.flush(rows), opts);
   }
 
   write(row: InboxRowInput): Promise<InboxWriteResult> {

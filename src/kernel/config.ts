@@ -66,6 +66,8 @@ export const subscriptionTargetSchema = z.discriminatedUnion('type', [
     url: z.string().url(),
     secret: whsecSecret.optional(),
     timeoutMs: timeout.default(10_000),
+    /** "envelope": Standard Webhooks' {type, timestamp, data}; "payload": the message's payload as it is (a Slack message, say). */
+    body: z.enum(['envelope', 'payload']).default('envelope'),
   }).strict(),
   z.object({ type: z.literal('handler'), handler: z.string().min(1) }).strict(),
 ]);
@@ -171,6 +173,11 @@ export const configSchema = z.object({
     /** A `pending` operation older than this had its process die before sending: the janitor sends it; default 30 s. */
     stalePendingMs: duration.optional(),
   }).strict().default({ unknownDeadlineMs: 24 * 3_600_000, inquirySchedule: [30_000, 120_000, 600_000, 1_800_000, 3_600_000, 6 * 3_600_000] }),
+  /** The daily digest (src/digest): posted to a Slack incoming webhook through the outbox. */
+  digest: z.object({
+    slackWebhookUrl: z.string().url().optional(),
+    intervalMs: duration.default(24 * 3_600_000),
+  }).strict().default({ intervalMs: 24 * 3_600_000 }),
   /** Reconciliation: scheduled runs for every provider with a history, and for HTTP deliveries to internal services. */
   reconcile: z.object({
     schedule: z.boolean().default(true),
@@ -187,6 +194,9 @@ export type SubscriptionConfig = z.output<typeof subscriptionSchema>;
 
 /** The subscription that deposits.callback becomes (see parseConfig). */
 export const DEPOSITS_CALLBACK_SUBSCRIPTION = 'deposits.callback';
+/** The subscription that digest.slackWebhookUrl becomes, and the topic it takes (src/digest). */
+export const DIGEST_SUBSCRIPTION = 'digest.slack';
+export const DIGEST_TOPIC = 'digest.daily';
 
 function formatIssues(error: z.ZodError, source: string): string {
   return error.issues
@@ -204,9 +214,14 @@ export function parseConfig(input: unknown, source = 'configuration'): Config {
   if (cb && !r.data.subscriptions.some((s) => s.name === DEPOSITS_CALLBACK_SUBSCRIPTION)) {
     r.data.subscriptions.push({
       name: DEPOSITS_CALLBACK_SUBSCRIPTION, topic: 'deposit.*', filter: {},
-      target: { type: 'http', url: cb.url, timeoutMs: cb.timeoutMs, ...(cb.secret !== undefined ? { secret: cb.secret } : {}) },
+      target: { type: 'http', url: cb.url, timeoutMs: cb.timeoutMs, body: 'envelope', ...(cb.secret !== undefined ? { secret: cb.secret } : {}) },
       ...(cb.retrySchedule !== undefined ? { retrySchedule: cb.retrySchedule } : {}),
     });
+  }
+  // So is the digest's Slack webhook: Slack takes its message as the whole body.
+  const slack = r.data.digest.slackWebhookUrl;
+  if (slack && !r.data.subscriptions.some((s) => s.name === DIGEST_SUBSCRIPTION)) {
+    r.data.subscriptions.push({ name: DIGEST_SUBSCRIPTION, topic: DIGEST_TOPIC, filter: {}, target: { type: 'http', url: slack, timeoutMs: 10_000, body: 'payload' } });
   }
   return r.data;
 }

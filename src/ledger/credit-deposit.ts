@@ -111,7 +111,8 @@ export class DepositCreditor {
     this.batcher = new Batcher((inputs) => this.flush(inputs), { maxBatch: opts.maxBatch ?? 64, maxInFlight: opts.maxInFlight ?? 2 });
   }
 
-  credit(input: CreditDepositInput): Promise<CreditDepositResult> {
+  // async: a bad amount or currency rejects the promise, as every other failure does, rather than throwing at the call.
+  async credit(input: CreditDepositInput): Promise<CreditDepositResult> {
     currencyOf(input);
     return this.batcher.submit(input);
   }

@@ -89,7 +89,7 @@ export class HandlerDeliveryProcessor {
 }
 
 interface HttpClaimRow {
-  id: string; attempts: number; subscription_id: string; name: string; url: string; timeout_ms: string; secret: string;
+  id: string; attempts: number; subscription_id: string; name: string; url: string; timeout_ms: string; body_format: string | null; secret: string;
   retry_schedule_ms: string[]; message_id: string; topic: string; payload: unknown; created_at: Date;
 }
 
@@ -107,7 +107,7 @@ UPDATE deliveries d SET status = 'sending', attempts = d.attempts + 1, updated_a
   locked_until = now() + greatest($2::bigint, (s.target->>'timeoutMs')::bigint + 5000) * interval '1 millisecond'
 FROM c, subscriptions s, outbox_messages m
 WHERE d.id = c.id AND s.id = d.subscription_id AND m.id = d.message_id
-RETURNING d.id, d.attempts, d.subscription_id, s.name, s.target->>'url' AS url, s.target->>'timeoutMs' AS timeout_ms, s.secret,
+RETURNING d.id, d.attempts, d.subscription_id, s.name, s.target->>'url' AS url, s.target->>'timeoutMs' AS timeout_ms, s.target->>'body' AS body_format, s.secret,
   s.retry_schedule_ms, m.id AS message_id, m.topic, m.payload, m.created_at`;
 const HTTP_DELIVERED = `UPDATE deliveries SET status = 'delivered', delivered_at = now(), last_status_code = $3, last_error = NULL,
   locked_until = NULL, updated_at = now() WHERE id = $1 AND status = 'sending' AND attempts = $2`;
@@ -140,7 +140,7 @@ export class HttpDeliveryProcessor {
   }
 
   private async deliver(row: HttpClaimRow): Promise<void> {
-    const body = webhookBody(row.topic, row.created_at, row.payload);
+    const body = row.body_format === 'payload' ? JSON.stringify(row.payload) : webhookBody(row.topic, row.created_at, row.payload);
     const headers = { ...signedHeaders(row.secret, row.id, body), 'content-type': 'application/json', 'user-agent': this.opts.userAgent ?? 'seigo' };
     const timeout = Number(row.timeout_ms);
     const started = performance.now();

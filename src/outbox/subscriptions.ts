@@ -14,7 +14,7 @@ export interface Subscription {
   name: string;
   topic: string;
   filter: Record<string, unknown>;
-  target: { type: 'handler'; handler: string } | { type: 'http'; url: string; timeoutMs: number };
+  target: { type: 'handler'; handler: string } | { type: 'http'; url: string; timeoutMs: number; body: 'envelope' | 'payload' };
   retryScheduleMs: number[];
   status: SubscriptionStatus;
   statusReason: string | null;
@@ -37,7 +37,7 @@ export function newWebhookSecret(): string {
 
 function fromRow(r: SubscriptionRow): Subscription {
   const target = r.target_type === 'http'
-    ? { type: 'http' as const, url: String(r.target.url), timeoutMs: Number(r.target.timeoutMs ?? 10_000) }
+    ? { type: 'http' as const, url: String(r.target.url), timeoutMs: Number(r.target.timeoutMs ?? 10_000), body: r.target.body === 'payload' ? 'payload' as const : 'envelope' as const }
     : { type: 'handler' as const, handler: String(r.target.handler) };
   return {
     id: r.id, name: r.name, topic: r.topic, filter: r.filter, target, retryScheduleMs: r.retry_schedule_ms.map(Number),
@@ -49,14 +49,15 @@ export interface UpsertSubscription {
   name: string;
   topic: string;
   filter?: Record<string, unknown>;
-  target: SubscriptionConfig['target'];
+  /** An HTTP target's body is the Standard Webhooks envelope unless it says otherwise. */
+  target: Exclude<SubscriptionConfig['target'], { type: 'http' }> | (Omit<Extract<SubscriptionConfig['target'], { type: 'http' }>, 'body'> & { body?: 'envelope' | 'payload' });
   retrySchedule?: number[] | undefined;
   source?: 'config' | 'api';
 }
 
 /** Creates or updates a subscription by name; an HTTP target without a secret gets a new one. Returns it with its secret. */
 export async function upsertSubscription(db: Queryable, s: UpsertSubscription): Promise<Subscription & { secret: string | null }> {
-  const target = s.target.type === 'http' ? { url: s.target.url, timeoutMs: s.target.timeoutMs } : { handler: s.target.handler };
+  const target = s.target.type === 'http' ? { url: s.target.url, timeoutMs: s.target.timeoutMs, body: s.target.body ?? 'envelope' } : { handler: s.target.handler };
   const secret = s.target.type === 'http' ? (s.target.secret ?? null) : null;
   // Deliveries carry their target type (the claim queries' index); when the target type changes,
   // the ones not yet delivered and not in flight follow it, or no worker would ever claim them.

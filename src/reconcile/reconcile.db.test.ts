@@ -420,6 +420,20 @@ describe('Zengin transfer-notice files against bank transfers', () => {
     await writeFile(broken, Buffer.from('1'.padEnd(200, ' ')));
     await expect(run({ source: 'zengin', file: broken })).rejects.toThrow(/line 1/);
   });
+
+  it('a file with a 取消 record: the cancellation the import booked is no break, the cancelled transfer still matches', async () => {
+    const va = await assignVirtualAccount(pool(), { userId: 'u-zengin-cancel', registeredNameKana: 'ﾔﾏﾀﾞ ﾊﾅｺ' });
+    const tr = transfer(4_000n, 'ﾔﾏﾀﾞ ﾊﾅｺ');
+    const file = notice(va.accountNumber, [tr, { ...tr, cancelled: true }]);
+    expect(await importTransferNoticeFile(pool(), file)).toMatchObject({ ok: true, value: { credited: 1, cancellations: 1 } });
+    const path = join(dir, 'with-cancel.txt');
+    await writeFile(path, file);
+    const r = await run({ source: 'zengin', file: path });
+    expect(r.counts).toMatchObject({ matched: 1, missing_here: 0 });
+    // Breaks of other tests' transfers on the same day may be listed; none is about this account.
+    const ours = (await breaks(r.id)).filter((b) => String(b.match_key).includes(va.accountNumber));
+    expect(ours).toEqual([]);
+  });
 });
 
 describe('HTTP deliveries to internal services', () => {

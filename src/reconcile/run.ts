@@ -2,8 +2,9 @@
 //   1. stage the other side's rows with COPY into a temporary table (streamed);
 //   2. compare them with our side in ONE statement: group their rows by key (duplicates), a hash
 //      full join with our rows in the window, a look-up by key for their rows whose counterpart
-//      lies outside it, a CASE that classifies each key, and an upsert of the breaks (one open
-//      break per scope, class and key: a re-run changes the existing row, never adds one);
+//      lies outside it, one ungrouped pass that counts every key and gathers the unclean ones, a
+//      CASE that classifies those, and the breaks written (one open break per scope, class and
+//      key: a re-run changes the existing row, never adds one);
 //   3. resolve the open breaks of the same scope and window that this run no longer sees;
 //   4. record the run, commit; then repair (repair.ts).
 // Steps 1–4 are one transaction on one connection: a run that fails leaves no breaks, a malformed
@@ -144,8 +145,9 @@ async function fileWindow(tx: pg.ClientBase, rel: { sql: string; params: unknown
 
 // $1 run, $2 scope, $3 window from, $4 window to, $5 provider, $6/$7 the window widened by the
 // slack (our side's rows); their relation's parameters follow.
-// One open break per (scope, class, key): with open breaks in the scope (`upsert`), the ones seen
-// again are updated and only the rest inserted; runs of one scope are serialized by an advisory lock.
+// One open break per (scope, class, key): runs of one scope are serialized by an advisory lock;
+// without open breaks in the scope the breaks are inserted here, otherwise (`upsert`) they are
+// merged by UPSERT_BREAKS.
 function matchStatement(side: InternalSide, ext: { sql: string }, upsert: boolean): string {
   return `
 WITH e AS (
@@ -165,42 +167,46 @@ WITH e AS (
     (j.i_key IS NOT NULL OR lk.id IS NOT NULL) AS has_i
   FROM j LEFT JOIN (SELECT j.key, l.id, l.amount, l.currency, l.status, l.raw_status, l.at FROM j CROSS JOIN LATERAL (${side.lookup('j.key')}) l WHERE j.i_key IS NULL) lk ON lk.key = j.key`
     : 'j.i_id, j.i_amount, j.i_currency, j.i_status, j.raw_status, j.i_at, j.i_key IS NOT NULL AS has_i FROM j'}
-), cls AS (
-  SELECT c.*, CASE
-    WHEN n > 1 THEN 'duplicate_there'
-    WHEN n IS NULL THEN CASE WHEN i_at >= $3 AND i_at < $4
-      AND (i_status = 'paid' OR raw_status IN ('unknown', 'awaiting_payment', 'paid_preliminary')) THEN 'missing_there' END
-    WHEN NOT has_i THEN CASE WHEN e_status = 'paid' THEN 'missing_here' END
-    WHEN e_amount IS DISTINCT FROM i_amount OR e_currency IS DISTINCT FROM i_currency THEN 'amount_mismatch'
-    WHEN e_status = i_status THEN NULL
-    WHEN e_status = 'paid' AND i_status = 'pending' THEN 'missing_here'
-    ELSE 'status_mismatch'
-  END AS class FROM c
 ), agg AS (
-  -- Counted per class in one pass, the breaks gathered along (a few percent of the rows), so the
-  -- classified rows are never stored.
-  SELECT coalesce(class, 'matched') AS class, count(*)::int AS n, count(*) FILTER (WHERE bad)::int AS bad,
-    count(i_id)::int AS internal,
-    array_agg(ROW(class, key, external_id, i_id::text, e_amount, i_amount, coalesce(e_currency, i_currency), e_status, raw_status,
-      coalesce(n, 0), coalesce(e_at::timestamptz, i_at))::reconcile_break_row) FILTER (WHERE class IS NOT NULL AND NOT bad) AS rows
-  FROM cls GROUP BY 1
+  -- One pass without grouping: every key is counted, and the few that are not clean (held twice,
+  -- held by one side only, another amount, currency or status) are gathered with what a break
+  -- keeps; only those are classified below. So the classified rows are never stored.
+  SELECT count(*)::int AS keys, count(*) FILTER (WHERE bad)::int AS bad, count(i_id)::int AS internal,
+    array_agg(ROW(key, external_id, i_id::text, e_amount, i_amount, e_currency, i_currency, e_status, i_status, raw_status,
+      coalesce(n, 0), coalesce(e_at::timestamptz, i_at), has_i))
+      FILTER (WHERE NOT bad AND (n IS DISTINCT FROM 1 OR NOT has_i OR e_amount IS DISTINCT FROM i_amount
+        OR e_currency IS DISTINCT FROM i_currency OR e_status IS DISTINCT FROM i_status)) AS rows
+  FROM c
 ), brk AS (
-  SELECT (unnest(rows)).* FROM agg WHERE rows IS NOT NULL
-)${upsert ? `, ex AS (
-  SELECT id, class, match_key FROM reconcile_breaks WHERE scope = $2 AND status = 'open'
-), upd AS (
-  UPDATE reconcile_breaks b SET run_id = $1, seen_count = b.seen_count + 1, last_seen_at = now(), external_id = brk.external_id,
-    internal_type = CASE WHEN brk.internal_id IS NOT NULL THEN '${side.type}' END, internal_id = brk.internal_id, external_amount = brk.external_amount,
-    internal_amount = brk.internal_amount, external_status = brk.external_status, internal_status = brk.internal_status, external_count = brk.external_count
-  FROM ex JOIN brk ON brk.class = ex.class AND brk.match_key = ex.match_key WHERE b.id = ex.id
-)` : ''}, ins AS (
+  SELECT * FROM (
+    SELECT r.*, CASE
+      WHEN r.external_count > 1 THEN 'duplicate_there'
+      WHEN r.external_count = 0 THEN CASE WHEN r.occurred_at >= $3 AND r.occurred_at < $4
+        AND (r.our_status = 'paid' OR r.internal_status IN ('unknown', 'awaiting_payment', 'paid_preliminary')) THEN 'missing_there' END
+      WHEN NOT r.has_internal THEN CASE WHEN r.external_status = 'paid' THEN 'missing_here' END
+      WHEN r.external_amount IS DISTINCT FROM r.internal_amount OR r.their_currency IS DISTINCT FROM r.our_currency THEN 'amount_mismatch'
+      WHEN r.external_status = 'paid' AND r.our_status = 'pending' THEN 'missing_here'
+      ELSE 'status_mismatch'
+    END AS class
+    FROM agg, unnest(agg.rows) AS r(match_key text, external_id text, internal_id text, external_amount bigint, internal_amount bigint,
+      their_currency text, our_currency text, external_status text, our_status text, internal_status text, external_count int,
+      occurred_at timestamptz, has_internal boolean)
+  ) x WHERE class IS NOT NULL
+)${upsert ? `, ins AS (
+  -- Open breaks exist in this scope: the breaks found go to a temporary table, and two more
+  -- statements (planned with its real size) update the ones seen again and insert the rest.
+  INSERT INTO ${PENDING_BREAKS} SELECT $1, $2, $5, class, match_key, external_id, internal_id, external_amount, internal_amount,
+    coalesce(their_currency, our_currency), external_status, internal_status, external_count, occurred_at FROM brk
+)` : `, ins AS (
   INSERT INTO reconcile_breaks (scope, provider, class, match_key, run_id, first_run_id, external_id, internal_type, internal_id,
     external_amount, internal_amount, currency, external_status, internal_status, external_count, occurred_at)
   SELECT $2, $5, class, match_key, $1, $1, external_id, CASE WHEN internal_id IS NOT NULL THEN '${side.type}' END, internal_id,
-    external_amount, internal_amount, currency, external_status, internal_status, external_count, occurred_at
-  FROM brk${upsert ? ' WHERE NOT EXISTS (SELECT 1 FROM ex WHERE ex.class = brk.class AND ex.match_key = brk.match_key)' : ''}
-)
-SELECT class, n, bad, internal FROM agg`;
+    external_amount, internal_amount, coalesce(their_currency, our_currency), external_status, internal_status, external_count, occurred_at
+  FROM brk
+)`}
+SELECT class, count(*)::int AS n, 0 AS bad, 0 AS internal FROM brk GROUP BY class
+UNION ALL
+SELECT 'matched', agg.keys - (SELECT count(*) FROM brk)::int, agg.bad, agg.internal FROM agg`;
 }
 
 // HTTP callbacks to internal services (seed 003): each must end acknowledged (delivered). Dead ones,
@@ -212,17 +218,38 @@ WITH cls AS (
     WHEN d.status IN ('pending', 'sending') AND d.created_at < $6 THEN 'missing_there'
   END AS class
   FROM deliveries d WHERE d.target_type = 'http' AND d.status <> 'cancelled' AND d.created_at >= $3 AND d.created_at < $4
+), found AS (
+  -- Only the breaks meet the open ones: a few rows on each side, whatever plan joins them.
+  SELECT key, class, status, created_at FROM cls WHERE class IS NOT NULL
 ), ex AS (
   SELECT id, match_key FROM reconcile_breaks WHERE scope = $2 AND status = 'open' AND class = 'missing_there'
 ), upd AS (
-  UPDATE reconcile_breaks b SET run_id = $1, seen_count = b.seen_count + 1, last_seen_at = now(), internal_status = cls.status
-  FROM ex JOIN cls ON cls.key = ex.match_key AND cls.class IS NOT NULL WHERE b.id = ex.id
+  UPDATE reconcile_breaks b SET run_id = $1, seen_count = b.seen_count + 1, last_seen_at = now(), internal_status = found.status
+  FROM ex JOIN found ON found.key = ex.match_key WHERE b.id = ex.id
 ), ins AS (
   INSERT INTO reconcile_breaks (scope, provider, class, match_key, run_id, first_run_id, internal_type, internal_id, internal_status, occurred_at)
-  SELECT $2, $5, class, key, $1, $1, 'delivery', key, status, created_at FROM cls
-  WHERE class IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ex WHERE ex.match_key = cls.key)
+  SELECT $2, $5, class, key, $1, $1, 'delivery', key, status, created_at FROM found
+  WHERE NOT EXISTS (SELECT 1 FROM ex WHERE ex.match_key = found.key)
 )
 SELECT coalesce(class, 'matched') AS class, count(*)::int AS n, 0 AS bad, count(*)::int AS internal FROM cls GROUP BY 1`;
+
+const PENDING_BREAKS = 'recon_found';
+const CREATE_PENDING = `CREATE TEMP TABLE ${PENDING_BREAKS} (run_id uuid, scope text, provider text, class text, match_key text, external_id text,
+  internal_id text, external_amount bigint, internal_amount bigint, currency text, external_status text, internal_status text,
+  external_count int, occurred_at timestamptz) ON COMMIT DROP`;
+// $1 the internal type: the breaks seen again are updated, the others inserted.
+const UPSERT_BREAKS = [`
+UPDATE reconcile_breaks b SET run_id = f.run_id, provider = f.provider, seen_count = b.seen_count + 1, last_seen_at = now(),
+  external_id = f.external_id, internal_type = CASE WHEN f.internal_id IS NOT NULL THEN $1 END, internal_id = f.internal_id,
+  external_amount = f.external_amount, internal_amount = f.internal_amount, external_status = f.external_status,
+  internal_status = f.internal_status, external_count = f.external_count
+FROM ${PENDING_BREAKS} f WHERE b.scope = f.scope AND b.status = 'open' AND b.class = f.class AND b.match_key = f.match_key`, `
+INSERT INTO reconcile_breaks (scope, provider, class, match_key, run_id, first_run_id, external_id, internal_type, internal_id,
+  external_amount, internal_amount, currency, external_status, internal_status, external_count, occurred_at)
+SELECT f.scope, f.provider, f.class, f.match_key, f.run_id, f.run_id, f.external_id, CASE WHEN f.internal_id IS NOT NULL THEN $1 END,
+  f.internal_id, f.external_amount, f.internal_amount, f.currency, f.external_status, f.internal_status, f.external_count, f.occurred_at
+FROM ${PENDING_BREAKS} f
+WHERE NOT EXISTS (SELECT 1 FROM reconcile_breaks b WHERE b.scope = f.scope AND b.status = 'open' AND b.class = f.class AND b.match_key = f.match_key)`];
 
 const RESOLVE = `
 UPDATE reconcile_breaks SET status = 'resolved', resolved_at = now(), resolved_run_id = $1
@@ -256,6 +283,7 @@ export async function runReconcile(deps: ReconcileDeps, req: ReconcileRequest, o
     // One run per scope at a time: its breaks are upserted and resolved as a whole.
     await client.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`reconcile:${staged.scope}`]);
     const upsert = (await client.query('SELECT 1 FROM reconcile_breaks WHERE scope = $1 AND status = $2 LIMIT 1', [staged.scope, 'open'])).rowCount !== 0;
+    if (upsert && staged.side) await client.query(CREATE_PENDING);
     tStage = performance.now() - t0;
     await client.query(
       `INSERT INTO reconcile_runs (id, source, scope, provider, file_name, window_from, window_to, trigger, external_rows)
@@ -290,6 +318,10 @@ export async function runReconcile(deps: ReconcileDeps, req: ReconcileRequest, o
       throw e;
     }
     if (rows.some((r) => r.bad > 0)) throw new ReconcileInputError('invalid_csv', (await staged.findBadRow?.(client)) ?? 'the file holds rows that cannot be read');
+    if (upsert && staged.side) {
+      await client.query(`ANALYZE ${PENDING_BREAKS}`);
+      for (const q of UPSERT_BREAKS) await client.query(q, [staged.side.type]);
+    }
     counts = emptyCounts();
     for (const r of rows) {
       counts[r.class] += r.n;

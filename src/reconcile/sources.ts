@@ -120,7 +120,10 @@ export const bankTransfersSide: InternalSide = {
   window: `SELECT b.external_id AS key, b.external_id AS id, b.amount, b.currency, 'paid'::text AS status, b.status AS raw_status,
       (b.transaction_date::timestamp AT TIME ZONE 'Asia/Tokyo') AS at
     FROM bank_transfers b
-    WHERE b.transaction_date >= ($6::timestamptz AT TIME ZONE 'Asia/Tokyo')::date AND b.transaction_date < ($7::timestamptz AT TIME ZONE 'Asia/Tokyo')::date`,
+    WHERE b.transaction_date >= ($6::timestamptz AT TIME ZONE 'Asia/Tokyo')::date AND b.transaction_date < ($7::timestamptz AT TIME ZONE 'Asia/Tokyo')::date
+      -- 取消 records booked by the import are not transfers (zenginRows leaves them out too).
+      AND b.status NOT IN ('cancellation', 'unmatched_cancel')`,
   lookup: (k) => `SELECT b.external_id AS key, b.external_id AS id, b.amount, b.currency, 'paid'::text AS status, b.status AS raw_status,
-      (b.transaction_date::timestamp AT TIME ZONE 'Asia/Tokyo') AS at FROM bank_transfers b WHERE b.external_id = ${k}`,
+      (b.transaction_date::timestamp AT TIME ZONE 'Asia/Tokyo') AS at FROM bank_transfers b
+    WHERE b.external_id = ${k} AND b.status NOT IN ('cancellation', 'unmatched_cancel')`,
 };
