@@ -58,14 +58,19 @@ export async function depositRoutes(app: FastifyInstance, engine: Engine, regist
     method: 'POST', url: '/v1/deposits', tags: ['deposits'], apiClient: true, responseStatus: 201,
     summary: 'Create a deposit. card: charged at once (realtime); konbini / payeasy: reserved (awaiting_payment with payment_instructions and payment_deadline), paid later; the answer is the deposit as it stands',
     body: createBody, response: depositResponse,
-  }, async ({ body }) => {
+  }, async ({ body, req }) => {
+    // A request whose process died after recording its deposit is run again when its Idempotency-Key
+    // is taken over; without a client_key of its own, the key names the deposit, so the second run
+    // finds the first run's deposit instead of making (and charging) another one.
+    const header = req.headers['idempotency-key'];
+    const clientKey = body.client_key ?? (typeof header === 'string' && header.length > 0 ? `idempotency:${req.apiClient?.name ?? ''}:${header}` : undefined);
     // Reservations need their provider (KOMOJU) configured; without it they are not offered.
     if ((body.method === 'konbini' || body.method === 'payeasy') && engine.providers.has(engine.config.deposits.reservationProvider)) {
       if (body.email === undefined) throw new UnprocessableError('email_required', `a ${body.method} deposit needs email`);
       if (body.method === 'konbini' && body.store === undefined) throw new UnprocessableError('store_required', 'a konbini deposit needs store');
       const r = await deposits.createReservationDeposit({
         userId: body.user_id, method: body.method, amount: BigInt(body.amount), currency: body.currency, email: body.email,
-        store: body.store, clientKey: body.client_key,
+        store: body.store, clientKey,
       });
       if (!r.ok) throw refusal(r.error);
       return depositMessage(r.value);
@@ -73,7 +78,7 @@ export async function depositRoutes(app: FastifyInstance, engine: Engine, regist
     if (body.method !== 'card') throw new UnprocessableError('method_not_available', `deposits by ${body.method} are not available yet`);
     if (body.payment_method === undefined) throw new UnprocessableError('payment_method_required', 'a card deposit needs payment_method');
     const r = await deposits.createCardDeposit({
-      userId: body.user_id, amount: BigInt(body.amount), currency: body.currency, paymentMethod: body.payment_method, clientKey: body.client_key,
+      userId: body.user_id, amount: BigInt(body.amount), currency: body.currency, paymentMethod: body.payment_method, clientKey,
     });
     if (!r.ok) throw refusal(r.error);
     return depositMessage(r.value);

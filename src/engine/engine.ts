@@ -72,6 +72,7 @@ export function createEngine(opts: EngineOptions): Engine {
   const operations = new Operations({
     pool: db.pool, providers, resilience: new Resilience(config.endpoints), log, clock,
     inquiryScheduleMs: config.operations.inquirySchedule, unknownDeadlineMs: config.operations.unknownDeadlineMs,
+    stalePendingMs: config.operations.stalePendingMs,
     onTransition: (provider, status) => metrics.operationTransitions.inc({ provider, status }),
   });
   // The intake writer has a small pool of its own, so acknowledgements never wait for a
@@ -100,6 +101,7 @@ export function createEngine(opts: EngineOptions): Engine {
   const handlerDeliveries = new HandlerDeliveryProcessor({ pool: db.pool, log, onOutcome }, consumers);
   const httpDeliveries = new HttpDeliveryProcessor({ pool: db.pool, log, onOutcome }, { dispatcher: egress, leaseMs: config.worker.leaseMs, userAgent: 'seigo/0.1' });
   const batch = config.worker.batchSize;
+  const janitorMs = config.operations.janitorIntervalMs ?? 10_000;
   const caseActions = new CaseActions().register(retryOperationAction(operations)).register(redriveDeliveryAction()).register(replayInboxAction());
   const reconcileDeps = { pool: db.pool, providers, inboxWriter, operations, log };
   caseActions.register(reimportRowAction(reconcileDeps));
@@ -115,10 +117,10 @@ export function createEngine(opts: EngineOptions): Engine {
         ...(extra.loops ?? []),
       ];
       const periodic: PeriodicJob[] = [
-        { name: 'operations.janitor', intervalMs: 10_000, run: async () => { await operations.janitorOnce(); } },
+        { name: 'operations.janitor', intervalMs: janitorMs, run: async () => { await operations.janitorOnce(); } },
         { name: 'ledger.expire-holds', intervalMs: 60_000, run: async () => { await expireHolds(db.pool, clock.now()); } },
         // A charge the janitor declared unknown (its process died mid-call): the deposit follows it.
-        { name: 'deposits.sync', intervalMs: 10_000, run: async () => { await deposits.syncOnce(); } },
+        { name: 'deposits.sync', intervalMs: janitorMs, run: async () => { await deposits.syncOnce(); } },
         // Escrow waiting for a refund, payouts recorded but not sent, and sent payouts the provider may have settled.
         { name: 'deposits.refunds', intervalMs: 10_000, run: async () => { await refunds.runOnce(); } },
         { name: 'deposits.expiry-inquiry', intervalMs: 5 * 60_000, run: async () => { await expiryInquiry.runOnce(); } },

@@ -168,6 +168,10 @@ export const configSchema = z.object({
   operations: z.object({
     unknownDeadlineMs: duration.default(24 * 3_600_000),
     inquirySchedule: z.array(duration).default([30_000, 120_000, 600_000, 1_800_000, 3_600_000, 6 * 3_600_000]),
+    /** How often the janitor (and the deposits' sync with it) runs; default 10 s. */
+    janitorIntervalMs: duration.optional(),
+    /** A `pending` operation older than this had its process die before sending: the janitor sends it; default 30 s. */
+    stalePendingMs: duration.optional(),
   }).strict().default({ unknownDeadlineMs: 24 * 3_600_000, inquirySchedule: [30_000, 120_000, 600_000, 1_800_000, 3_600_000, 6 * 3_600_000] }),
   /** The daily digest (src/digest): posted to a Slack incoming webhook through the outbox. */
   digest: z.object({

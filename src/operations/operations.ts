@@ -9,6 +9,7 @@ import { uuidv7 } from '../kernel/ids.ts';
 import type { Logger } from '../kernel/logger.ts';
 import { causeOf } from '../kernel/work.ts';
 import { wakeWhenVisible } from '../kernel/wake.ts';
+import { faultPoint } from '../kernel/fault-point.ts';
 import type { CallOutcome, InquiryResult, OperationRequest } from '../providers/types.ts';
 import type { ProviderRegistry } from '../providers/registry.ts';
 import { classifyCallError, type Resilience } from './resilience.ts';
@@ -53,6 +54,8 @@ export interface OperationsDeps {
   clock: Clock;
   inquiryScheduleMs: readonly number[];
   unknownDeadlineMs: number;
+  /** A `pending` operation older than this was orphaned before sending; default 30 s. */
+  stalePendingMs?: number | undefined;
   onTransition?: (provider: string, to: OperationStatus) => void;
 }
 
@@ -140,6 +143,8 @@ export class Operations {
           : { status: 'unknown', cause: `no answer: ${c.reason}`, errorCode: c.reason, errorMessage: causeOf(e as Error) };
       }
     }
+    // The chaos harness's deliberate crash between the provider's answer and the commit that records it.
+    faultPoint('operations.after-call');
     return (await this.transition(op.id, 'sending', change)) ?? (await this.get(id))!;
   }
 
@@ -177,7 +182,8 @@ export class Operations {
   async janitorOnce(limit = 100): Promise<number> {
     const pool = this.deps.pool;
     const stalePending = await pool.query<{ id: string }>(
-      `SELECT id FROM operations WHERE status = 'pending' AND created_at < now() - interval '30 seconds' ORDER BY created_at LIMIT $1`, [limit]);
+      `SELECT id FROM operations WHERE status = 'pending' AND created_at < now() - $2::bigint * interval '1 millisecond' ORDER BY created_at LIMIT $1`,
+      [limit, this.deps.stalePendingMs ?? 30_000]);
     for (const { id } of stalePending.rows) await this.execute(id);
     const abandoned = await pool.query<{ id: string }>(
       `SELECT id FROM operations WHERE status = 'sending' AND locked_until < now() LIMIT $1`, [limit]);

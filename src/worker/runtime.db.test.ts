@@ -31,6 +31,45 @@ describe('worker runtime', () => {
     expect(row.rows[0]).toEqual({ runs: '1', last_error: null, locked_until: null, later: true });
   });
 
+  it('keeps a long-running periodic job claimed past its lease, so it never runs twice at once', async () => {
+    let running = 0;
+    let overlapped = false;
+    let runs = 0;
+    const dbs = Array.from({ length: 3 }, () => createDb(t.url, { max: 3 }));
+    const workers = dbs.map((db) => new WorkerRuntime({
+      pool: db.pool, databaseUrl: t.url, log: silentLogger, role: 'test', pollIntervalMs: 100, loops: [], periodicLeaseMs: 600,
+      periodic: [{
+        name: 'test.long', intervalMs: 3_600_000,
+        run: async () => { runs++; if (++running > 1) overlapped = true; await new Promise((r) => setTimeout(r, 2_500)); running--; },
+      }],
+    }));
+    await Promise.all(workers.map((w) => w.start()));
+    await eventually(async () => {
+      const r = await t.db.pool.query(`SELECT runs FROM periodic_jobs WHERE name = 'test.long'`);
+      return Number(r.rows[0]?.runs) === 1;
+    });
+    await Promise.all(workers.map((w) => w.shutdown()));
+    await Promise.all(dbs.map((db) => db.close()));
+    expect(overlapped).toBe(false);
+    expect(runs).toBe(1);
+  });
+
+  it('takes over a periodic job whose worker died mid-run once its short lease lapses', async () => {
+    // The claim a SIGKILLed worker leaves behind: due, locked by a process that will never extend it.
+    await t.db.pool.query(
+      `INSERT INTO periodic_jobs (name, interval_ms, next_run_at, locked_until, locked_by) VALUES ('test.orphaned', 3600000, now(), now() + interval '1 second', 'dead-worker')`);
+    let runs = 0;
+    const w = new WorkerRuntime({
+      pool: t.db.pool, databaseUrl: t.url, log: silentLogger, role: 'test', pollIntervalMs: 100, loops: [],
+      periodic: [{ name: 'test.orphaned', intervalMs: 3_600_000, run: async () => { runs++; } }],
+    });
+    await w.start();
+    await eventually(async () => runs === 1);
+    await w.shutdown();
+    const row = await t.db.pool.query(`SELECT runs, locked_by FROM periodic_jobs WHERE name = 'test.orphaned'`);
+    expect(row.rows[0]).toEqual({ runs: '1', locked_by: null });
+  });
+
   it('registers live processes and removes them on a graceful stop', async () => {
     const w = new WorkerRuntime({ pool: t.db.pool, databaseUrl: t.url, log: silentLogger, role: 'worker', pollIntervalMs: 100, loops: [], periodic: [] });
     await w.start();

@@ -9,6 +9,8 @@ import { causeOf } from '../kernel/work.ts';
 import { uuidv7 } from '../kernel/ids.ts';
 import type { WakeChannel as Channel } from '../kernel/wake.ts';
 
+/** How long a claimed periodic job stays claimed without its worker extending the claim (default). */
+export const PERIODIC_LEASE_MS = 30_000;
 
 export interface WorkLoop {
   name: string;
@@ -34,6 +36,8 @@ export interface WorkerOptions {
   pollIntervalMs: number;
   loops: WorkLoop[];
   periodic: PeriodicJob[];
+  /** The claim on a running periodic job; extended every third of it while the job runs. Default PERIODIC_LEASE_MS. */
+  periodicLeaseMs?: number | undefined;
 }
 
 class Wakeup {
@@ -128,6 +132,7 @@ export class WorkerRuntime {
   private async runPeriodic(): Promise<void> {
     const { pool, log } = this.opts;
     const jobs = new Map(this.opts.periodic.map((j) => [j.name, j]));
+    const leaseMs = this.opts.periodicLeaseMs ?? PERIODIC_LEASE_MS;
     let tick = 0;
     while (!this.stop.signal.aborted) {
       try {
@@ -137,19 +142,27 @@ export class WorkerRuntime {
         }
         for (;;) {
           const r = await pool.query<{ name: string }>(
-            `UPDATE periodic_jobs SET locked_until = now() + interval '10 minutes', locked_by = $1
+            `UPDATE periodic_jobs SET locked_until = now() + $3::bigint * interval '1 millisecond', locked_by = $1
              WHERE name = (SELECT name FROM periodic_jobs WHERE name = ANY($2::text[]) AND next_run_at <= now()
                              AND (locked_until IS NULL OR locked_until < now())
                            ORDER BY next_run_at LIMIT 1 FOR UPDATE SKIP LOCKED)
-             RETURNING name`, [this.id, [...jobs.keys()]]);
+             RETURNING name`, [this.id, [...jobs.keys()], leaseMs]);
           const name = r.rows[0]?.name;
           if (!name) break;
+          // A short lease, extended while the job runs: if this process dies mid-run, another worker
+          // takes the job over within one lease instead of the job stopping for a long one.
+          const extend = setInterval(() => {
+            pool.query(`UPDATE periodic_jobs SET locked_until = now() + $3::bigint * interval '1 millisecond' WHERE name = $1 AND locked_by = $2`,
+              [name, this.id, leaseMs]).catch((e: Error) => log.warn({ job: name, err: causeOf(e) }, 'could not extend a periodic job lease'));
+          }, leaseMs / 3);
           let error: string | null = null;
           try {
             await jobs.get(name)!.run();
           } catch (e) {
             error = causeOf(e as Error);
             log.error({ job: name, err: error }, 'periodic job failed');
+          } finally {
+            clearInterval(extend);
           }
           await pool.query(
             `UPDATE periodic_jobs SET next_run_at = now() + interval_ms * interval '1 millisecond', locked_until = NULL, locked_by = NULL,

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { KONBINI_STORES, PRELIMINARY_CANCELLED_EVENT, PRELIMINARY_PAID_EVENT, type KomojuEvent, type PaymentStatus } from './payment.ts';
 import { sign } from './signature.ts';
-import { mulberry32 } from '../../sim/prng.ts';
+import { mulberry32 } from '../../kernel/prng.ts';
 
 export interface KomojuFaults {
   /** Each API request waits a random 0…latencyMs first. */
@@ -123,6 +123,8 @@ export class KomojuSimulator {
   };
   /** Every event KOMOJU decided to send, in order, before delivery faults. */
   readonly events: KomojuEvent[] = [];
+  /** Ids of the events the `dropWebhook` fault kept from ever being sent. */
+  readonly droppedEventIds = new Set<string>();
 
   private readonly payments = new Map<string, SimPayment>();
   private readonly disbursements = new Map<string, SimDisbursement>();
@@ -191,6 +193,11 @@ export class KomojuSimulator {
   payment(id: string): Readonly<Record<string, unknown>> | undefined {
     const p = this.payments.get(id);
     return p ? render(p) : undefined;
+  }
+
+  /** Every payment as KOMOJU holds it now, oldest first: the provider's own record, for end-to-end checks. */
+  allPayments(): Record<string, unknown>[] {
+    return [...this.payments.values()].map(render);
   }
 
   // ---- the customer's and the banks' side (test control) ----
@@ -558,6 +565,7 @@ export class KomojuSimulator {
     this.counters.webhooksEmitted++;
     if (this.roll(this.faults.dropWebhook)) {
       this.counters.webhooksDropped++;
+      this.droppedEventIds.add(event.id);
       return;
     }
     if (this.roll(this.faults.reorderWebhooks)) {

@@ -5,7 +5,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { request } from 'undici';
 import { signatureHeader } from './signature.ts';
-import { mulberry32 } from '../../sim/prng.ts';
+import { mulberry32 } from '../../kernel/prng.ts';
 
 export interface StripeFaults {
   /** Added before every API answer, in ms. */

@@ -1,0 +1,288 @@
+// Drives deposits of every method through seigo's public API and plays the customers: it pays
+// konbini / Pay-easy reservations at the KOMOJU simulator (preliminary notices, cancelled ones,
+// payment after expiry), sends bank transfers that the bank reports in Zengin files, and makes some
+// users sit near their limit and some restricted. Everything it will do is drawn from the seed
+// before it starts (`planDeposits`), so a seed repeats what is driven; only timing varies.
+import { setTimeout as sleep } from 'node:timers/promises';
+import { mulberry32 } from '../kernel/prng.ts';
+import { restrictOwner, setBalanceLimit } from '../ledger/index.ts';
+import type { World } from './world.ts';
+
+type Method = 'card' | 'konbini' | 'payeasy' | 'bank_transfer';
+/** What the customer does with a reservation once it exists. */
+type Scenario = 'pay' | 'pay_with_preliminary' | 'preliminary_cancelled_then_pay' | 'preliminary_cancelled_then_expire' | 'expire' | 'pay_after_expiry';
+type TransferKind = 'match' | 'name_mismatch' | 'unknown_account';
+
+export interface SimUser {
+  id: string;
+  /** Registered name (full-width kana) and the same name as the bank writes it (half-width). */
+  nameKana: string;
+  payerKana: string;
+  limit: number | undefined;
+  restricted: 'no' | 'from_start' | 'later';
+  /** Registers a bank account for refunds of escrowed money (the others' escrow waits, reported). */
+  refundAccount: boolean;
+  accountNumber?: string | undefined;
+}
+
+export interface PlannedDeposit {
+  index: number;
+  user: SimUser;
+  method: Method;
+  amount: number;
+  card: string;
+  store: string;
+  scenario: Scenario;
+  transfer: TransferKind;
+  /** A bank transfer asked of KOMOJU (a reservation with a virtual account) rather than to the user's own account. */
+  viaKomoju: boolean;
+  customerDelayMs: number;
+}
+
+export interface Plan {
+  users: SimUser[];
+  deposits: PlannedDeposit[];
+}
+
+const NAMES: readonly [string, string][] = [
+  ['ヤマダ タロウ', 'ﾔﾏﾀﾞ ﾀﾛｳ'], ['スズキ ハナコ', 'ｽｽﾞｷ ﾊﾅｺ'], ['タナカ イチロウ', 'ﾀﾅｶ ｲﾁﾛｳ'], ['サトウ ケンジ', 'ｻﾄｳ ｹﾝｼﾞ'],
+  ['ワタナベ ユキ', 'ﾜﾀﾅﾍﾞ ﾕｷ'], ['イトウ ショウ', 'ｲﾄｳ ｼｮｳ'], ['カ)セイゴショウジ', 'ｶ)ｾｲｺﾞｼｮｳｼﾞ'], ['コバヤシ メグミ', 'ｺﾊﾞﾔｼ ﾒｸﾞﾐ'],
+];
+const STORES = ['lawson', 'family-mart', 'seven-eleven', 'ministop'] as const;
+
+export function planDeposits(o: { seed: number; count: number; users: number; faultRate: number }): Plan {
+  const r = mulberry32(o.seed ^ 0xd1ce);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
+  const users: SimUser[] = Array.from({ length: o.users }, (_, i) => {
+    const [nameKana, payerKana] = NAMES[i % NAMES.length]!;
+    const kind = r();
+    return {
+      id: `sim-${o.seed}-u${i + 1}`, nameKana, payerKana,
+      // About a quarter sit near a low limit, so refusals, escrow and the limit check all happen.
+      limit: kind < 0.25 ? 40_000 + Math.floor(r() * 4) * 5_000 : undefined,
+      restricted: kind >= 0.25 && kind < 0.33 ? 'from_start' : kind >= 0.33 && kind < 0.41 ? 'later' : 'no',
+      refundAccount: r() < 0.6,
+    };
+  });
+  const f = o.faultRate;
+  const deposits: PlannedDeposit[] = Array.from({ length: o.count }, (_, index) => {
+    const m = r();
+    const method: Method = m < 0.3 ? 'card' : m < 0.55 ? 'konbini' : m < 0.75 ? 'payeasy' : 'bank_transfer';
+    const s = r();
+    // The customer's own faults (a cancelled 速報, paying after the deadline) grow with the fault rate.
+    const scenario: Scenario = s < f / 2 ? 'preliminary_cancelled_then_pay' : s < f ? 'pay_after_expiry'
+      : s < f + 0.05 ? 'preliminary_cancelled_then_expire' : s < f + 0.15 ? 'expire' : s < f + 0.35 ? 'pay_with_preliminary' : 'pay';
+    const t = r();
+    return {
+      index, user: pick(users), method, amount: 1_000 + Math.floor(r() * 300) * 100,
+      card: r() < 0.9 ? 'pm_card_visa' : 'pm_card_chargeDeclined', store: pick(STORES), scenario,
+      transfer: t < 0.85 ? 'match' : t < 0.93 ? 'name_mismatch' : 'unknown_account', viaKomoju: r() < 0.5,
+      customerDelayMs: Math.floor(r() * 1_500),
+    };
+  });
+  return { users, deposits };
+}
+
+export interface DriveStats {
+  requested: number;
+  byMethod: Record<Method, number>;
+  accepted: number;
+  refused: Record<string, number>;
+  /** Calls that never got a final answer from the API despite retries (a client-side give-up). */
+  gaveUp: number;
+  bankFiles: number;
+  bankFilesSentTwice: number;
+  komojuBankTransfer: 'available' | 'not available';
+  scenarios: Record<string, number>;
+}
+
+interface ApiAnswer { status: number; body: Record<string, unknown> }
+
+/** One API call as a careful client makes it: retried with the same Idempotency-Key until it gets a real answer. */
+async function call(w: World, method: 'GET' | 'POST', path: string, o: { body?: unknown; raw?: Buffer; key?: string; admin?: boolean; giveUpMs?: number } = {}): Promise<ApiAnswer | undefined> {
+  const end = Date.now() + (o.giveUpMs ?? 120_000);
+  let wait = 100;
+  for (;;) {
+    try {
+      const headers: Record<string, string> = { authorization: `Bearer ${o.admin ? w.adminToken : w.apiKey}` };
+      if (o.body !== undefined) headers['content-type'] = 'application/json';
+      if (o.raw !== undefined) headers['content-type'] = 'application/octet-stream';
+      if (o.key) headers['idempotency-key'] = o.key;
+      const res = await fetch(`${w.url}${path}`, {
+        method, headers, signal: AbortSignal.timeout(20_000),
+        ...(o.body !== undefined ? { body: JSON.stringify(o.body) } : o.raw !== undefined ? { body: new Uint8Array(o.raw) } : {}),
+      });
+      const text = await res.text();
+      // 409: the same key is still running (or its process died and the key is not free yet); 5xx: try again.
+      if (res.status !== 409 && res.status < 500) {
+        let body: Record<string, unknown> = {};
+        try { body = JSON.parse(text) as Record<string, unknown>; } catch { /* not JSON */ }
+        return { status: res.status, body };
+      }
+    } catch {
+      // the connection broke (a killed process): the request may or may not have run; the key makes a retry safe
+    }
+    if (Date.now() > end) return undefined;
+    await sleep(wait);
+    wait = Math.min(wait * 2, 2_000);
+  }
+}
+
+/** Creates the users: virtual accounts through the API, limits and restrictions as an operator would set them. */
+export async function setUpUsers(w: World, plan: Plan): Promise<void> {
+  for (const u of plan.users) {
+    const a = await call(w, 'POST', '/v1/virtual-accounts', { body: { user_id: u.id, name_kana: u.nameKana } });
+    if (a?.status !== 200 && a?.status !== 201) throw new Error(`could not assign a virtual account to ${u.id}: ${a ? `${a.status} ${JSON.stringify(a.body)}` : 'no answer'}`);
+    u.accountNumber = String(a.body.account_number);
+    if (u.limit !== undefined) await setBalanceLimit(w.pool, u.id, BigInt(u.limit));
+    if (u.restricted === 'from_start') await restrictOwner(w.pool, u.id, 'frozen by the simulation');
+    if (u.refundAccount) {
+      const ra = await call(w, 'POST', '/v1/refund-accounts', {
+        body: { user_id: u.id, bank_code: '0005', branch_code: '123', account_type: 'ordinary', account_number: String(1_000_000 + plan.users.indexOf(u)), holder_kana: bankHolderName(u.payerKana) },
+      });
+      if (ra?.status !== 200 && ra?.status !== 201) throw new Error(`could not register a refund account for ${u.id}: ${ra ? `${ra.status} ${JSON.stringify(ra.body)}` : 'no answer'}`);
+    }
+  }
+}
+
+/**
+ * Drives the planned deposits, `concurrency` at a time, until all are done or `untilMs` (epoch ms)
+ * passes; customers' later actions (paying, letting expire) run in the background and are awaited
+ * before this returns, and the bank's last file is delivered.
+ */
+export async function driveDeposits(w: World, plan: Plan, o: { concurrency: number; faultRate: number; untilMs?: number | undefined }): Promise<DriveStats> {
+  const stats: DriveStats = {
+    requested: 0, byMethod: { card: 0, konbini: 0, payeasy: 0, bank_transfer: 0 }, accepted: 0, refused: {}, gaveUp: 0,
+    bankFiles: 0, bankFilesSentTwice: 0, komojuBankTransfer: 'available', scenarios: {},
+  };
+  const r = mulberry32(w.seed ^ 0xba4c);
+  const customers: Promise<void>[] = [];
+  let next = 0;
+  let driving = true;
+
+  let bankError: Error | undefined;
+  const bankLoop = (async () => {
+    while (driving || w.bank.waitingCount > 0) {
+      await sleep(driving ? 700 : 0);
+      const file = w.bank.takeFile();
+      if (!file) continue;
+      const twice = r() < o.faultRate;
+      for (let i = 0; i < (twice ? 2 : 1); i++) {
+        const a = await call(w, 'POST', '/admin/v1/bank-transfers/import', { raw: file, admin: true });
+        if (a?.status !== 200) throw new Error(`the bank's transfer-notice file was refused: ${a ? `${a.status} ${JSON.stringify(a.body)}` : 'no answer'}`);
+      }
+      stats.bankFiles++;
+      if (twice) stats.bankFilesSentTwice++;
+    }
+  })().catch((e: unknown) => { bankError = e as Error; });
+
+  const one = async (d: PlannedDeposit) => {
+    stats.requested++;
+    stats.byMethod[d.method]++;
+    const u = d.user;
+    if (d.method === 'bank_transfer' && !(d.viaKomoju && stats.komojuBankTransfer === 'available')) {
+      stats.accepted++;
+      stats.scenarios[`transfer_${d.transfer}`] = (stats.scenarios[`transfer_${d.transfer}`] ?? 0) + 1;
+      const other = plan.users.find((x) => x.payerKana !== u.payerKana) ?? u;
+      w.bank.transfer({
+        accountNumber: d.transfer === 'unknown_account' ? String(9_000_000 + d.index) : u.accountNumber!,
+        amount: BigInt(d.amount), payerName: d.transfer === 'name_mismatch' ? other.payerKana : u.payerKana,
+      });
+      return;
+    }
+    const body: Record<string, unknown> = { method: d.method, user_id: u.id, amount: d.amount };
+    if (d.method === 'card') body.payment_method = d.card;
+    else body.email = `${u.id}@example.com`;
+    if (d.method === 'konbini') body.store = d.store;
+    const key = `sim-${w.seed}-${d.index}`;
+    const a = await call(w, 'POST', '/v1/deposits', { body, key, giveUpMs: 180_000 });
+    if (!a) {
+      stats.gaveUp++;
+      w.walletGaveUp.add(key);
+      return;
+    }
+    if (a.status !== 201) {
+      const code = typeof a.body.code === 'string' ? a.body.code : `http_${a.status}`;
+      if (d.method === 'bank_transfer' && a.status === 422 && code === 'method_not_available') {
+        // KOMOJU bank transfers are not offered by this seigo: the customer pays into their own account instead.
+        stats.komojuBankTransfer = 'not available';
+        stats.requested--;
+        stats.byMethod.bank_transfer--;
+        return one({ ...d, viaKomoju: false });
+      }
+      stats.refused[code] = (stats.refused[code] ?? 0) + 1;
+      return;
+    }
+    stats.accepted++;
+    const depositId = String(a.body.id);
+    w.walletDeposits.add(depositId);
+    if (d.method === 'card') return;
+    stats.scenarios[d.scenario] = (stats.scenarios[d.scenario] ?? 0) + 1;
+    customers.push(playCustomer(w, d, depositId));
+  };
+
+  const lanes = Array.from({ length: o.concurrency }, async () => {
+    while (next < plan.deposits.length && (o.untilMs === undefined || Date.now() < o.untilMs)) {
+      await one(plan.deposits[next++]!);
+    }
+  });
+  try {
+    await Promise.all(lanes);
+    await Promise.all(customers);
+  } finally {
+    driving = false;
+    await bankLoop;
+  }
+  if (bankError) throw bankError;
+  return stats;
+}
+
+/** A name as a bank holds an account's 口座名義: half-width kana without small kana (ｼｮｳ → ｼﾖｳ). */
+function bankHolderName(kana: string): string {
+  const large: Record<string, string> = { ｧ: 'ｱ', ｨ: 'ｲ', ｩ: 'ｳ', ｪ: 'ｴ', ｫ: 'ｵ', ｬ: 'ﾔ', ｭ: 'ﾕ', ｮ: 'ﾖ', ｯ: 'ﾂ' };
+  return [...kana].map((c) => large[c] ?? c).join('');
+}
+
+/** The customer, with the payment instructions KOMOJU sent by email, acts at the simulator. */
+async function playCustomer(w: World, d: PlannedDeposit, depositId: string): Promise<void> {
+  // The reservation may still be on its way (a timeout, a killed process): KOMOJU knows it once it exists.
+  let paymentId: string | undefined;
+  for (let i = 0; i < 200 && !paymentId; i++) {
+    paymentId = w.komoju.allPayments().find((p) => p.external_order_num === depositId)?.id as string | undefined;
+    if (!paymentId) await sleep(100);
+  }
+  if (!paymentId) return; // never reserved at KOMOJU: nothing to pay
+  await sleep(d.customerDelayMs);
+  if (d.user.restricted === 'later') await restrictOwner(w.pool, d.user.id, 'frozen by the simulation while a reservation was open');
+  const k = w.komoju;
+  const id = paymentId;
+  const payment = k.payment(id);
+  if (d.viaKomoju && d.method === 'bank_transfer') {
+    const details = payment?.payment_details as Record<string, unknown> | undefined;
+    k.bankTransfer({ virtualAccount: String(details?.account_number), amount: d.amount, payerKana: d.user.payerKana });
+    return;
+  }
+  switch (d.scenario) {
+    case 'pay': k.pay(id); return;
+    case 'pay_with_preliminary': k.pay(id, { preliminary: true }); return;
+    case 'preliminary_cancelled_then_pay':
+      k.pay(id, { preliminary: true, holdFinal: true });
+      await sleep(200);
+      k.cancelPreliminary(id);
+      await sleep(300);
+      k.pay(id);
+      return;
+    case 'preliminary_cancelled_then_expire':
+      k.pay(id, { preliminary: true, holdFinal: true });
+      await sleep(200);
+      k.cancelPreliminary(id);
+      await sleep(300);
+      k.expire(id);
+      return;
+    case 'expire': k.expire(id); return;
+    case 'pay_after_expiry':
+      k.expire(id);
+      await sleep(300);
+      k.payAfterExpiry(id);
+  }
+}
