@@ -1,10 +1,11 @@
 // One reconciliation run (ARCHITECTURE "Reconcile"; seeds 001 リコンサイル and 003 定期的に突合):
 //   1. stage the other side's rows with COPY into a temporary table (streamed);
-//   2. compare them with our side in ONE statement: group their rows by key (duplicates), a hash
-//      full join with our rows in the window, a look-up by key for their rows whose counterpart
-//      lies outside it, one ungrouped pass that counts every key and gathers the unclean ones, a
-//      CASE that classifies those, and the breaks written (one open break per scope, class and
-//      key: a re-run changes the existing row, never adds one);
+//   2. compare them with our side in ONE statement: a narrow pass for the keys they hold twice, one
+//      hash full join of their rows (not grouped) with ours in the window carrying only key,
+//      amount, currency, status and row ids, which counts the clean keys and gathers the ids of
+//      the few unclean rows; those rows alone are read again (by ctid), looked up by key where
+//      ours lies outside the window, grouped by key, classified, and the breaks written (one open
+//      break per scope, class and key: a re-run changes the existing row, never adds one);
 //   3. resolve the open breaks of the same scope and window that this run no longer sees;
 //   4. record the run, commit; then repair (repair.ts).
 // Steps 1–4 are one transaction on one connection: a run that fails leaves no breaks, a malformed
@@ -85,14 +86,14 @@ interface Staged {
   file: string | null;
   rows: number;
   side: InternalSide | null;
-  /** Their rows as (line, key, external_id, amount, currency, status, at, raw, bad). */
+  /** Their rows as (line, key, external_id, amount, currency, status, at, raw, bad); `line` the row's ctid (the match reads a row again by it). */
   relation: (offset: number) => { sql: string; params: unknown[] };
   from: Date;
   to: Date;
   findBadRow?: (tx: pg.ClientBase, refused?: string) => Promise<string | null>;
 }
 
-const stagedRelation = () => ({ sql: `SELECT line, key, external_id, amount, currency, status, at, raw, false AS bad FROM ${STAGE_TABLE}`, params: [] });
+const stagedRelation = () => ({ sql: `SELECT ctid AS line, key, external_id, amount, currency, status, at, raw, false AS bad FROM ${STAGE_TABLE}`, params: [] });
 
 async function stage(tx: pg.ClientBase, deps: ReconcileDeps, req: ReconcileRequest, progress: (rows: number, fraction?: number) => void): Promise<Staged> {
   switch (req.source) {
@@ -150,47 +151,53 @@ async function fileWindow(tx: pg.ClientBase, rel: { sql: string; params: unknown
 // merged by UPSERT_BREAKS.
 function matchStatement(side: InternalSide, ext: { sql: string }, upsert: boolean): string {
   return `
-WITH e AS (
-  -- One row per key they hold, with how many times they hold it (duplicates).
-  SELECT key, count(*)::int AS n, min(external_id COLLATE "C") AS external_id, min(amount) AS amount, min(currency COLLATE "C") AS currency,
-    min(status COLLATE "C") AS status, min(at::text COLLATE "C") AS at, bool_or(bad) AS bad
-  FROM (${ext.sql}) x GROUP BY key
-), i AS (${side.window}
-), j AS (
-  SELECT coalesce(e.key, i.key) AS key, e.n, e.external_id, e.amount AS e_amount, e.currency AS e_currency, e.status AS e_status, e.at AS e_at, e.bad,
-    i.key AS i_key, i.id AS i_id, i.amount AS i_amount, i.currency AS i_currency, i.status AS i_status, i.raw_status, i.at AS i_at
-  FROM e FULL JOIN i ON i.key = e.key
-), c AS (
-  SELECT j.key, j.n, j.external_id, j.e_amount, j.e_currency, j.e_status, j.e_at, coalesce(j.bad, false) AS bad,
-    ${side.lookup ? `coalesce(j.i_id, lk.id) AS i_id, coalesce(j.i_amount, lk.amount) AS i_amount, coalesce(j.i_currency, lk.currency) AS i_currency,
-    coalesce(j.i_status, lk.status) AS i_status, coalesce(j.raw_status, lk.raw_status) AS raw_status, coalesce(j.i_at, lk.at) AS i_at,
-    (j.i_key IS NOT NULL OR lk.id IS NOT NULL) AS has_i
-  FROM j LEFT JOIN (SELECT j.key, l.id, l.amount, l.currency, l.status, l.raw_status, l.at FROM j CROSS JOIN LATERAL (${side.lookup('j.key')}) l WHERE j.i_key IS NULL) lk ON lk.key = j.key`
-    : 'j.i_id, j.i_amount, j.i_currency, j.i_status, j.raw_status, j.i_at, j.i_key IS NOT NULL AS has_i FROM j'}
+WITH d AS (
+  -- The keys they hold more than once: a narrow pass that hashes the key alone.
+  SELECT key FROM (${ext.sql}) x GROUP BY key HAVING count(*) > 1
+), i AS NOT MATERIALIZED (${side.window}
 ), agg AS (
-  -- One pass without grouping: every key is counted, and the few that are not clean (held twice,
-  -- held by one side only, another amount, currency or status) are gathered with what a break
-  -- keeps; only those are classified below. So the classified rows are never stored.
-  SELECT count(*)::int AS keys, count(*) FILTER (WHERE bad)::int AS bad, count(i_id)::int AS internal,
-    array_agg(ROW(key, external_id, i_id::text, e_amount, i_amount, e_currency, i_currency, e_status, i_status, raw_status,
-      coalesce(n, 0), coalesce(e_at::timestamptz, i_at), has_i))
-      FILTER (WHERE NOT bad AND (n IS DISTINCT FROM 1 OR NOT has_i OR e_amount IS DISTINCT FROM i_amount
-        OR e_currency IS DISTINCT FROM i_currency OR e_status IS DISTINCT FROM i_status)) AS rows
-  FROM c
+  -- One hash full join of their rows as they are (not grouped) with ours in the window, carrying
+  -- only what decides "clean": the key, amount, currency, status and each row's id. Clean keys
+  -- (one row each side, the same amount, currency and status) are only counted; the rows of the
+  -- few that are not are gathered by row id, and only those are read again and classified below.
+  SELECT count(*)::int AS all_rows, count(i.tid)::int AS all_internal,
+    array_agg(ROW(coalesce(e.key, i.key), e.line, i.tid)) FILTER (WHERE e.line IS NULL OR i.tid IS NULL OR e.amount IS DISTINCT FROM i.amount
+      OR e.currency IS DISTINCT FROM i.currency OR e.status IS DISTINCT FROM i.status OR e.key IN (SELECT key FROM d)) AS rows
+  FROM (${ext.sql}) e FULL JOIN i ON i.key = e.key
+), w AS (
+  -- The gathered rows read again by row id (their unreadable rows among them: every unreadable
+  -- row is unclean); ours outside the window looked up by key where the side can.
+  SELECT u.key, u.line IS NOT NULL AS has_e, u.tid IS NOT NULL AS in_window, x.external_id, x.amount AS e_amount, x.currency AS e_currency,
+    x.status AS e_status, x.at AS e_at, coalesce(x.bad, false) AS bad,
+    ${side.lookup ? `coalesce(y.id, lk.id) AS i_id, coalesce(y.amount, lk.amount) AS i_amount, coalesce(y.currency, lk.currency) AS i_currency,
+    coalesce(y.status, lk.status) AS i_status, coalesce(y.raw_status, lk.raw_status) AS raw_status, coalesce(y.at, lk.at) AS i_at,
+    (y.tid IS NOT NULL OR lk.id IS NOT NULL) AS has_i` : 'y.id AS i_id, y.amount AS i_amount, y.currency AS i_currency, y.status AS i_status, y.raw_status, y.at AS i_at, y.tid IS NOT NULL AS has_i'}
+  FROM agg CROSS JOIN LATERAL unnest(agg.rows) AS u(key text, line tid, tid tid)
+  LEFT JOIN LATERAL (SELECT * FROM (${ext.sql}) x WHERE x.line = u.line) x ON true
+  LEFT JOIN LATERAL (SELECT * FROM i WHERE i.tid = u.tid) y ON true${side.lookup ? `
+  LEFT JOIN LATERAL (SELECT * FROM (${side.lookup('u.key')}) l WHERE u.tid IS NULL) lk ON true` : ''}
+), g AS (
+  -- The unclean keys, one row each (a key held n times there: its n rows, counted here).
+  SELECT w.key AS match_key, min(w.external_id COLLATE "C") AS external_id, min(w.i_id::text COLLATE "C") AS internal_id,
+    min(w.e_amount) AS external_amount, min(w.i_amount) AS internal_amount, min(w.e_currency COLLATE "C") AS their_currency,
+    min(w.i_currency COLLATE "C") AS our_currency, min(w.e_status COLLATE "C") AS external_status, min(w.i_status COLLATE "C") AS our_status,
+    min(w.raw_status COLLATE "C") AS internal_status, count(*) FILTER (WHERE w.has_e)::int AS external_count,
+    coalesce(min(w.e_at::text COLLATE "C")::timestamptz, min(w.i_at)) AS occurred_at, bool_or(w.has_i) AS has_internal,
+    count(*) FILTER (WHERE w.in_window)::int AS window_rows
+  FROM w WHERE NOT w.bad GROUP BY w.key
 ), brk AS (
   SELECT * FROM (
-    SELECT r.*, CASE
-      WHEN r.external_count > 1 THEN 'duplicate_there'
-      WHEN r.external_count = 0 THEN CASE WHEN r.occurred_at >= $3 AND r.occurred_at < $4
-        AND (r.our_status = 'paid' OR r.internal_status IN ('unknown', 'awaiting_payment', 'paid_preliminary')) THEN 'missing_there' END
-      WHEN NOT r.has_internal THEN CASE WHEN r.external_status = 'paid' THEN 'missing_here' END
-      WHEN r.external_amount IS DISTINCT FROM r.internal_amount OR r.their_currency IS DISTINCT FROM r.our_currency THEN 'amount_mismatch'
-      WHEN r.external_status = 'paid' AND r.our_status = 'pending' THEN 'missing_here'
-      ELSE 'status_mismatch'
+    SELECT g.*, CASE
+      WHEN g.external_count > 1 THEN 'duplicate_there'
+      WHEN g.external_count = 0 THEN CASE WHEN g.occurred_at >= $3 AND g.occurred_at < $4
+        AND (g.our_status = 'paid' OR g.internal_status IN ('unknown', 'awaiting_payment', 'paid_preliminary')) THEN 'missing_there' END
+      WHEN NOT g.has_internal THEN CASE WHEN g.external_status = 'paid' THEN 'missing_here' END
+      WHEN g.external_amount IS DISTINCT FROM g.internal_amount OR g.their_currency IS DISTINCT FROM g.our_currency THEN 'amount_mismatch'
+      WHEN g.external_status = 'paid' AND g.our_status = 'pending' THEN 'missing_here'
+      -- Else clean after all: ours found outside the window by the look-up.
+      WHEN g.external_status IS DISTINCT FROM g.our_status THEN 'status_mismatch'
     END AS class
-    FROM agg, unnest(agg.rows) AS r(match_key text, external_id text, internal_id text, external_amount bigint, internal_amount bigint,
-      their_currency text, our_currency text, external_status text, our_status text, internal_status text, external_count int,
-      occurred_at timestamptz, has_internal boolean)
+    FROM g
   ) x WHERE class IS NOT NULL
 )${upsert ? `, ins AS (
   -- Open breaks exist in this scope: the breaks found go to a temporary table, and two more
@@ -206,7 +213,9 @@ WITH e AS (
 )`}
 SELECT class, count(*)::int AS n, 0 AS bad, 0 AS internal FROM brk GROUP BY class
 UNION ALL
-SELECT 'matched', agg.keys - (SELECT count(*) FROM brk)::int, agg.bad, agg.internal FROM agg`;
+SELECT 'matched', agg.all_rows - coalesce(cardinality(agg.rows), 0) + (SELECT count(*) FROM g)::int - (SELECT count(*) FROM brk)::int,
+  (SELECT count(*) FROM w WHERE bad)::int, agg.all_internal - (SELECT coalesce(sum(window_rows - has_internal::int), 0) FROM g)::int
+FROM agg`;
 }
 
 // HTTP callbacks to internal services (seed 003): each must end acknowledged (delivered). Dead ones,

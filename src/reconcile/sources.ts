@@ -86,7 +86,8 @@ export function* zenginRows(transfers: readonly TransferNotice[]): Generator<Ext
 }
 
 /**
- * Our side as rows of (key, id, amount, currency, status, raw_status, at). `$6`/`$7` are the window
+ * Our side as rows of (key, tid, id, amount, currency, status, raw_status, at), `tid` the row's ctid
+ * (the match reads a row again by it). `$6`/`$7` are the window
  * widened by the slack, `$5` the provider; `window` reads the rows in the window, `lookup` one row by key (LATERAL, for
  * their rows whose counterpart lies outside the window: a konbini payment captured days after
  * its reservation).
@@ -104,7 +105,7 @@ const DEPOSIT_STATUS = `CASE WHEN d.status = 'succeeded' THEN 'paid'
 
 export function depositsSide(match: 'reference' | 'external_id'): InternalSide {
   const key = match === 'reference' ? 'd.id::text' : 'd.provider_payment_id';
-  const cols = `${key} AS key, d.id AS id, d.amount, d.currency, ${DEPOSIT_STATUS} AS status, d.status AS raw_status, d.created_at AS at`;
+  const cols = `${key} AS key, d.ctid AS tid, d.id AS id, d.amount, d.currency, ${DEPOSIT_STATUS} AS status, d.status AS raw_status, d.created_at AS at`;
   return {
     type: 'deposit',
     window: `SELECT ${cols} FROM deposits d WHERE d.provider = $5 AND d.created_at >= $6 AND d.created_at < $7${match === 'external_id' ? ' AND d.provider_payment_id IS NOT NULL' : ''}`,
@@ -117,13 +118,13 @@ export function depositsSide(match: 'reference' | 'external_id'): InternalSide {
 
 export const bankTransfersSide: InternalSide = {
   type: 'bank_transfer',
-  window: `SELECT b.external_id AS key, b.external_id AS id, b.amount, b.currency, 'paid'::text AS status, b.status AS raw_status,
+  window: `SELECT b.external_id AS key, b.ctid AS tid, b.external_id AS id, b.amount, b.currency, 'paid'::text AS status, b.status AS raw_status,
       (b.transaction_date::timestamp AT TIME ZONE 'Asia/Tokyo') AS at
     FROM bank_transfers b
     WHERE b.transaction_date >= ($6::timestamptz AT TIME ZONE 'Asia/Tokyo')::date AND b.transaction_date < ($7::timestamptz AT TIME ZONE 'Asia/Tokyo')::date
       -- 取消 records booked by the import are not transfers (zenginRows leaves them out too).
       AND b.status NOT IN ('cancellation', 'unmatched_cancel')`,
-  lookup: (k) => `SELECT b.external_id AS key, b.external_id AS id, b.amount, b.currency, 'paid'::text AS status, b.status AS raw_status,
+  lookup: (k) => `SELECT b.external_id AS key, b.ctid AS tid, b.external_id AS id, b.amount, b.currency, 'paid'::text AS status, b.status AS raw_status,
       (b.transaction_date::timestamp AT TIME ZONE 'Asia/Tokyo') AS at FROM bank_transfers b
     WHERE b.external_id = ${k} AND b.status NOT IN ('cancellation', 'unmatched_cancel')`,
 };
