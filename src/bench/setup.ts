@@ -29,6 +29,17 @@ export async function benchDatabase(): Promise<BenchDatabase> {
     adminUrl = e.url;
     stopServer = () => e.stop();
   }
+  // Interrupted (Ctrl-C, or a time limit's SIGTERM), a benchmark still stops the server it started
+  // and removes its directory, instead of leaving an orphaned PostgreSQL behind.
+  const onSignal = (signal: NodeJS.Signals) => {
+    void (async () => {
+      await stopServer?.().catch(() => undefined);
+      if (dir) await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      process.exit(signal === 'SIGINT' ? 130 : 143);
+    })();
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   const name = `seigo_bench_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
@@ -45,6 +56,8 @@ export async function benchDatabase(): Promise<BenchDatabase> {
     serverVersion: version,
     embedded: !process.env.DATABASE_URL,
     async close() {
+      process.off('SIGINT', onSignal);
+      process.off('SIGTERM', onSignal);
       await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
       await admin.end();
       await stopServer?.();
