@@ -253,7 +253,8 @@ describe('refunds when the user bears the fee', () => {
     k2 = await startKomojuEngine({
       seed: 12,
       webhookSecret: WEBHOOK_SECRET,
-      simulator: { settlePayoutsAfterMs: 10 },
+      // KOMOJU charges 550 for a disbursement; the configured fee the user bears is 600.
+      simulator: { settlePayoutsAfterMs: 10, disbursementFee: 550 },
       config: { endpoints: {}, deposits: { refundFee: { amount: 600, payer: 'user' } } },
       webhooks: false,
     });
@@ -271,7 +272,7 @@ describe('refunds when the user bears the fee', () => {
     expect(r.transfer.escrowed).toBe(escrow);
   }
 
-  it('the payout is the escrow less the fee, which is booked as an expense recovered from the user', async () => {
+  it('the payout is the escrow less the fee, recovered from the user; the expense is the fee KOMOJU reports', async () => {
     await escrowFromTransfer('u-fee-1', 'zengin:fee:1', 5_000n);
     const reg = await u.engine.refunds.registerAccount({
       userId: 'u-fee-1', bankCode: '0001', branchCode: '001', accountType: 'savings', accountNumber: '1111111', holderKana: 'ｺﾊﾞﾔｼ ｹﾝ',
@@ -281,8 +282,15 @@ describe('refunds when the user bears the fee', () => {
     await eventually(async () => s2.pendingPayouts().disbursements.length === 0);
     await u.engine.refunds.runOnce(100, { askAll: true });
     expect((await u.engine.refunds.listRefunds('u-fee-1'))[0]!.status).toBe('succeeded');
+    // KOMOJU took the payout and its own fee from our balance there: the clearing account follows it.
     expect([await bal('escrow', 'u-fee-1'), await bal('refunds_payable', ''), await bal('fees', 'komoju'), await bal('revenue', 'refund_fees')])
-      .toEqual([0n, 0n, -600n, 600n]);
+      .toEqual([0n, 0n, -550n, 600n]);
+    const paid = await u.tdb.db.pool.query<{ kind: string; amount: string }>(
+      `SELECT a.kind, e.amount::text FROM ledger_transactions t JOIN ledger_entries e ON e.transaction_id = t.id JOIN ledger_accounts a ON a.id = e.account_id
+       WHERE t.idempotency_key = $1 ORDER BY e.id`, [`refund:${reg.started[0]!.id}:paid`]);
+    expect(paid.rows).toEqual([
+      { kind: 'refunds_payable', amount: '-5000' }, { kind: 'clearing', amount: '4950' }, { kind: 'fees', amount: '-550' }, { kind: 'revenue', amount: '600' },
+    ]);
   });
 
   it('escrow that does not cover the fee is not refunded but reported once', async () => {

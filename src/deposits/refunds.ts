@@ -101,6 +101,11 @@ interface RefundRow {
 }
 const REFUND_COLUMNS = `id, user_id, source_type, source_id, route, provider, currency, amount::text AS amount, payout_amount::text AS payout_amount,
   fee::text AS fee, fee_payer, status, account_version, operation_id, provider_refund_id, failure_code, failure_message, created_at, updated_at`;
+/** The fee a provider's payout answer reports (minor units, tax included), if it reports one. */
+function reportedFee(response: Record<string, unknown>): bigint | undefined {
+  return typeof response.fee === 'string' && /^\d{1,15}$/.test(response.fee) ? BigInt(response.fee) : undefined;
+}
+
 const toRefund = (r: RefundRow): Refund => ({
   id: r.id, userId: r.user_id, sourceType: r.source_type, sourceId: r.source_id, route: r.route, provider: r.provider, currency: r.currency,
   amount: BigInt(r.amount), payoutAmount: BigInt(r.payout_amount), fee: BigInt(r.fee), feePayer: r.fee_payer, status: r.status,
@@ -283,15 +288,21 @@ export function createRefunds(engine: RefundsEngine, opts: RefundsOptions): Refu
       [{ accountId: a.escrow.id, amount: -r.amount }, { accountId: a.payable.id, amount: r.amount }]);
   }
 
-  /** Refunds payable cleared: the provider paid the user and charged its fee. */
-  async function bookPaid(tx: Tx, r: Refund): Promise<void> {
+  /**
+   * Refunds payable cleared: the provider paid the user and charged its fee. The fee charged is
+   * the one the provider reports when it reports one (a disbursement does), else the configured
+   * one, so that the clearing account follows what the provider really took.
+   */
+  async function bookPaid(tx: Tx, r: Refund, reportedFee: bigint | undefined): Promise<void> {
     const a = await accountsFor(tx, r);
+    const charged = reportedFee ?? r.fee;
     const entries = [
       { accountId: a.payable.id, amount: -r.amount },
       // The provider pays out from what it holds for us, and keeps its fee from it too.
-      { accountId: a.clearing.id, amount: r.payoutAmount + r.fee },
-      // The fee is an expense; when the user bears it, the part of the escrow that covered it is recovered revenue.
-      { accountId: a.fees.id, amount: -r.fee },
+      { accountId: a.clearing.id, amount: r.payoutAmount + charged },
+      // The fee is an expense; when the user bears it, the part of the escrow that covered it (the
+      // configured fee, deducted from the payout) is recovered revenue.
+      { accountId: a.fees.id, amount: -charged },
     ];
     if (r.feePayer === 'user') entries.push({ accountId: a.revenue.id, amount: r.fee });
     await posting(tx, `refund:${r.id}:paid`, `refund ${r.id} paid out`, r, entries);
@@ -304,10 +315,10 @@ export function createRefunds(engine: RefundsEngine, opts: RefundsOptions): Refu
       [{ accountId: a.payable.id, amount: -r.amount }, { accountId: a.escrow.id, amount: r.amount }]);
   }
 
-  async function succeed(tx: Tx, r: Refund, cause: string, providerRefundId?: string): Promise<void> {
+  async function succeed(tx: Tx, r: Refund, cause: string, response: Record<string, unknown>, providerRefundId?: string): Promise<void> {
     const moved = await transition(tx, r.id, r.status, 'succeeded', cause, { providerRefundId });
     if (!moved) return;
-    await bookPaid(tx, moved);
+    await bookPaid(tx, moved, reportedFee(response));
     await emit(tx, 'deposit.refund_succeeded', moved);
   }
 
@@ -416,7 +427,7 @@ export function createRefunds(engine: RefundsEngine, opts: RefundsOptions): Refu
     const providerRefundId = typeof response.provider_refund_id === 'string' ? response.provider_refund_id : undefined;
     if (op.status === 'succeeded') {
       const moved = await transition(tx, r.id, 'pending', 'sent', `payout request accepted (operation ${op.id})`, { providerRefundId });
-      if (moved && response.refund_status === 'completed') await succeed(tx, moved, 'payout completed', providerRefundId);
+      if (moved && response.refund_status === 'completed') await succeed(tx, moved, 'payout completed', response, providerRefundId);
       else if (moved && response.refund_status === 'rejected') await fail(tx, moved, 'payout rejected', 'payout_rejected', String(response.error ?? 'the provider rejected the payout'));
     } else if (op.status === 'failed') {
       await fail(tx, r, `payout request refused (operation ${op.id})`, op.error_code ?? 'payout_failed', op.error_message ?? 'the payout request failed');
@@ -460,7 +471,7 @@ export function createRefunds(engine: RefundsEngine, opts: RefundsOptions): Refu
       await withTx(pool, async (tx) => {
         const locked = await lockRefund(tx, 'id', refund.id);
         if (!locked || locked.status !== 'sent') return;
-        if (status === 'completed') await succeed(tx, locked, 'payout completed at the provider');
+        if (status === 'completed') await succeed(tx, locked, 'payout completed at the provider', response);
         else await fail(tx, locked, 'payout rejected at the provider', 'payout_rejected', String(response.error ?? 'the provider rejected the payout (wrong bank account?)'));
       });
       n++;
