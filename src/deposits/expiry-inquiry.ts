@@ -1,8 +1,9 @@
 // Reservations (konbini, Pay-easy) past their payment deadline whose end we never heard of: the
 // expiry notice (or a late paid notice) was lost. A periodic job asks the provider about each one
-// and hands what it learns to the intake as a notification of its own (source 'reconciliation'),
-// so it is applied by exactly the code that applies the webhook (reservation.ts): expired → the
-// hold released, paid → credited, cancelled → closed. Its event id is derived from the payment and
+// and hands what it learns to the intake as a notification of its own (source 'reconciliation', in
+// the provider's format as its adapter's syntheticNotification writes it), so it is applied by
+// exactly the code that applies the webhook (reservation.ts): expired → the hold released, paid →
+// credited, cancelled → closed. Its event id is derived from the payment and
 // the status, so asking twice stores it once, and the real webhook arriving later changes nothing.
 import type pg from 'pg';
 import type { Clock } from '../kernel/clock.ts';
@@ -31,12 +32,8 @@ export interface ExpiryInquiry {
   runOnce(limit?: number): Promise<{ asked: number; stored: number }>;
 }
 
-/** The KOMOJU event each final payment status would have been announced by. */
-const EVENT_FOR_STATUS: Readonly<Record<string, string>> = {
-  expired: 'payment.expired',
-  captured: 'payment.captured',
-  cancelled: 'payment.cancelled',
-};
+/** The payment statuses that end a reservation (expired, paid, cancelled); the provider's adapter writes the event for each. */
+const ENDED = new Set(['expired', 'captured', 'cancelled']);
 
 /** A reservation the provider still has open is asked about again after this long. */
 const ASK_AGAIN_AFTER_MS = 60 * 60_000;
@@ -47,8 +44,9 @@ export function createExpiryInquiry(engine: ExpiryInquiryEngine, opts: ExpiryInq
   return {
     async runOnce(limit = 100) {
       const adapter = engine.providers.get(opts.provider);
-      if (!adapter?.inquire) return { asked: 0, stored: 0 };
+      if (!adapter?.inquire || !adapter.syntheticNotification) return { asked: 0, stored: 0 };
       const inquire = adapter.inquire.bind(adapter);
+      const notification = adapter.syntheticNotification.bind(adapter);
       // One that the provider still has open waits ASK_AGAIN_AFTER_MS, so that the others overdue get
       // their turn (remembered per process: asking twice is only a read).
       const now = Date.now();
@@ -75,13 +73,13 @@ export function createExpiryInquiry(engine: ExpiryInquiryEngine, opts: ExpiryInq
           continue;
         }
         const status = String(payment.status);
-        const type = EVENT_FOR_STATUS[status];
-        if (!type) continue; // still awaiting payment at the provider (its own clock decides)
+        if (!ENDED.has(status)) continue; // still awaiting payment at the provider (its own clock decides)
         const eventId = `seigo-inquiry-${d.provider_payment_id}-${status}`;
-        const body = Buffer.from(JSON.stringify({ id: eventId, type, resource: 'event', data: payment, created_at: engine.clock.now().toISOString() }));
+        const n = notification(payment, { eventId, at: engine.clock.now() });
+        if (!n) continue;
         const w = await engine.inboxWriter.write({
-          provider: opts.provider, eventId, source: 'reconciliation', body,
-          headers: { 'content-type': 'application/json', 'x-komoju-event': type, 'x-seigo-origin': 'expiry-inquiry' },
+          provider: opts.provider, eventId, source: 'reconciliation', body: n.body,
+          headers: { 'content-type': 'application/json', 'x-komoju-event': n.type, 'x-seigo-origin': 'expiry-inquiry' },
         });
         if (!w.duplicate) {
           stored++;

@@ -56,6 +56,13 @@ export interface HistoryRow {
   raw: Record<string, unknown>;
 }
 
+/** A notification we make ourselves, in the provider's own format, for the intake to apply as it would theirs. */
+export interface SyntheticNotification {
+  /** The provider's event type it carries (what their webhook would have announced). */
+  type: string;
+  body: Buffer;
+}
+
 export interface ProviderAdapter {
   readonly name: string;
   readonly kind: string;
@@ -71,4 +78,11 @@ export interface ProviderAdapter {
   inquire?(op: OperationRequest, signal: AbortSignal): Promise<InquiryResult>;
   /** The provider's record for reconciliation, paged and streamed. */
   history?(from: Date, to: Date): AsyncIterable<HistoryRow>;
+  /**
+   * The event the provider would have sent for its payment `object` (as its API returns it) in the
+   * state it is in, so that a notice we learnt of by asking (reconciliation, the expiry inquiry) is
+   * applied by the code that applies the webhook; undefined when no event of theirs announces that
+   * state. The caller names the event id: it is the inbox's dedupe key.
+   */
+  syntheticNotification?(object: Record<string, unknown>, o: { eventId: string; at: Date }): SyntheticNotification | undefined;
 }

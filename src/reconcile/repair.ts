@@ -14,7 +14,6 @@ import { withTx } from '../kernel/db.ts';
 import type { CaseAction } from '../cases/index.ts';
 import { importTransfer } from '../deposits/index.ts';
 import { replayInbox } from '../intake/index.ts';
-import type { ProviderAdapter } from '../providers/types.ts';
 import type { RepairCounts, RunSource } from './classes.ts';
 import type { ReconcileDeps } from './run.ts';
 import { openBreakCase } from './case.ts';
@@ -44,28 +43,6 @@ const BREAK_SELECT = `SELECT id::text, scope, provider, class, match_key, extern
 
 // Ours has not moved on: the notice that would move it was lost.
 const NOT_FINAL_HERE = new Set(['pending', 'processing', 'unknown', 'awaiting_payment', 'paid_preliminary', 'expired', 'cancelled']);
-
-/** Their event for a payment in this state, in their own format; undefined when there is none to send. */
-export function syntheticNotification(adapter: ProviderAdapter, object: Record<string, unknown>, now: Date): { eventId: string; body: Buffer } | undefined {
-  const id = typeof object.id === 'string' ? object.id : undefined;
-  const status = typeof object.status === 'string' ? object.status : undefined;
-  if (!id || !status) return undefined;
-  const eventId = `reconcile:${id}:${status}`;
-  if (adapter.kind === 'stripe') {
-    const type = status === 'succeeded' ? 'payment_intent.succeeded' : status === 'canceled' ? 'payment_intent.canceled'
-      : status === 'requires_payment_method' && object.last_payment_error ? 'payment_intent.payment_failed' : undefined;
-    if (!type) return undefined;
-    const event = { id: eventId, object: 'event', api_version: null, created: Math.floor(now.getTime() / 1000), livemode: false, type, data: { object } };
-    return { eventId, body: Buffer.from(JSON.stringify(event)) };
-  }
-  if (adapter.kind === 'komoju') {
-    const type = ({ captured: 'payment.captured', expired: 'payment.expired', cancelled: 'payment.cancelled', refunded: 'payment.refunded' } as Record<string, string>)[status];
-    if (!type) return undefined;
-    const event = { id: eventId, type, resource: 'event', data: object, created_at: now.toISOString() };
-    return { eventId, body: Buffer.from(JSON.stringify(event)) };
-  }
-  return undefined;
-}
 
 export async function repairRun(deps: ReconcileDeps, runId: string, source: RunSource, o: { escalateAfterMs: number }): Promise<RepairCounts> {
   const counts: RepairCounts = { notifications: 0, inquiries: 0, imports: 0, cases: 0 };
@@ -126,10 +103,14 @@ export async function repairRun(deps: ReconcileDeps, runId: string, source: RunS
  */
 async function feed(d: ReconcileDeps, b: BreakRow): Promise<{ repair: 'notification' | 'import'; ref: string } | undefined> {
   if (b.scope.startsWith('provider:') && b.provider && b.external_raw?.object) {
-    const adapter = d.providers.get(b.provider);
-    const n = adapter && syntheticNotification(adapter, b.external_raw.object, new Date());
+    const object = b.external_raw.object;
+    const id = typeof object.id === 'string' ? object.id : undefined;
+    const status = typeof object.status === 'string' ? object.status : undefined;
+    if (!id || !status) return undefined;
+    const eventId = `reconcile:${id}:${status}`;
+    const n = d.providers.get(b.provider)?.syntheticNotification?.(object, { eventId, at: new Date() });
     if (!n) return undefined;
-    const w = await d.inboxWriter.write({ provider: b.provider, eventId: n.eventId, headers: { 'x-seigo-source': 'reconciliation' }, body: n.body, source: 'reconciliation' });
+    const w = await d.inboxWriter.write({ provider: b.provider, eventId, headers: { 'x-seigo-source': 'reconciliation' }, body: n.body, source: 'reconciliation' });
     return { repair: 'notification', ref: w.id };
   }
   if (b.scope === 'zengin' && b.external_raw) {

@@ -5,7 +5,9 @@
 import { request, type Dispatcher } from 'undici';
 import { z } from 'zod';
 import { err, ok } from '../../kernel/errors.ts';
-import type { CallOutcome, CanonicalEvent, HistoryRow, IncomingNotification, InquiryResult, OperationRequest, ProviderAdapter } from '../types.ts';
+import type {
+  CallOutcome, CanonicalEvent, HistoryRow, IncomingNotification, InquiryResult, OperationRequest, ProviderAdapter, SyntheticNotification,
+} from '../types.ts';
 import {
   KOMOJU_TYPE, KONBINI_STORES, PRELIMINARY_CANCELLED_EVENT, PRELIMINARY_PAID_EVENT, describePayment, errorBodySchema, eventSchema,
   methodOf, paymentListSchema, paymentSchema, type KomojuPayment,
@@ -334,6 +336,13 @@ export function komojuAdapter(name: string, opts: KomojuOptions): ProviderAdapte
         if (list.data.data.length === 0 || page >= list.data.last_page) return;
       }
     },
+
+    syntheticNotification(object, o): SyntheticNotification | undefined {
+      const type = typeof object.status === 'string' ? EVENT_FOR_STATUS.get(object.status) : undefined;
+      if (!type) return undefined;
+      const event = { id: o.eventId, type, resource: 'event', data: object, created_at: o.at.toISOString() };
+      return { type, body: Buffer.from(JSON.stringify(event)) };
+    },
   };
 }
 
@@ -373,6 +382,11 @@ const CANONICAL: Readonly<Record<string, { type: string; notice?: 'preliminary' 
   'payment.cancelled': { type: 'reservation.cancelled' },
   'payment.refunded': { type: 'payment.refunded' },
 };
+
+/** The KOMOJU event that announces a payment's reaching each status (for syntheticNotification). */
+const EVENT_FOR_STATUS: ReadonlyMap<string, string> = new Map([
+  ['captured', 'payment.captured'], ['expired', 'payment.expired'], ['cancelled', 'payment.cancelled'], ['refunded', 'payment.refunded'],
+]);
 
 /**
  * One KOMOJU event → at most one canonical event. Events we have no use for (ping, payment.updated,

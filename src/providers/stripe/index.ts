@@ -4,7 +4,7 @@ import type { Dispatcher } from 'undici';
 import { z } from 'zod';
 import { err, ok, type Result } from '../../kernel/errors.ts';
 import type {
-  CallOutcome, CanonicalEvent, HistoryRow, IncomingNotification, InquiryResult, OperationRequest, ProviderAdapter,
+  CallOutcome, CanonicalEvent, HistoryRow, IncomingNotification, InquiryResult, OperationRequest, ProviderAdapter, SyntheticNotification,
 } from '../types.ts';
 import {
   DEFAULT_API_BASE, StripeNoOutcomeError, chargeSchema, eventSchema, listSchema, parseError, paymentIntentSchema,
@@ -167,6 +167,15 @@ export function stripeAdapter(name: string, opts: StripeOptions): ProviderAdapte
         if (!page.has_more || last === undefined) return;
         after = last;
       }
+    },
+
+    syntheticNotification(object, o): SyntheticNotification | undefined {
+      const status = object.status;
+      const type = status === 'succeeded' ? 'payment_intent.succeeded' : status === 'canceled' ? 'payment_intent.canceled'
+        : status === 'requires_payment_method' && object.last_payment_error ? 'payment_intent.payment_failed' : undefined;
+      if (!type) return undefined;
+      const event = { id: o.eventId, object: 'event', api_version: null, created: Math.floor(o.at.getTime() / 1000), livemode: false, type, data: { object } };
+      return { type, body: Buffer.from(JSON.stringify(event)) };
     },
   };
 }
