@@ -10,7 +10,7 @@ import { z } from 'zod';
 import type { Engine } from '../engine/engine.ts';
 import { NotFoundError } from '../kernel/errors.ts';
 import {
-  BREAK_CLASSES, breaksCsv, checkCsvMapping, getRun, listBreaks, listRuns, runReconcile, type ReconcileDeps, type ReconcileRequest,
+  BREAK_CLASSES, breaksCsv, checkCsvMapping, getRun, listBreaks, listRuns, reconcileDepsOf, runReconcile, type ReconcileRequest,
 } from '../reconcile/index.ts';
 import { route, type OpenApiRegistry } from './route.ts';
 
@@ -28,10 +28,6 @@ const startBody = z.discriminatedUnion('source', [
   z.object({ source: z.literal('zengin'), file_base64: base64, encoding: z.enum(['shift_jis', 'utf8']).optional(), from: isoDate.optional(), to: isoDate.optional() }).strict(),
   z.object({ source: z.literal('csv'), csv: z.string().min(1), mapping: z.unknown(), from: isoDate.optional(), to: isoDate.optional() }).strict(),
 ]);
-
-export const reconcileDepsOf = (engine: Engine): ReconcileDeps => ({
-  pool: engine.db.pool, providers: engine.providers, inboxWriter: engine.inboxWriter, operations: engine.operations, log: engine.log,
-});
 
 export async function reconcileRoutes(app: FastifyInstance, engine: Engine, registry: OpenApiRegistry): Promise<void> {
   const pool = engine.db.pool;

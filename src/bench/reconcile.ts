@@ -14,7 +14,7 @@ import { createDb } from '../kernel/db.ts';
 import { parseConfig } from '../kernel/config.ts';
 import { silentLogger } from '../kernel/logger.ts';
 import { createEngine } from '../engine/index.ts';
-import { reconcileDepsOf } from '../api/reconcile.ts';
+import { reconcileDepsOf } from '../reconcile/index.ts';
 import { checkCsvMapping, runReconcile, type RunSummary } from '../reconcile/index.ts';
 import { copyIn } from '../reconcile/stage.ts';
 import { benchDatabase, round } from './setup.ts';

@@ -2,8 +2,7 @@
 // (or JSON with --json), with a progress bar on a terminal.
 import { readFile } from 'node:fs/promises';
 import { createEngine } from '../engine/index.ts';
-import { reconcileDepsOf } from '../api/reconcile.ts';
-import { parseCsvMapping, ReconcileInputError, runReconcile, type Progress, type ReconcileRequest, type RunSummary } from '../reconcile/index.ts';
+import { parseCsvMapping, ReconcileInputError, reconcileDepsOf, runReconcile, type Progress, type ReconcileRequest, type RunSummary } from '../reconcile/index.ts';
 import { openRuntime } from './bootstrap.ts';
 
 export interface ReconcileCliOptions {

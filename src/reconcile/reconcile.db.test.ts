@@ -18,10 +18,9 @@ import type { KomojuEvent } from '../providers/komoju/payment.ts';
 import { StripeSimulator, type StripeSimulatorOptions } from '../providers/stripe/simulator.ts';
 import { formatTransferNotice, type TransferNoticeInput } from '../providers/zengin/index.ts';
 import { publish, upsertSubscription } from '../outbox/index.ts';
-import { reconcileDepsOf } from '../api/reconcile.ts';
 import { admin } from '../../test/helpers/admin.ts';
 import { startTestEngine, VIEWER_TOKEN, type TestEngine } from '../../test/helpers/engine.ts';
-import { checkCsvMapping, runReconcile, ReconcileInputError, type ReconcileRequest, type RunSummary } from './index.ts';
+import { checkCsvMapping, reconcileDepsOf, runReconcile, ReconcileInputError, type ReconcileRequest, type RunSummary } from './index.ts';
 
 const STRIPE_SECRET = 'whsec_test_seigo_reconcile';
 const KOMOJU_SECRET = 'komoju_whsec_seigo_reconcile';
