@@ -77,13 +77,20 @@ const disbursementObject = z.looseObject({
   id: z.string(), status: z.string(), amount: z.number().int(), fee: z.number().int().nullish(), fee_tax: z.number().int().nullish(),
   external_id: z.string().nullish(), error: z.string().nullish(), created_at: z.string().optional(),
 });
-/** Our words for where a payout stands: pending, completed, or rejected (refused by the bank or KOMOJU). */
-function payoutStatus(s: string): 'pending' | 'completed' | 'rejected' {
-  if (s === 'completed') return 'completed';
-  // Refund requests: rejected. Disbursements ([VERIFY] their status names): failed / cancelled.
-  if (s === 'rejected' || s === 'failed' || s === 'cancelled') return 'rejected';
-  return 'pending';
-}
+/**
+ * Our words for where a payout stands: pending, completed, or rejected (refused by the bank or
+ * KOMOJU); a status not named here is still pending. KOMOJU's own names, from the enums of its
+ * OpenAPI document as its official SDKs carry them (the doc.komoju.com pages were not found):
+ * a refund request is pending, completed or rejected
+ * (https://github.com/komoju/komoju-node-sdk/blob/1544e52049622ae564eaeb5b0e7404f447b18105/models/refund-request-status.ts);
+ * a disbursement is pending, paid, failed or cancelled
+ * (https://github.com/komoju/komoju-node-sdk/blob/1544e52049622ae564eaeb5b0e7404f447b18105/models/disbursement-status.ts,
+ * the same in komoju/komoju-ruby-sdk lib/komoju-ruby-client/models/disbursement_status.rb).
+ */
+type PayoutStatus = 'completed' | 'rejected';
+const REFUND_REQUEST_STATUS: ReadonlyMap<string, PayoutStatus> = new Map([['completed', 'completed'], ['rejected', 'rejected']]);
+const DISBURSEMENT_STATUS: ReadonlyMap<string, PayoutStatus> = new Map([['paid', 'completed'], ['failed', 'rejected'], ['cancelled', 'rejected']]);
+const payoutStatus = (names: ReadonlyMap<string, PayoutStatus>, s: string): PayoutStatus | 'pending' => names.get(s) ?? 'pending';
 const refundDescription = (refundId: string) => `seigo refund ${refundId}`;
 const lookupSchema = z.object({ paymentId: z.string().min(1).optional(), externalOrderNum: z.string().min(1).optional() });
 
@@ -352,7 +359,7 @@ function refundRequestOf(p: KomojuPayment, refundId: string): Record<string, unk
   for (const raw of list) {
     const r = refundRequestObject.safeParse(raw);
     if (r.success && r.data.description === refundDescription(refundId)) {
-      return { provider_refund_id: r.data.id, refund_status: payoutStatus(r.data.status), provider_payment_id: p.id, refund_request: r.data };
+      return { provider_refund_id: r.data.id, refund_status: payoutStatus(REFUND_REQUEST_STATUS, r.data.status), provider_payment_id: p.id, refund_request: r.data };
     }
   }
   return undefined;
@@ -360,7 +367,7 @@ function refundRequestOf(p: KomojuPayment, refundId: string): Record<string, unk
 
 function describeDisbursement(x: z.infer<typeof disbursementObject>): Record<string, unknown> {
   return {
-    provider_refund_id: x.id, refund_status: payoutStatus(x.status), fee: String((x.fee ?? 0) + (x.fee_tax ?? 0)),
+    provider_refund_id: x.id, refund_status: payoutStatus(DISBURSEMENT_STATUS, x.status), fee: String((x.fee ?? 0) + (x.fee_tax ?? 0)),
     ...(x.error ? { error: x.error } : {}), disbursement: x,
   };
 }

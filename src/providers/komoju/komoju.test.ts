@@ -221,7 +221,7 @@ describe('KOMOJU client against the simulator', () => {
     expect(await adapter.inquire!(op('refund_request', { paymentId, amount: '1', refundId: 'rf-none', ...bank }), signal())).toEqual({ status: 'not_found' });
   });
 
-  it('disbursement: a timeout after KOMOJU made it is found again by external_id; rejected ones report their error', async () => {
+  it('disbursement: a timeout after KOMOJU made it is found again by external_id; rejected ones report their error; paid ones are completed', async () => {
     sim.setFaults({ timeoutAfterSuccess: 1 });
     const o = op('disbursement', { amount: '30000', currency: 'JPY', refundId: 'rf-d1', ...bank });
     await expect(adapter.client!(o, AbortSignal.timeout(300))).rejects.toThrow();
@@ -234,6 +234,11 @@ describe('KOMOJU client against the simulator', () => {
     expect(await adapter.inquire!({ ...o, request: { ...o.request, providerRefundId: id } }, signal())).toMatchObject({
       status: 'succeeded', response: { refund_status: 'rejected', error: expect.stringContaining('refused') },
     });
+    // KOMOJU calls a disbursement carried out `paid`.
+    const paid = op('disbursement', { amount: '7000', currency: 'JPY', refundId: 'rf-d4', ...bank });
+    expect(await adapter.client!(paid, signal())).toMatchObject({ status: 'succeeded', response: { refund_status: 'pending' } });
+    sim.settlePayouts('completed');
+    expect(await adapter.inquire!(paid, signal())).toMatchObject({ status: 'succeeded', response: { refund_status: 'completed', disbursement: { status: 'paid' } } });
     sim.setFaults({ error500: 1 });
     await expect(adapter.client!(op('disbursement', { amount: '5', refundId: 'rf-d3', ...bank }), signal())).rejects.toThrow(/HTTP 500/);
   });

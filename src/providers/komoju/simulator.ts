@@ -87,7 +87,10 @@ export interface SimRefundRequest {
   created_at: string;
 }
 
-/** A disbursement (POST /api/v1/disbursements): a payout from the merchant's KOMOJU balance to a bank account. */
+/**
+ * A disbursement (POST /api/v1/disbursements): a payout from the merchant's KOMOJU balance to a bank
+ * account. Its statuses are KOMOJU's DisbursementStatus enum (see payoutStatus in index.ts).
+ */
 export interface SimDisbursement {
   id: string;
   resource: 'disbursement';
@@ -95,7 +98,7 @@ export interface SimDisbursement {
   amount: number;
   fee: number;
   fee_tax: number;
-  status: 'pending' | 'completed' | 'failed' | 'cancelled';
+  status: 'pending' | 'paid' | 'failed' | 'cancelled';
   bank_code: string;
   branch_code: string;
   account_type: string;
@@ -279,7 +282,7 @@ export class KomojuSimulator {
   /**
    * KOMOJU carries out (or refuses) the pending payouts: refund requests become completed (the payment
    * refunded, `payment.refunded` sent when it is refunded in full) or rejected (a wrong bank account);
-   * disbursements completed or failed. Returns how many it settled.
+   * disbursements paid or failed. Returns how many it settled.
    */
   settlePayouts(outcome: 'completed' | 'rejected'): number {
     let n = 0;
@@ -300,7 +303,7 @@ export class KomojuSimulator {
     }
     for (const d of this.disbursements.values()) {
       if (d.status !== 'pending') continue;
-      d.status = outcome === 'completed' ? 'completed' : 'failed';
+      d.status = outcome === 'completed' ? 'paid' : 'failed';
       d.error = outcome === 'completed' ? null : 'the bank refused the transfer: account not found';
       d.last_updated_at = now;
       n++;
