@@ -228,7 +228,7 @@ function reportProof(r: { ok: boolean; seed: number; violations: string[] }, jso
 bench.command('ledger')
   .description('Single-posting transactions with the balance-limit check over many wallets with Zipf-skewed hot accounts, against pgbench single-row inserts')
   .addOption(new Option('--accounts <n>', 'wallets').default(100_000).argParser(Number))
-  .addOption(new Option('--concurrency <n>', 'concurrent clients').default(16).argParser(Number))
+  .addOption(new Option('--concurrency <n>', 'concurrent clients, for seigo and for pgbench alike').default(64).argParser(Number))
   .addOption(new Option('--duration <s>', 'seconds of load for each side').default(10).argParser(Number))
   .option('--json', 'print only the JSON result')
   .action(async (o: { accounts: number; concurrency: number; duration: number; json?: boolean }) => {

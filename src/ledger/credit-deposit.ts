@@ -107,8 +107,13 @@ export async function creditDeposit(q: Queryable, input: CreditDepositInput): Pr
 export class DepositCreditor {
   private readonly batcher: Batcher<CreditDepositInput, CreditDepositResult>;
 
-  constructor(private readonly pool: pg.Pool, opts: BatcherOptions = {}) {
-    this.batcher = new Batcher((inputs) => this.flush(inputs), { maxBatch: opts.maxBatch ?? 64, maxInFlight: opts.maxInFlight ?? 2 });
+  constructor(private readonly pool: pg.Pool, opts: Omit<BatcherOptions, 'keyOf'> = {}) {
+    // Keyed by the wallet: two batches in flight never wait for each other's wallet row locks (a hot
+    // wallet's deposits go one batch after the other, each batch deciding them in order).
+    this.batcher = new Batcher((inputs) => this.flush(inputs), {
+      maxBatch: opts.maxBatch ?? 64, maxInFlight: opts.maxInFlight ?? 2,
+      keyOf: (i) => `${i.owner}\u0000${i.currency ?? DEFAULT_CURRENCY}`,
+    });
   }
 
   // async: a bad amount or currency rejects the promise, as every other failure does, rather than throwing at the call.
