@@ -49,7 +49,7 @@ const EXISTING = `
 SELECT i.id, i.provider, i.event_id FROM inbox i
 JOIN unnest($1::text[], $2::text[]) AS k(provider, event_id) ON i.provider = k.provider AND i.event_id = k.event_id`;
 
-export interface InboxWriterOptions extends BatcherOptions {
+export interface InboxWriterOptions extends Omit<BatcherOptions, 'keyOf'> {
   /** Called after each batch commits, with its size (metrics). */
   onBatch?: (rows: number) => void;
 }
