@@ -1,5 +1,5 @@
-// The deposits API (/v1/deposits) for API clients: create a card deposit (realtime flow, seed 001),
-// read one, list a user's. Money is a decimal string in JSON. Expected refusals are 422
+// The deposits API (/v1/deposits) for API clients: create a deposit (card: realtime flow, seed 001;
+// konbini / Pay-easy: reservation; bank transfer: to the user's virtual account), read one, list a user's. Money is a decimal string in JSON. Expected refusals are 422
 // problem+json with a stable code (balance_limit_exceeded carries `headroom` as an extension).
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
@@ -18,7 +18,7 @@ const depositResponse = z.object({
   failure_code: z.string().nullable(), failure_message: z.string().nullable(),
   credited: money, escrowed: money, suspended: money, ledger_transaction_id: z.string().nullable(),
   created_at: z.string(), updated_at: z.string(),
-  // konbini / Pay-easy: where and until when to pay, which notice credited it.
+  // konbini / Pay-easy / bank transfer: where and until when to pay, which notice credited it.
   payment_deadline: z.string().nullable(), payment_instructions: z.record(z.string(), z.string()).nullable(),
   credited_at_notice: z.enum(['preliminary', 'final']).nullable(), paid_after_deadline: z.boolean(), shortfall: money,
 });
@@ -37,8 +37,8 @@ const createBody = z.object({
 }).strict();
 
 export class UnprocessableError extends SeigoError {
-  constructor(code: string, message: string, detail?: Record<string, unknown>) {
-    super(code, message, 422, false, detail);
+  constructor(code: string, message: string, detail?: Record<string, unknown>, retryable = false) {
+    super(code, message, 422, retryable, detail);
   }
 }
 
@@ -50,13 +50,20 @@ function refusal(e: CreateDepositError): UnprocessableError {
       return new UnprocessableError(e.code, 'this user cannot make deposits at the moment');
     case 'client_key_reused':
       return new UnprocessableError(e.code, 'client_key was already used for a different deposit', { deposit_id: e.depositId });
+    // Retryable: the same request succeeds once the account exists, so its Idempotency-Key is not kept for this answer.
+    case 'virtual_account_required':
+      return new UnprocessableError(e.code, 'this user has no virtual account to transfer to: create it with POST /v1/virtual-accounts, then send this request again',
+        { create_with: 'POST /v1/virtual-accounts' }, true);
   }
 }
 
 export async function depositRoutes(app: FastifyInstance, engine: Engine, registry: OpenApiRegistry, deposits: Deposits): Promise<void> {
   route(app, registry, {
     method: 'POST', url: '/v1/deposits', tags: ['deposits'], apiClient: true, responseStatus: 201,
-    summary: 'Create a deposit. card: charged at once (realtime); konbini / payeasy: reserved (awaiting_payment with payment_instructions and payment_deadline), paid later; the answer is the deposit as it stands',
+    summary: 'Create a deposit. card: charged at once (realtime); konbini / payeasy: reserved (awaiting_payment with payment_instructions and payment_deadline), paid later; '
+      + 'bank_transfer: awaiting_payment with the user\'s virtual account as payment_instructions (bank_code, branch_code, account_number, payer_name_kana) and a payment_deadline, '
+      + 'paid by the first transfer of that amount to it (422 virtual_account_required without one: POST /v1/virtual-accounts first); '
+      + 'the amount counts toward the balance limit until paid or expired. The answer is the deposit as it stands',
     body: createBody, response: depositResponse,
   }, async ({ body, req }) => {
     // A request whose process died after recording its deposit is run again when its Idempotency-Key
@@ -64,6 +71,14 @@ export async function depositRoutes(app: FastifyInstance, engine: Engine, regist
     // finds the first run's deposit instead of making (and charging) another one.
     const header = req.headers['idempotency-key'];
     const clientKey = body.client_key ?? (typeof header === 'string' && header.length > 0 ? `idempotency:${req.apiClient?.name ?? ''}:${header}` : undefined);
+    // A bank transfer needs the user's virtual account, which POST /v1/virtual-accounts assigns with
+    // the registered kana name that transfers are matched by. Not assigned here from the deposit's
+    // body: that name is the user's identity, set once by its own call, not a payment's parameter.
+    if (body.method === 'bank_transfer') {
+      const r = await deposits.createBankTransferDeposit({ userId: body.user_id, amount: BigInt(body.amount), currency: body.currency, clientKey });
+      if (!r.ok) throw refusal(r.error);
+      return depositMessage(r.value);
+    }
     // Reservations need their provider (KOMOJU) configured; without it they are not offered.
     if ((body.method === 'konbini' || body.method === 'payeasy') && engine.providers.has(engine.config.deposits.reservationProvider)) {
       if (body.email === undefined) throw new UnprocessableError('email_required', `a ${body.method} deposit needs email`);

@@ -68,10 +68,11 @@ export const DETECTORS: readonly Detector[] = [
   },
   {
     // Permanent once true (the deposit row keeps what went to suspense): a closed case covers it for good.
+    // A bank-transfer deposit's suspense is its transfer's, which bank_transfer_suspense reports.
     cause: 'deposit_suspense', subjectType: 'deposit',
     candidates: `SELECT id::text AS subject_id, '-infinity'::timestamptz AS since, user_id, method, provider, amount::text AS amount,
                         suspended::text AS suspended, currency, status, ledger_transaction_id
-                 FROM deposits WHERE suspended > 0`,
+                 FROM deposits WHERE suspended > 0 AND method <> 'bank_transfer'`,
     toCase: (r) => ({
       kind: 'deposit',
       summary: `${s(r.suspended)} ${s(r.currency)} of a ${s(r.method)} deposit by user ${s(r.user_id)} sits in suspense`,

@@ -2,7 +2,8 @@
 // Zengin transfer-notice files built with formatTransferNotice, and where every yen ends up.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAccount, getBalance, restrictOwner, setBalanceLimit } from '../ledger/index.ts';
-import { formatTransferNotice, type TransferNoticeHeaderInput, type TransferNoticeInput } from '../providers/zengin/index.ts';
+import { formatTransferNotice, type TransferNoticeInput } from '../providers/zengin/index.ts';
+import { file, header as HEADER, transfer } from '../../test/helpers/zengin.ts';
 import { OPERATOR_TOKEN, startTestEngine, VIEWER_TOKEN, type TestEngine } from '../../test/helpers/engine.ts';
 import {
   assignVirtualAccount, importTransfer, importTransferNoticeFile, listBankTransfers, UNMATCHED_SUSPENSE_OWNER, type VirtualAccount,
@@ -21,28 +22,6 @@ const pool = () => t.tdb.db.pool;
 
 let seq = 0;
 const uid = (p: string) => `${p}-${Date.now().toString(36)}-${++seq}`;
-let ref = 0;
-
-function transfer(amount: bigint, payerName: string): TransferNoticeInput {
-  return {
-    inquiryNumber: String(++ref).padStart(6, '0'), transactionDate: '2026-11-20', valueDate: '2026-11-20', amount, otherBankChequeAmount: 0n,
-    payerCode: null, payerName, remittingBankName: 'ﾐｽﾞﾎ', remittingBranchName: 'ﾎﾝﾃﾝ', cancelled: false, ediInfo: '',
-  };
-}
-
-/** One group per credited account, as the bank sends them. */
-function file(groups: { accountNumber: string; transfers: TransferNoticeInput[] }[]): Buffer {
-  return formatTransferNotice({
-    groups: groups.map((g) => ({ header: HEADER(g.accountNumber), transfers: g.transfers })),
-  });
-}
-
-function HEADER(accountNumber: string): TransferNoticeHeaderInput {
-  return {
-    createdOn: '2026-11-20', accountingFrom: '2026-11-20', accountingTo: '2026-11-20', bankCode: '0001', bankName: 'ｾｲｺﾞｷﾞﾝｺｳ',
-    branchCode: '001', branchName: 'ﾎﾝﾃﾝ', depositType: '1', accountNumber, accountName: 'ｾｲｺﾞ',
-  };
-}
 
 async function balanceOf(kind: 'wallet' | 'escrow' | 'suspense', owner: string): Promise<bigint> {
   const a = await findAccount(pool(), kind, owner);

@@ -7,21 +7,29 @@
 //   - matched (the account number is a user's virtual account, and the payer's kana name matches
 //     the registered one, or the policy says credit anyway): creditDeposit unrefusable — up to the
 //     limit to the wallet, the rest to escrow (C3); a restricted user's deposit to their suspense
-//     (C4) — then `deposit.succeeded` (method bank_transfer);
+//     (C4) — then `deposit.succeeded` (method bank_transfer). If the user announced the transfer
+//     (POST /v1/deposits, bank-transfer-deposit.ts), the oldest awaiting deposit of that amount is
+//     what it pays, in the same transaction: its hold is released just before the credit (so the
+//     money counts once toward the limit), the deposit succeeds with this transfer's booking, and
+//     `deposit.succeeded` names the deposit instead of the transfer;
 //   - unmatched (unknown account, or a name mismatch under the 'suspense' policy): the whole amount
 //     to the platform suspense account (owner 'bank-transfer-unmatched') with the reason, and
 //     `bank_transfer.unmatched` for the operators' runbook.
-// Idempotent per transfer on its external id (stable across re-imports of the same data); the
-// ledger posting carries the same key, so even a race between two imports books it once.
+// Idempotent per transfer on its external id (stable across re-imports of the same data): imports
+// of one transfer are serialized by a transaction-scoped advisory lock on it, and the ledger
+// posting carries the same key, so even a race between two imports books it (and pays a deposit) once.
 //
 // 取消 (cancellation) records: the bank withdraws a transfer it notified earlier (an erroneous
 // credit). The transfer it names is found (same 照会番号, or else the same account, day, amount and
 // payer) and its booking reversed as a new ledger transaction — wallet, escrow or suspense alike,
 // the wallet below zero if the user spent the money (the shortfall kept, and reported, as for a
 // withdrawn 速報 in reservation.ts) — then `deposit.reversed`. A cancellation naming no transfer we
-// know is booked against suspense (the bank took back money we never booked) and reported.
+// know is booked against suspense (the bank took back money we never booked) and reported. A
+// cancelled transfer that paid a deposit leaves that deposit `succeeded` (it was paid, and its
+// record keeps what was booked); the reversal is the transfer's (cancelled, with its shortfall), and
+// `deposit.reversed` carries the deposit's id so the wallet's backend can tie the two.
 import pg from 'pg';
-import { withTx, type Queryable } from '../kernel/db.ts';
+import { withTx, type Queryable, type Tx } from '../kernel/db.ts';
 import { BadRequestError, err, ok, type Result } from '../kernel/errors.ts';
 import { nameBasedId } from '../kernel/ids.ts';
 import { silentLogger, type Logger } from '../kernel/logger.ts';
@@ -31,6 +39,8 @@ import { parseTransferNotice, type ParseTransferNoticeOptions, type TransferNoti
 import { payerNameMatches } from './payer-name.ts';
 import { reportCase } from './report-case.ts';
 import { reverseDepositCredit } from './reverse-credit.ts';
+import { publishDeposit, releaseDepositHold } from './flow.ts';
+import { DEPOSIT_COLUMNS, toDeposit, transitionDeposit, type Deposit, type DepositRow } from './state.ts';
 
 /** The bank and branch our virtual accounts live at, unless the caller says otherwise. */
 export const DEFAULT_VIRTUAL_ACCOUNT_BANK = { bankCode: '0001', branchCode: '001' } as const;
@@ -160,31 +170,33 @@ export interface BankTransfer {
   cancelledBy: string | null;
   /** How far the reversal took the wallet below zero. */
   shortfall: bigint;
+  /** The deposit (POST /v1/deposits, bank_transfer) this transfer paid; null when nobody announced it. */
+  depositId: string | null;
 }
 
 interface BankTransferRow {
   external_id: string; account_number: string; amount: string; currency: string; payer_name: string; transaction_date: string | null;
   status: BankTransferStatus; reason: BankTransferReason | null; user_id: string | null;
   credited: string; escrowed: string; suspended: string; ledger_transaction_id: string | null; received_at: Date;
-  cancels: string | null; cancelled_by: string | null; shortfall: string;
+  cancels: string | null; cancelled_by: string | null; shortfall: string; deposit_id: string | null;
 }
 
 const BT_COLUMNS = `external_id, account_number, amount::text AS amount, currency, payer_name, to_char(transaction_date, 'YYYY-MM-DD') AS transaction_date,
   status, reason, user_id, credited::text AS credited, escrowed::text AS escrowed, suspended::text AS suspended, ledger_transaction_id, received_at,
-  cancels, cancelled_by, shortfall::text AS shortfall`;
+  cancels, cancelled_by, shortfall::text AS shortfall, deposit_id`;
 
 const toBankTransfer = (r: BankTransferRow): BankTransfer => ({
   externalId: r.external_id, accountNumber: r.account_number, amount: BigInt(r.amount), currency: r.currency, payerName: r.payer_name,
   transactionDate: r.transaction_date, status: r.status, reason: r.reason, userId: r.user_id,
   credited: BigInt(r.credited), escrowed: BigInt(r.escrowed), suspended: BigInt(r.suspended),
   ledgerTransactionId: r.ledger_transaction_id, receivedAt: r.received_at,
-  cancels: r.cancels, cancelledBy: r.cancelled_by, shortfall: BigInt(r.shortfall),
+  cancels: r.cancels, cancelledBy: r.cancelled_by, shortfall: BigInt(r.shortfall), depositId: r.deposit_id,
 });
 
 const INSERT_TRANSFER = `
 INSERT INTO bank_transfers (external_id, account_number, amount, currency, payer_name, transaction_date, status, reason, user_id,
-  credited, escrowed, suspended, ledger_transaction_id)
-VALUES ($1, $2, $3::bigint, $4, $5, $6::date, $7, $8, $9, $10::bigint, $11::bigint, $12::bigint, $13::uuid)
+  credited, escrowed, suspended, ledger_transaction_id, deposit_id)
+VALUES ($1, $2, $3::bigint, $4, $5, $6::date, $7, $8, $9, $10::bigint, $11::bigint, $12::bigint, $13::uuid, $14::uuid)
 ON CONFLICT (external_id) DO NOTHING
 RETURNING ${BT_COLUMNS}`;
 
@@ -201,7 +213,7 @@ export function bankTransferMessage(t: BankTransfer): Record<string, string | nu
     currency: t.currency, payer_name: t.payerName, transaction_date: t.transactionDate, status: t.status, reason: t.reason, user_id: t.userId,
     credited: t.credited.toString(), escrowed: t.escrowed.toString(), suspended: t.suspended.toString(),
     ledger_transaction_id: t.ledgerTransactionId, received_at: t.receivedAt.toISOString(),
-    cancels: t.cancels, cancelled_by: t.cancelledBy, shortfall: t.shortfall.toString(),
+    cancels: t.cancels, cancelled_by: t.cancelledBy, shortfall: t.shortfall.toString(), deposit_id: t.depositId,
   };
 }
 
@@ -316,6 +328,11 @@ export async function importCancellation(q: Queryable, cancel: IncomingCancellat
  * the booking, the record and the message commit together; importTransferNoticeFile does.
  */
 export async function importTransfer(q: Queryable, transfer: IncomingTransfer, policy: BankTransferPolicy = {}): Promise<ImportedTransfer> {
+  // It may pay a deposit (row locks, a hold released): always in a transaction, the caller's or its own.
+  if (q instanceof pg.Pool) return withTx(q, (tx) => importTransfer(tx, transfer, policy));
+  // A second import of this transfer (the same file twice at once) waits here, then finds it booked
+  // below, before it could take an awaiting deposit of its own.
+  await q.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 0))', [`bank_transfer:${transfer.externalId}`]);
   const prior = await getTransfer(q, transfer.externalId);
   if (prior) return { transfer: prior, duplicate: true };
   if (transfer.amount < 0n) throw new RangeError(`transfer ${transfer.externalId} has a negative amount`);
@@ -333,16 +350,21 @@ export async function importTransfer(q: Queryable, transfer: IncomingTransfer, p
   let escrowed = 0n;
   let suspended = 0n;
   let txId: string | null = null;
+  let deposit: Deposit | null = null;
 
   if (transfer.amount === 0n) {
     // Nothing to book (no posting can carry zero); recorded so an operator sees it.
     status = 'suspense';
     reason = 'zero_amount';
   } else if (matched) {
+    deposit = await takeAwaitingDeposit(q, va.userId, transfer.amount);
+    // Its hold made room for this money; released now, the credit below counts it once.
+    if (deposit) await releaseDepositHold(q, deposit, `paid by bank transfer ${transfer.externalId}`, policy.log ?? silentLogger);
     const [clearing] = await ensureAccounts(q, [{ kind: 'clearing', owner: BANK_CLEARING_OWNER, currency: CURRENCY }]);
     const credit = await creditDeposit(q, {
       owner: va.userId, amount: transfer.amount, currency: CURRENCY, sourceAccountId: clearing!.id, idempotencyKey: key, mode: 'unrefusable',
-      defaultLimit: policy.defaultLimit ?? DEFAULT_BALANCE_LIMIT, description: `bank transfer ${transfer.externalId}`, metadata: { ...meta, user_id: va.userId },
+      defaultLimit: policy.defaultLimit ?? DEFAULT_BALANCE_LIMIT, description: `bank transfer ${transfer.externalId}`,
+      metadata: { ...meta, user_id: va.userId, deposit_id: deposit?.id ?? null },
     });
     if (!credit.ok) throw new Error(`unrefusable credit of bank transfer ${transfer.externalId} refused: ${credit.error.code}`);
     ({ credited, escrowed, suspended } = credit.value);
@@ -370,17 +392,21 @@ export async function importTransfer(q: Queryable, transfer: IncomingTransfer, p
     name: 'bank_transfer_insert', text: INSERT_TRANSFER,
     values: [
       transfer.externalId, accountNumber, transfer.amount.toString(), CURRENCY, transfer.payerName, transfer.transactionDate ?? null,
-      status, reason, va?.userId ?? null, credited.toString(), escrowed.toString(), suspended.toString(), txId,
+      status, reason, va?.userId ?? null, credited.toString(), escrowed.toString(), suspended.toString(), txId, deposit?.id ?? null,
     ],
   });
   if (!r.rows[0]) {
-    // A concurrent import of the same transfer won; the ledger key made our posting its replay.
+    // Another import of the same transfer won (the advisory lock above makes this a bug): the ledger
+    // key made our posting its replay, but a deposit's released hold must not be committed.
+    if (deposit) throw new Error(`bank transfer ${transfer.externalId} was booked concurrently while paying deposit ${deposit.id}`);
     return { transfer: (await getTransfer(q, transfer.externalId))!, duplicate: true };
   }
   const t = toBankTransfer(r.rows[0]);
   const entity = { type: 'bank_transfer', id: t.externalId };
   const attributes = { method: 'bank_transfer', provider: 'zengin' };
-  if (matched && transfer.amount > 0n) {
+  if (deposit) {
+    await settleDeposit(q, deposit, t);
+  } else if (matched && transfer.amount > 0n) {
     await publish(q, 'deposit.succeeded', bankTransferMessage(t), { id: nameBasedId('bank_transfer', t.externalId, 'succeeded'), key: t.userId ?? t.externalId, entity, attributes });
     if (t.escrowed > 0n) {
       await publish(q, 'deposit.escrowed', bankTransferMessage(t), { id: nameBasedId('bank_transfer', t.externalId, 'escrowed'), key: t.userId ?? t.externalId, entity, attributes });
@@ -391,6 +417,33 @@ export async function importTransfer(q: Queryable, transfer: IncomingTransfer, p
     });
   }
   return { transfer: t, duplicate: false };
+}
+
+// The deposit a matched transfer pays: the user's oldest awaiting bank-transfer deposit of that
+// amount, locked. SKIP LOCKED: one that another transfer is paying, or the expiry job expiring,
+// right now is not waited for (the next one is taken, or none: the transfer is then booked on its
+// own). Waiting could deadlock, since a file import may already hold wallets the other side wants.
+const AWAITING_DEPOSIT = `
+SELECT ${DEPOSIT_COLUMNS} FROM deposits
+WHERE user_id = $1 AND currency = $2 AND amount = $3::bigint AND method = 'bank_transfer' AND status = 'awaiting_payment'
+ORDER BY created_at, id LIMIT 1 FOR UPDATE SKIP LOCKED`;
+
+async function takeAwaitingDeposit(tx: Tx, userId: string, amount: bigint): Promise<Deposit | null> {
+  const r = await tx.query<DepositRow>({ name: 'bank_transfer_awaiting_deposit', text: AWAITING_DEPOSIT, values: [userId, CURRENCY, amount.toString()] });
+  return r.rows[0] ? toDeposit(r.rows[0]) : null;
+}
+
+/** The deposit `t` paid succeeds with t's booking (its ledger transaction, wallet / escrow / suspense split). */
+async function settleDeposit(tx: Tx, d: Deposit, t: BankTransfer): Promise<void> {
+  // Paid before the expiry job got to it: booked all the same, and said so.
+  const late = d.paymentDeadline !== null && t.receivedAt > d.paymentDeadline;
+  if (late) await tx.query('UPDATE deposits SET paid_after_deadline = true WHERE id = $1', [d.id]);
+  const moved = await transitionDeposit(tx, d.id, 'awaiting_payment', 'succeeded',
+    `bank transfer ${t.externalId}${late ? ' (after the deadline)' : ''}${t.escrowed > 0n ? `; ${t.escrowed} over the limit to escrow` : ''}${t.suspended > 0n ? `; ${t.suspended} to suspense (${t.reason ?? 'restricted'})` : ''}`,
+    { providerPaymentId: t.externalId, credited: t.credited, escrowed: t.escrowed, suspended: t.suspended, ledgerTransactionId: t.ledgerTransactionId ?? undefined });
+  if (!moved) throw new Error(`deposit ${d.id} left awaiting_payment while locked`);
+  await publishDeposit(tx, 'deposit.succeeded', moved, 'succeeded');
+  if (moved.escrowed > 0n) await publishDeposit(tx, 'deposit.escrowed', moved, 'escrowed');
 }
 
 export interface ImportCounts {

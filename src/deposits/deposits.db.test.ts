@@ -232,7 +232,7 @@ describe('card deposits', () => {
     expect(await messagesOf(d!.id, 'deposit.escrowed')).toBe(1);
   });
 
-  it('serves the API: money as strings, other methods not available yet, list by user', async () => {
+  it('serves the API: money as strings, konbini not offered without its provider, list by user', async () => {
     const res = await api.inject({ method: 'POST', url: '/v1/deposits', payload: { method: 'card', user_id: 'u-api', amount: '1200', payment_method: 'pm_card_visa' } });
     expect(res.statusCode).toBe(201);
     const body = res.json() as Record<string, unknown>;
@@ -245,6 +245,10 @@ describe('card deposits', () => {
     const konbini = await api.inject({ method: 'POST', url: '/v1/deposits', payload: { method: 'konbini', user_id: 'u-api', amount: 1000 } });
     expect(konbini.statusCode).toBe(422);
     expect(konbini.json()).toMatchObject({ code: 'method_not_available' });
+    // A bank transfer needs no provider, only the user's virtual account (bank-transfer-deposit.db.test.ts).
+    const bank = await api.inject({ method: 'POST', url: '/v1/deposits', payload: { method: 'bank_transfer', user_id: 'u-api', amount: 1000 } });
+    expect(bank.statusCode).toBe(422);
+    expect(bank.json()).toMatchObject({ code: 'virtual_account_required' });
     const tooMuch = await api.inject({ method: 'POST', url: '/v1/deposits', payload: { method: 'card', user_id: 'u-api', amount: 10_000_001, payment_method: 'pm_card_visa' } });
     expect(tooMuch.statusCode).toBe(400);
   });

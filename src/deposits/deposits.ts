@@ -31,8 +31,9 @@ import type { Operation, Operations } from '../operations/index.ts';
 import { publish } from '../outbox/publish.ts';
 import type { CanonicalEvent } from '../providers/types.ts';
 import { createReservations, type CreditOn, type ReservationDepositInput } from './reservation.ts';
+import { createBankTransferDeposits, DEFAULT_BANK_TRANSFER_EXPIRY_MS, type BankTransferDepositInput } from './bank-transfer-deposit.ts';
 import {
-  DEPOSIT_COLUMNS, toDeposit, transitionDeposit, type Deposit, type DepositRow, type DepositStatus,
+  DEPOSIT_COLUMNS, depositMessage, toDeposit, transitionDeposit, type Deposit, type DepositRow, type DepositStatus,
 } from './state.ts';
 import { admitDeposit, checkDepositInput, loadDeposit, recordThenSend } from './flow.ts';
 
@@ -55,6 +56,8 @@ export interface DepositsOptions {
   reservationProvider?: string | undefined;
   /** Which paid notice of a reservation credits the wallet; default 'preliminary' (速報). */
   creditOn?: CreditOn | undefined;
+  /** How long a bank-transfer deposit waits for its transfer (bank-transfer-deposit.ts); default 7 days. */
+  bankTransferExpiryMs?: number | undefined;
 }
 
 export interface CardDepositInput {
@@ -70,7 +73,9 @@ export interface CardDepositInput {
 export type CreateDepositError =
   | { code: 'balance_limit_exceeded'; headroom: bigint }
   | { code: 'account_restricted' }
-  | { code: 'client_key_reused'; depositId: string };
+  | { code: 'client_key_reused'; depositId: string }
+  /** A bank-transfer deposit for a user without a virtual account (POST /v1/virtual-accounts first). */
+  | { code: 'virtual_account_required' };
 
 export interface DepositEvent { at: Date; fromStatus: DepositStatus | null; toStatus: DepositStatus; cause: string }
 
@@ -78,6 +83,10 @@ export interface Deposits {
   createCardDeposit(input: CardDepositInput): Promise<Result<Deposit, CreateDepositError>>;
   /** Konbini / Pay-easy: reserve, then paid notices by webhook (reservation.ts). */
   createReservationDeposit(input: ReservationDepositInput): Promise<Result<Deposit, CreateDepositError>>;
+  /** Bank transfer: where to transfer and until when, then paid by the transfer (bank-transfer-deposit.ts). */
+  createBankTransferDeposit(input: BankTransferDepositInput): Promise<Result<Deposit, CreateDepositError>>;
+  /** Expires bank-transfer deposits past their deadline (hold released, deposit.expired); a periodic job. */
+  expireBankTransferDeposits(limit?: number): Promise<number>;
   getDeposit(id: string): Promise<Deposit | null>;
   listDeposits(userId: string, opts?: { limit?: number | undefined; before?: string | undefined }): Promise<Deposit[]>;
   depositEvents(id: string): Promise<DepositEvent[]>;
@@ -89,6 +98,7 @@ export interface Deposits {
 }
 
 export const DEFAULT_MAX_DEPOSIT = 10_000_000n;
+export { depositMessage };
 
 export function createDeposits(engine: DepositsEngine, opts: DepositsOptions): Deposits {
   const pool = engine.db.pool;
@@ -195,11 +205,15 @@ export function createDeposits(engine: DepositsEngine, opts: DepositsOptions): D
 
   const reservations = createReservations(engine, {
     provider: opts.reservationProvider ?? 'komoju', creditOn: opts.creditOn ?? 'preliminary', defaultLimit, maxAmount,
-  }, depositMessage);
+  });
+
+  const bankTransfers = createBankTransferDeposits(engine, { defaultLimit, maxAmount, expiryMs: opts.bankTransferExpiryMs ?? DEFAULT_BANK_TRANSFER_EXPIRY_MS });
 
   return {
     createCardDeposit,
     createReservationDeposit: reservations.createReservationDeposit,
+    createBankTransferDeposit: bankTransfers.createBankTransferDeposit,
+    expireBankTransferDeposits: bankTransfers.expireOnce,
     getDeposit,
 
     async listDeposits(userId, o = {}) {
@@ -246,17 +260,4 @@ function providerPaymentIdOf(response: Record<string, unknown> | null): string |
 function chargedAmountOf(response: Record<string, unknown> | null): bigint | undefined {
   const a = response?.amount;
   return typeof a === 'number' && Number.isSafeInteger(a) ? BigInt(a) : typeof a === 'string' && /^\d+$/.test(a) ? BigInt(a) : undefined;
-}
-
-/** A deposit in messages and API answers: snake_case, money as decimal strings. */
-export function depositMessage(d: Deposit): Record<string, string | boolean | Record<string, string> | null> {
-  return {
-    id: d.id, user_id: d.userId, method: d.method, amount: d.amount.toString(), currency: d.currency, status: d.status,
-    provider: d.provider, operation_id: d.operationId, provider_payment_id: d.providerPaymentId,
-    failure_code: d.failureCode, failure_message: d.failureMessage,
-    credited: d.credited.toString(), escrowed: d.escrowed.toString(), suspended: d.suspended.toString(),
-    ledger_transaction_id: d.ledgerTransactionId, created_at: d.createdAt.toISOString(), updated_at: d.updatedAt.toISOString(),
-    payment_deadline: d.paymentDeadline?.toISOString() ?? null, payment_instructions: d.paymentInstructions,
-    credited_at_notice: d.creditedAtNotice, paid_after_deadline: d.paidAfterDeadline, shortfall: d.shortfall.toString(),
-  };
 }

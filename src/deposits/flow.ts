@@ -5,10 +5,13 @@ import type pg from 'pg';
 import { BadRequestError, err, ok, type Result } from '../kernel/errors.ts';
 import type { Logger } from '../kernel/logger.ts';
 import type { Operation, Operations } from '../operations/index.ts';
-import type { Tx } from '../kernel/db.ts';
-import { uuidv7 } from '../kernel/ids.ts';
-import { ensureAccounts, headroom, lockBalances } from '../ledger/index.ts';
-import { DEPOSIT_COLUMNS, inFlightSum, toDeposit, transitionDeposit, type Deposit, type DepositMethod, type DepositRow } from './state.ts';
+import type { Queryable, Tx } from '../kernel/db.ts';
+import { nameBasedId, uuidv7 } from '../kernel/ids.ts';
+import { ensureAccounts, headroom, lockBalances, releaseHold } from '../ledger/index.ts';
+import { publish } from '../outbox/publish.ts';
+import {
+  DEPOSIT_COLUMNS, depositMessage, inFlightSum, toDeposit, transitionDeposit, type Deposit, type DepositMethod, type DepositRow,
+} from './state.ts';
 import type { CreateDepositError } from './deposits.ts';
 
 /** Thrown inside tx1 to roll it back (account creation included) and return the refusal as a value. */
@@ -107,4 +110,22 @@ export async function admitDeposit(
      INSERT INTO deposit_events (deposit_id, from_status, to_status, cause) SELECT id, NULL, 'pending', 'requested' FROM d`,
     [id, req.userId, req.method, req.amount.toString(), req.currency, req.provider, req.clientKey ?? null]);
   return { id, walletId: wallet!.id, clearingId: clearing!.id };
+}
+
+/**
+ * Publishes a `deposit.*` notice about `d`, once: the message id is derived from the deposit and
+ * `suffix` (the topic unless a deposit can have several of that topic, e.g. one per credit attempt).
+ */
+export function publishDeposit(q: Queryable, topic: string, d: Deposit, suffix: string = topic): Promise<unknown> {
+  return publish(q, topic, depositMessage(d), {
+    id: nameBasedId('deposit', d.id, suffix), key: d.id, entity: { type: 'deposit', id: d.id }, attributes: { method: d.method, provider: d.provider },
+  });
+}
+
+/** Ends the deposit's incoming hold (paid, expired, failed): it no longer counts toward the limit. Under the deposit's row lock. */
+export async function releaseDepositHold(tx: Tx, d: Deposit, cause: string, log: Logger): Promise<void> {
+  if (!d.holdId) return;
+  const r = await releaseHold(tx, d.holdId, cause);
+  if (!r.ok) log.warn({ depositId: d.id, holdId: d.holdId, err: r.error.code }, 'deposit hold was no longer active');
+  await tx.query('UPDATE deposits SET hold_id = NULL WHERE id = $1', [d.id]);
 }

@@ -1,5 +1,6 @@
-// Deposits (D1–D4): the realtime (card) flow and the reservation (konbini / Pay-easy) flow
-// (reservation.ts), on one table and state machine.
+// Deposits (D1–D4): the realtime (card) flow, the reservation (konbini / Pay-easy) flow
+// (reservation.ts) and bank transfers asked for in advance (bank-transfer-deposit.ts), on one table
+// and state machine; transfers into virtual accounts (bank-transfer.ts).
 export {
   createDeposits, depositMessage, DEFAULT_MAX_DEPOSIT,
   type Deposits, type DepositsEngine, type DepositsOptions, type CardDepositInput, type CreateDepositError, type DepositEvent,

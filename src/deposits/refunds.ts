@@ -199,14 +199,15 @@ interface Source {
 }
 
 // Escrow not refunded yet: from deposits whose credit is final (a preliminary credit may still be
-// withdrawn) and from credited bank transfers; not while a refund of it is live or succeeded. After
+// withdrawn) and from credited bank transfers (a bank-transfer deposit's escrow is its transfer's:
+// refunded once, as the transfer's); not while a refund of it is live or succeeded. After
 // a failure: a refusal that retrying cannot change (the account rejected, the request invalid)
 // waits for the account to change; any other failure (KOMOJU unreachable, never received) is
 // tried again after RETRY_AFTER. Reported sources without an account wait for one quietly.
 const REFUNDABLE = `
 WITH src AS (
   SELECT 'deposit'::text AS source_type, d.id::text AS source_id, d.user_id, d.escrowed AS amount, d.currency, d.provider, d.provider_payment_id
-  FROM deposits d WHERE d.escrowed > 0 AND d.status = 'succeeded' AND ($1::text IS NULL OR d.user_id = $1)
+  FROM deposits d WHERE d.escrowed > 0 AND d.status = 'succeeded' AND d.method <> 'bank_transfer' AND ($1::text IS NULL OR d.user_id = $1)
   UNION ALL
   SELECT 'bank_transfer', t.external_id, t.user_id, t.escrowed, t.currency, 'zengin', NULL
   FROM bank_transfers t WHERE t.escrowed > 0 AND t.status = 'credited' AND t.user_id IS NOT NULL AND ($1::text IS NULL OR t.user_id = $1)

@@ -28,20 +28,19 @@
 import type pg from 'pg';
 import { withTx, type Tx } from '../kernel/db.ts';
 import { BadRequestError, type Result } from '../kernel/errors.ts';
-import { isUuid, nameBasedId } from '../kernel/ids.ts';
+import { isUuid } from '../kernel/ids.ts';
 import type { Logger } from '../kernel/logger.ts';
 import type { EventHandlers } from '../intake/handlers.ts';
 import {
-  creditDeposit, ensureAccount, ensureAccounts, placeHold, releaseHold,
+  creditDeposit, ensureAccount, ensureAccounts, placeHold,
 } from '../ledger/index.ts';
 import type { Operation, Operations } from '../operations/index.ts';
-import { publish } from '../outbox/publish.ts';
 import type { CanonicalEvent } from '../providers/types.ts';
 import {
   DEPOSIT_COLUMNS, toDeposit, transitionDeposit, type Deposit, type DepositRow, type DepositStatus,
 } from './state.ts';
 import type { CreateDepositError } from './deposits.ts';
-import { admitDeposit, checkDepositInput, recordThenSend, Refused } from './flow.ts';
+import { admitDeposit, checkDepositInput, publishDeposit, recordThenSend, Refused, releaseDepositHold } from './flow.ts';
 import { reverseDepositCredit } from './reverse-credit.ts';
 
 export type CreditOn = 'preliminary' | 'final';
@@ -81,16 +80,10 @@ export interface Reservations {
 
 const INSTRUCTION_KEYS = ['store', 'receipt', 'confirmation_code', 'instructions_url', 'bank_id', 'customer_id', 'confirmation_id'] as const;
 
-type Message = (d: Deposit) => Record<string, unknown>;
-
-export function createReservations(engine: ReservationsEngine, opts: ReservationsOptions, depositMessage: Message): Reservations {
+export function createReservations(engine: ReservationsEngine, opts: ReservationsOptions): Reservations {
   const pool = engine.db.pool;
   const { operations, log } = engine;
   const { provider, creditOn, defaultLimit, maxAmount } = opts;
-
-  const emit = (tx: Tx, topic: string, d: Deposit, suffix: string = topic) => publish(tx, topic, depositMessage(d), {
-    id: nameBasedId('deposit', d.id, suffix), key: d.id, entity: { type: 'deposit', id: d.id }, attributes: { method: d.method, provider },
-  });
 
   // ---- tx1
   async function record(input: ReservationDepositInput, currency: string): Promise<{ deposit: Deposit; operationId: string | null }> {
@@ -140,12 +133,7 @@ export function createReservations(engine: ReservationsEngine, opts: Reservation
     return r.rows[0] ? toDeposit(r.rows[0]) : null;
   }
 
-  async function dropHold(tx: Tx, d: Deposit, cause: string): Promise<void> {
-    if (!d.holdId) return;
-    const r = await releaseHold(tx, d.holdId, cause);
-    if (!r.ok) log.warn({ depositId: d.id, holdId: d.holdId, err: r.error.code }, 'reservation hold was no longer active');
-    await tx.query('UPDATE deposits SET hold_id = NULL WHERE id = $1', [d.id]);
-  }
+  const dropHold = (tx: Tx, d: Deposit, cause: string) => releaseDepositHold(tx, d, cause, log);
 
   /** Releases the hold and credits the deposit (unrefusable: over the limit → escrow). */
   async function credit(tx: Tx, d: Deposit, notice: 'preliminary' | 'final', why: string) {
@@ -206,7 +194,7 @@ export function createReservations(engine: ReservationsEngine, opts: Reservation
       if (d.status !== 'processing' && d.status !== 'unknown') return; // a paid notice overtook the answer
       const moved = await transitionDeposit(tx, d.id, d.status, 'awaiting_payment', `reserved (operation ${op.id})`, { providerPaymentId: paymentId });
       if (!moved) throw new Error(`deposit ${d.id} left ${d.status} while locked`);
-      await emit(tx, 'deposit.awaiting_payment', moved);
+      await publishDeposit(tx, 'deposit.awaiting_payment', moved);
     } else if (op.status === 'failed') {
       if (d.status !== 'processing' && d.status !== 'unknown') {
         log.error({ depositId: d.id, operationId: op.id, status: d.status }, 'reservation failed for a deposit already moved on; ignored');
@@ -217,7 +205,7 @@ export function createReservations(engine: ReservationsEngine, opts: Reservation
         failureCode: op.error_code ?? 'reservation_failed', failureMessage: op.error_message ?? 'the reservation failed',
       });
       if (!moved) throw new Error(`deposit ${d.id} left ${d.status} while locked`);
-      await emit(tx, 'deposit.failed', moved);
+      await publishDeposit(tx, 'deposit.failed', moved);
     }
   }
   operations.onResult('reserve', onReserveResult);
@@ -251,11 +239,11 @@ export function createReservations(engine: ReservationsEngine, opts: Reservation
           const c = await credit(tx, d, 'preliminary', 'preliminary paid notice');
           const moved = await transitionDeposit(tx, d.id, d.status, 'paid_preliminary', `${at}: credited${c.escrowed > 0n ? `; ${c.escrowed} over the limit to escrow` : ''}`,
             { providerPaymentId: paymentId, credited: c.credited, escrowed: c.escrowed, suspended: c.suspended, ledgerTransactionId: c.transactionId });
-          await emit(tx, 'deposit.paid_preliminary', moved!, `paid_preliminary:${d.creditAttempt}`);
-          if (c.escrowed > 0n) await emit(tx, 'deposit.escrowed', moved!, `escrowed:${d.creditAttempt}`);
+          await publishDeposit(tx, 'deposit.paid_preliminary', moved!, `paid_preliminary:${d.creditAttempt}`);
+          if (c.escrowed > 0n) await publishDeposit(tx, 'deposit.escrowed', moved!, `escrowed:${d.creditAttempt}`);
         } else {
           const moved = await transitionDeposit(tx, d.id, d.status, 'paid_preliminary', `${at}: recorded, credit waits for the final notice`, { providerPaymentId: paymentId });
-          await emit(tx, 'deposit.paid_preliminary', moved!, `paid_preliminary:${d.creditAttempt}`);
+          await publishDeposit(tx, 'deposit.paid_preliminary', moved!, `paid_preliminary:${d.creditAttempt}`);
         }
         return;
       }
@@ -278,8 +266,8 @@ export function createReservations(engine: ReservationsEngine, opts: Reservation
             `${at}: credited${afterDeadline ? ' (paid after the deadline)' : ''}${c.escrowed > 0n ? `; ${c.escrowed} over the limit to escrow` : ''}`,
             { providerPaymentId: paymentId, credited: c.credited, escrowed: c.escrowed, suspended: c.suspended, ledgerTransactionId: c.transactionId });
         }
-        await emit(tx, 'deposit.succeeded', moved!, 'succeeded');
-        if (escrowed > 0n) await emit(tx, 'deposit.escrowed', moved!, 'escrowed:final');
+        await publishDeposit(tx, 'deposit.succeeded', moved!, 'succeeded');
+        if (escrowed > 0n) await publishDeposit(tx, 'deposit.escrowed', moved!, 'escrowed:final');
         return;
       }
       case 'payment.preliminary_cancelled': {
@@ -289,7 +277,7 @@ export function createReservations(engine: ReservationsEngine, opts: Reservation
           if (!d.holdId) await reholdAfterCancel(tx, d);
           const moved = await transitionDeposit(tx, d.id, 'paid_preliminary', 'awaiting_payment',
             `${at}${d.ledgerTransactionId ? ': credit reversed' : ''}${shortfall > 0n ? `; wallet ${shortfall} below zero` : ''}`);
-          await emit(tx, 'deposit.preliminary_cancelled', moved!, `preliminary_cancelled:${d.creditAttempt}`);
+          await publishDeposit(tx, 'deposit.preliminary_cancelled', moved!, `preliminary_cancelled:${d.creditAttempt}`);
         } else if (WAITING.includes(d.status)) {
           await tx.query('UPDATE deposits SET early_preliminary_cancels = early_preliminary_cancels + 1 WHERE id = $1', [d.id]);
           ignore('arrived before its preliminary notice: remembered');
@@ -305,7 +293,7 @@ export function createReservations(engine: ReservationsEngine, opts: Reservation
         if (d.ledgerTransactionId) await uncredit(tx, d, `reservation ${to} after a preliminary notice`);
         await dropHold(tx, d, `reservation ${to}`);
         const moved = await transitionDeposit(tx, d.id, d.status, to, at, { providerPaymentId: paymentId });
-        await emit(tx, `deposit.${to}`, moved!);
+        await publishDeposit(tx, `deposit.${to}`, moved!);
         return;
       }
     }

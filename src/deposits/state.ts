@@ -8,7 +8,10 @@
 // processing → awaiting_payment (reserved) → paid_preliminary (速報) → succeeded (確報); a 速報取消
 // sends paid_preliminary back to awaiting_payment; awaiting_payment → expired | cancelled, and a
 // payment after expiry still ends in succeeded (it cannot be refused). Paid notices may overtake
-// the reservation's own answer, hence the edges from processing / unknown.
+// the reservation's own answer, hence the edges from processing / unknown. Bank transfer
+// (bank-transfer-deposit.ts, no provider call: the user's virtual account is the instruction):
+// pending → awaiting_payment → succeeded (a transfer of its amount arrived) | expired; a transfer
+// after expiry is booked on its own (importTransfer), the deposit stays expired.
 import type { Queryable } from '../kernel/db.ts';
 
 export type DepositMethod = 'card' | 'konbini' | 'payeasy' | 'bank_transfer';
@@ -21,8 +24,9 @@ export const DEPOSIT_STATUSES: readonly DepositStatus[] = [
 ];
 
 export const DEPOSIT_TRANSITIONS: Readonly<Record<DepositStatus, readonly DepositStatus[]>> = {
-  // Recorded in tx1; `failed` only if the request could not even be recorded as an operation.
-  pending: ['processing', 'failed'],
+  // Recorded in tx1; `failed` only if the request could not even be recorded as an operation;
+  // awaiting_payment at once for a bank transfer (nothing to ask a provider).
+  pending: ['processing', 'failed', 'awaiting_payment'],
   // The charge is being made (or was recorded and the process died: the janitor sends it).
   processing: ['succeeded', 'failed', 'unknown', 'awaiting_payment', 'paid_preliminary', 'expired', 'cancelled'],
   // No answer on the return path: resolved by inquiry (janitor) or a late provider webhook.
@@ -77,17 +81,17 @@ export interface Deposit {
   ledgerTransactionId: string | null;
   createdAt: Date;
   updatedAt: Date;
-  // Reservations (konbini, Pay-easy); null / 0 / false for other methods.
+  // Reservations (konbini, Pay-easy) and bank transfers; null / 0 / false for other methods.
   /** The incoming ledger hold while the reservation awaits payment (counts toward the limit). */
   holdId: string | null;
   paymentDeadline: Date | null;
-  /** Payment number / receipt codes for the customer. */
+  /** Payment number / receipt codes for the customer; for a bank transfer, the account to transfer to. */
   paymentInstructions: Record<string, string> | null;
   /** Which paid notice credited the wallet; null while not credited. */
   creditedAtNotice: 'preliminary' | 'final' | null;
   creditAttempt: number;
   earlyPreliminaryCancels: number;
-  /** The final notice came after the payment deadline. */
+  /** The final notice (a bank transfer: the transfer) came after the payment deadline. */
   paidAfterDeadline: boolean;
   /** How far a reversed preliminary credit took the wallet below zero. */
   shortfall: bigint;
@@ -108,6 +112,19 @@ export const toDeposit = (r: DepositRow): Deposit => ({
   creditedAtNotice: r.credited_at_notice, creditAttempt: r.credit_attempt, earlyPreliminaryCancels: r.early_preliminary_cancels,
   paidAfterDeadline: r.paid_after_deadline, shortfall: BigInt(r.shortfall),
 });
+
+/** A deposit in messages and API answers: snake_case, money as decimal strings. */
+export function depositMessage(d: Deposit): Record<string, string | boolean | Record<string, string> | null> {
+  return {
+    id: d.id, user_id: d.userId, method: d.method, amount: d.amount.toString(), currency: d.currency, status: d.status,
+    provider: d.provider, operation_id: d.operationId, provider_payment_id: d.providerPaymentId,
+    failure_code: d.failureCode, failure_message: d.failureMessage,
+    credited: d.credited.toString(), escrowed: d.escrowed.toString(), suspended: d.suspended.toString(),
+    ledger_transaction_id: d.ledgerTransactionId, created_at: d.createdAt.toISOString(), updated_at: d.updatedAt.toISOString(),
+    payment_deadline: d.paymentDeadline?.toISOString() ?? null, payment_instructions: d.paymentInstructions,
+    credited_at_notice: d.creditedAtNotice, paid_after_deadline: d.paidAfterDeadline, shortfall: d.shortfall.toString(),
+  };
+}
 
 /** Columns a transition may set along with the status (null/undefined: leave as is). */
 export interface DepositChange {

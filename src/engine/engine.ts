@@ -86,6 +86,7 @@ export function createEngine(opts: EngineOptions): Engine {
   const deposits = createDeposits({ db, log, operations, handlers }, {
     provider: config.deposits.cardProvider, defaultLimit: BigInt(config.deposits.defaultLimit),
     reservationProvider: config.deposits.reservationProvider, creditOn: config.deposits.creditOn,
+    bankTransferExpiryMs: config.deposits.bankTransferExpiryMs,
   });
   const refunds = createRefunds({ db, log, operations, providers }, {
     provider: config.deposits.refundProvider, reservationProvider: config.deposits.reservationProvider,
@@ -121,6 +122,8 @@ export function createEngine(opts: EngineOptions): Engine {
         { name: 'ledger.expire-holds', intervalMs: 60_000, run: async () => { await expireHolds(db.pool, clock.now()); } },
         // A charge the janitor declared unknown (its process died mid-call): the deposit follows it.
         { name: 'deposits.sync', intervalMs: janitorMs, run: async () => { await deposits.syncOnce(); } },
+        // Bank-transfer deposits past their deadline: hold released, deposit.expired (no provider tells us).
+        { name: 'deposits.bank-transfer-expiry', intervalMs: janitorMs, run: async () => { await deposits.expireBankTransferDeposits(); } },
         // Escrow waiting for a refund, payouts recorded but not sent, and sent payouts the provider may have settled.
         { name: 'deposits.refunds', intervalMs: 10_000, run: async () => { await refunds.runOnce(); } },
         { name: 'deposits.expiry-inquiry', intervalMs: 5 * 60_000, run: async () => { await expiryInquiry.runOnce(); } },

@@ -151,6 +151,8 @@ export const configSchema = z.object({
     }).strict().default({ amount: 300, payer: 'platform' }),
     /** konbini / Pay-easy reservations this long past their deadline without an expiry notice are asked about at the provider. */
     expiryInquiryAfterMs: duration.default(30 * 60_000),
+    /** How long a bank-transfer deposit (POST /v1/deposits) waits for its transfer before it expires and its hold is released. */
+    bankTransferExpiryMs: duration.default(7 * 24 * 3_600_000),
     /** The wallet backend's callback for user notices: every `deposit.*` message, signed (Standard Webhooks), retried. */
     callback: z.object({
       url: z.string().url(),
@@ -162,6 +164,7 @@ export const configSchema = z.object({
   }).strict().default({
     cardProvider: 'stripe', defaultLimit: 1_000_000, creditOn: 'preliminary', reservationProvider: 'komoju',
     refundProvider: 'komoju', refundFee: { amount: 300, payer: 'platform' }, expiryInquiryAfterMs: 30 * 60_000,
+    bankTransferExpiryMs: 7 * 24 * 3_600_000,
   }),
   /** `npm start` runs the Stripe and KOMOJU simulators for providers the configuration does not declare. */
   simulators: z.object({ enabled: z.boolean().default(true) }).strict().default({ enabled: true }),

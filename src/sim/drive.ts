@@ -1,8 +1,10 @@
 // Drives deposits of every method through seigo's public API and plays the customers: it pays
 // konbini / Pay-easy reservations at the KOMOJU simulator (preliminary notices, cancelled ones,
-// payment after expiry), sends bank transfers that the bank reports in Zengin files, and makes some
-// users sit near their limit and some restricted. Everything it will do is drawn from the seed
-// before it starts (`planDeposits`), so a seed repeats what is driven; only timing varies.
+// payment after expiry), sends bank transfers that the bank reports in Zengin files (half of them
+// announced first through POST /v1/deposits and sent to the account its instructions name, some
+// late or never), and makes some users sit near their limit and some restricted. Everything it
+// will do is drawn from the seed before it starts (`planDeposits`), so a seed repeats what is
+// driven; only timing varies.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mulberry32 } from '../kernel/prng.ts';
 import { restrictOwner, setBalanceLimit } from '../ledger/index.ts';
@@ -34,8 +36,8 @@ export interface PlannedDeposit {
   store: string;
   scenario: Scenario;
   transfer: TransferKind;
-  /** A bank transfer asked of KOMOJU (a reservation with a virtual account) rather than to the user's own account. */
-  viaKomoju: boolean;
+  /** A bank transfer announced first (POST /v1/deposits, bank_transfer) rather than just sent, as many customers do. */
+  withIntent: boolean;
   customerDelayMs: number;
 }
 
@@ -76,7 +78,7 @@ export function planDeposits(o: { seed: number; count: number; users: number; fa
     return {
       index, user: pick(users), method, amount: 1_000 + Math.floor(r() * 300) * 100,
       card: r() < 0.9 ? 'pm_card_visa' : 'pm_card_chargeDeclined', store: pick(STORES), scenario,
-      transfer: t < 0.85 ? 'match' : t < 0.93 ? 'name_mismatch' : 'unknown_account', viaKomoju: r() < 0.5,
+      transfer: t < 0.85 ? 'match' : t < 0.93 ? 'name_mismatch' : 'unknown_account', withIntent: r() < 0.5,
       customerDelayMs: Math.floor(r() * 1_500),
     };
   });
@@ -92,7 +94,6 @@ export interface DriveStats {
   gaveUp: number;
   bankFiles: number;
   bankFilesSentTwice: number;
-  komojuBankTransfer: 'available' | 'not available';
   scenarios: Record<string, number>;
 }
 
@@ -153,7 +154,7 @@ export async function setUpUsers(w: World, plan: Plan): Promise<void> {
 export async function driveDeposits(w: World, plan: Plan, o: { concurrency: number; faultRate: number; untilMs?: number | undefined }): Promise<DriveStats> {
   const stats: DriveStats = {
     requested: 0, byMethod: { card: 0, konbini: 0, payeasy: 0, bank_transfer: 0 }, accepted: 0, refused: {}, gaveUp: 0,
-    bankFiles: 0, bankFilesSentTwice: 0, komojuBankTransfer: 'available', scenarios: {},
+    bankFiles: 0, bankFilesSentTwice: 0, scenarios: {},
   };
   const r = mulberry32(w.seed ^ 0xba4c);
   const customers: Promise<void>[] = [];
@@ -176,23 +177,20 @@ export async function driveDeposits(w: World, plan: Plan, o: { concurrency: numb
     }
   })().catch((e: unknown) => { bankError = e as Error; });
 
+  const count = (what: string) => { stats.scenarios[what] = (stats.scenarios[what] ?? 0) + 1; };
   const one = async (d: PlannedDeposit) => {
     stats.requested++;
     stats.byMethod[d.method]++;
     const u = d.user;
-    if (d.method === 'bank_transfer' && !(d.viaKomoju && stats.komojuBankTransfer === 'available')) {
+    if (d.method === 'bank_transfer' && !d.withIntent) {
       stats.accepted++;
-      stats.scenarios[`transfer_${d.transfer}`] = (stats.scenarios[`transfer_${d.transfer}`] ?? 0) + 1;
-      const other = plan.users.find((x) => x.payerKana !== u.payerKana) ?? u;
-      w.bank.transfer({
-        accountNumber: d.transfer === 'unknown_account' ? String(9_000_000 + d.index) : u.accountNumber!,
-        amount: BigInt(d.amount), payerName: d.transfer === 'name_mismatch' ? other.payerKana : u.payerKana,
-      });
+      count(`transfer_${d.transfer}`);
+      sendTransfer(w, plan, d, u.accountNumber!);
       return;
     }
     const body: Record<string, unknown> = { method: d.method, user_id: u.id, amount: d.amount };
     if (d.method === 'card') body.payment_method = d.card;
-    else body.email = `${u.id}@example.com`;
+    else if (d.method !== 'bank_transfer') body.email = `${u.id}@example.com`;
     if (d.method === 'konbini') body.store = d.store;
     const key = `sim-${w.seed}-${d.index}`;
     const a = await call(w, 'POST', '/v1/deposits', { body, key, giveUpMs: 180_000 });
@@ -203,13 +201,6 @@ export async function driveDeposits(w: World, plan: Plan, o: { concurrency: numb
     }
     if (a.status !== 201) {
       const code = typeof a.body.code === 'string' ? a.body.code : `http_${a.status}`;
-      if (d.method === 'bank_transfer' && a.status === 422 && code === 'method_not_available') {
-        // KOMOJU bank transfers are not offered by this seigo: the customer pays into their own account instead.
-        stats.komojuBankTransfer = 'not available';
-        stats.requested--;
-        stats.byMethod.bank_transfer--;
-        return one({ ...d, viaKomoju: false });
-      }
       stats.refused[code] = (stats.refused[code] ?? 0) + 1;
       return;
     }
@@ -217,7 +208,14 @@ export async function driveDeposits(w: World, plan: Plan, o: { concurrency: numb
     const depositId = String(a.body.id);
     w.walletDeposits.add(depositId);
     if (d.method === 'card') return;
-    stats.scenarios[d.scenario] = (stats.scenarios[d.scenario] ?? 0) + 1;
+    if (d.method === 'bank_transfer') {
+      const when = transferTiming(d.scenario);
+      count(`bank_transfer_${when}`);
+      if (when !== 'never') count(`transfer_${d.transfer}`);
+      customers.push(payBankTransfer(w, plan, d, a.body, when));
+      return;
+    }
+    count(d.scenario);
     customers.push(playCustomer(w, d, depositId));
   };
 
@@ -243,6 +241,33 @@ function bankHolderName(kana: string): string {
   return [...kana].map((c) => large[c] ?? c).join('');
 }
 
+/** The customer transfers `d.amount` from their bank: to `accountNumber`, or a mistyped one; as themselves, or under another name. */
+function sendTransfer(w: World, plan: Plan, d: PlannedDeposit, accountNumber: string): void {
+  const u = d.user;
+  const other = plan.users.find((x) => x.payerKana !== u.payerKana) ?? u;
+  w.bank.transfer({
+    accountNumber: d.transfer === 'unknown_account' ? String(9_000_000 + d.index) : accountNumber,
+    amount: BigInt(d.amount), payerName: d.transfer === 'name_mismatch' ? other.payerKana : u.payerKana,
+  });
+}
+
+type TransferTiming = 'in_time' | 'after_deadline' | 'never';
+
+/** What the customer who announced a bank transfer does, from the scenario drawn for every deposit. */
+function transferTiming(s: Scenario): TransferTiming {
+  return s === 'expire' || s === 'preliminary_cancelled_then_expire' ? 'never' : s === 'pay_after_expiry' ? 'after_deadline' : 'in_time';
+}
+
+/** The customer who announced a bank transfer sends it to the account in the instructions: soon, after the deadline, or never. */
+async function payBankTransfer(w: World, plan: Plan, d: PlannedDeposit, deposit: Record<string, unknown>, when: TransferTiming): Promise<void> {
+  if (when === 'never') return;
+  await sleep(d.customerDelayMs);
+  if (d.user.restricted === 'later') await restrictOwner(w.pool, d.user.id, 'frozen by the simulation while a bank transfer was announced');
+  if (when === 'after_deadline') await sleep(Math.max(0, Date.parse(String(deposit.payment_deadline)) - Date.now()) + 1_000);
+  const instructions = deposit.payment_instructions as Record<string, string>;
+  sendTransfer(w, plan, d, instructions.account_number!);
+}
+
 /** The customer, with the payment instructions KOMOJU sent by email, acts at the simulator. */
 async function playCustomer(w: World, d: PlannedDeposit, depositId: string): Promise<void> {
   // The reservation may still be on its way (a timeout, a killed process): KOMOJU knows it once it exists.
@@ -256,12 +281,6 @@ async function playCustomer(w: World, d: PlannedDeposit, depositId: string): Pro
   if (d.user.restricted === 'later') await restrictOwner(w.pool, d.user.id, 'frozen by the simulation while a reservation was open');
   const k = w.komoju;
   const id = paymentId;
-  const payment = k.payment(id);
-  if (d.viaKomoju && d.method === 'bank_transfer') {
-    const details = payment?.payment_details as Record<string, unknown> | undefined;
-    k.bankTransfer({ virtualAccount: String(details?.account_number), amount: d.amount, payerKana: d.user.payerKana });
-    return;
-  }
   switch (d.scenario) {
     case 'pay': k.pay(id); return;
     case 'pay_with_preliminary': k.pay(id, { preliminary: true }); return;

@@ -90,6 +90,8 @@ export interface Figures {
   deliveries: { total: number; acknowledged: number; redelivered: number; dead_with_case: number; lost: number };
   /** Cases opened during the run, by cause. */
   cases: Record<string, number>;
+  /** Announced bank transfers (POST /v1/deposits, bank_transfer) by status: paid by a transfer (succeeded), still awaiting, expired. */
+  bank_transfer_deposits: Record<string, number>;
   /** Work left: operations pending/sending, deposits pending/processing, inbox rows pending/failed, deliveries pending/sending. */
   stuck: { operations: number; deposits: number; inbox: number; inbox_failed: number; deliveries: number; refunds: number };
   /** The lost, doubly credited and phantom payments (the first 20), with seigo's record of each. */
@@ -201,6 +203,8 @@ export async function computeFigures(w: World): Promise<Figures> {
        AND (client_key IS NULL OR NOT (client_key = ANY($2::text[])))`,
     [[...w.walletDeposits], [...w.walletGaveUp].map((k) => `idempotency:wallet:${k}`)]);
   const cases = await pool.query<{ cause: string; n: number }>('SELECT cause, count(*)::int AS n FROM cases GROUP BY cause ORDER BY cause');
+  const announced = await pool.query<{ status: string; n: number }>(
+    `SELECT status, count(*)::int AS n FROM deposits WHERE method = 'bank_transfer' GROUP BY status ORDER BY status`);
   let redelivered = 0;
   for (const p of w.receiver.processed.values()) redelivered += p.redeliveries;
 
@@ -212,6 +216,7 @@ export async function computeFigures(w: World): Promise<Figures> {
     refunds_started: s.refunds, refunds: { succeeded: s.refunds_succeeded, failed: s.refunds_failed, sent: s.refunds_sent, refunded: s.refunded },
     deliveries: { total: dl.rows.length, acknowledged, redelivered, dead_with_case: deadWithCase, lost: lostDeliveries },
     cases: Object.fromEntries(cases.rows.map((c) => [c.cause, c.n])),
+    bank_transfer_deposits: Object.fromEntries(announced.rows.map((d) => [d.status, d.n])),
     stuck: { operations: s.ops_stuck, deposits: s.deposits_stuck, inbox: s.inbox, inbox_failed: s.inbox_failed, deliveries: open, refunds: s.refunds_pending },
     broken: await describe(pool, [...lost.map((k) => ['lost', k]), ...double.map((k) => ['double_credit', k]), ...phantom.map((k) => ['phantom_credit', k])] as [string, string][]),
     unsettled: await unsettled(pool),
