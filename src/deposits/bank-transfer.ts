@@ -222,11 +222,14 @@ async function getTransfer(q: Queryable, externalId: string): Promise<BankTransf
   return r.rows[0] ? toBankTransfer(r.rows[0]) : null;
 }
 
-/** A cancellation record in the file: the transfer it names, as a data record. */
-export type IncomingCancellation = IncomingTransfer;
+/** A cancellation record: the transfer it names, as a data record. */
+export interface IncomingCancellation extends IncomingTransfer {
+  /** The external id of the transfer it withdraws, when the notice says so (webhooks); else read from externalId. */
+  cancels?: string | undefined;
+}
 
-// The transfer a cancellation withdraws: the one with its 照会番号 (its id without ':cancel'), or
-// else the oldest one not yet cancelled with the same account, 勘定日, amount and payer.
+// The transfer a cancellation withdraws: the one it names (a file record's 照会番号 is its id
+// without ':cancel'), or else the oldest one not yet cancelled with the same account, 勘定日, amount and payer.
 const FIND_CANCELLED = `
 SELECT ${BT_COLUMNS} FROM bank_transfers
 WHERE status IN ('credited', 'suspense') AND (external_id = $1 OR (
@@ -243,7 +246,7 @@ export async function importCancellation(q: Queryable, cancel: IncomingCancellat
   if (prior) return { transfer: prior, duplicate: true };
   const log = policy.log ?? silentLogger;
   const accountNumber = cancel.account.accountNumber;
-  const named = /:\d+:cancel$/.test(cancel.externalId) ? cancel.externalId.slice(0, -':cancel'.length) : null;
+  const named = cancel.cancels ?? (/:\d+:cancel$/.test(cancel.externalId) ? cancel.externalId.slice(0, -':cancel'.length) : null);
   let found = await q.query<BankTransferRow>(FIND_CANCELLED, [named, accountNumber, cancel.transactionDate ?? null, cancel.amount.toString(), cancel.payerName]);
   // A 照会番号 we never saw: try the transfer's other details before calling it unknown.
   if (!found.rows[0] && named !== null) {

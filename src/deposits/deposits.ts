@@ -30,6 +30,7 @@ import { creditDeposit, ensureAccount, DEFAULT_BALANCE_LIMIT } from '../ledger/i
 import type { Operation, Operations } from '../operations/index.ts';
 import { publish } from '../outbox/publish.ts';
 import type { CanonicalEvent } from '../providers/types.ts';
+import { registerBankTransferWebhooks } from './bank-transfer-webhook.ts';
 import { createReservations, type CreditOn, type ReservationDepositInput } from './reservation.ts';
 import { createBankTransferDeposits, DEFAULT_BANK_TRANSFER_EXPIRY_MS, type BankTransferDepositInput } from './bank-transfer-deposit.ts';
 import {
@@ -58,6 +59,8 @@ export interface DepositsOptions {
   creditOn?: CreditOn | undefined;
   /** How long a bank-transfer deposit waits for its transfer (bank-transfer-deposit.ts); default 7 days. */
   bankTransferExpiryMs?: number | undefined;
+  /** The provider whose `bank_transfer.*` webhooks book incoming transfers (bank-transfer-webhook.ts); none if not given. */
+  bankTransferProvider?: string | undefined;
 }
 
 export interface CardDepositInput {
@@ -206,6 +209,9 @@ export function createDeposits(engine: DepositsEngine, opts: DepositsOptions): D
   const reservations = createReservations(engine, {
     provider: opts.reservationProvider ?? 'komoju', creditOn: opts.creditOn ?? 'preliminary', defaultLimit, maxAmount,
   });
+
+  // The file import's policy (api/server.ts gives it the same limit), so both paths book alike.
+  if (opts.bankTransferProvider) registerBankTransferWebhooks(engine.handlers, { provider: opts.bankTransferProvider, policy: { defaultLimit } });
 
   const bankTransfers = createBankTransferDeposits(engine, { defaultLimit, maxAmount, expiryMs: opts.bankTransferExpiryMs ?? DEFAULT_BANK_TRANSFER_EXPIRY_MS });
 

@@ -86,7 +86,7 @@ export function createEngine(opts: EngineOptions): Engine {
   const deposits = createDeposits({ db, log, operations, handlers }, {
     provider: config.deposits.cardProvider, defaultLimit: BigInt(config.deposits.defaultLimit),
     reservationProvider: config.deposits.reservationProvider, creditOn: config.deposits.creditOn,
-    bankTransferExpiryMs: config.deposits.bankTransferExpiryMs,
+    bankTransferExpiryMs: config.deposits.bankTransferExpiryMs, bankTransferProvider: config.deposits.bankTransferProvider,
   });
   const refunds = createRefunds({ db, log, operations, providers }, {
     provider: config.deposits.refundProvider, reservationProvider: config.deposits.reservationProvider,

@@ -153,6 +153,8 @@ export const configSchema = z.object({
     expiryInquiryAfterMs: duration.default(30 * 60_000),
     /** How long a bank-transfer deposit (POST /v1/deposits) waits for its transfer before it expires and its hold is released. */
     bankTransferExpiryMs: duration.default(7 * 24 * 3_600_000),
+    /** The `standard-webhooks` provider whose `bank_transfer.*` events announce incoming transfers (bank-transfer-webhook.ts); none when unset. */
+    bankTransferProvider: z.string().min(1).optional(),
     /** The wallet backend's callback for user notices: every `deposit.*` message, signed (Standard Webhooks), retried. */
     callback: z.object({
       url: z.string().url(),
