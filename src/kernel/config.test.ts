@@ -20,6 +20,9 @@ describe('configuration', () => {
     expect(() => parseConfig({ subscriptions: [{ name: 'Bad Name', topic: 't', target: { type: 'handler', handler: 'h' } }] })).toThrowError(/subscriptions\.0\.name/);
     expect(() => parseConfig({ worker: { pollIntervalMs: '5 fortnights' } })).toThrowError(/worker\.pollIntervalMs: not a duration/);
     expect(() => parseConfig({ unknownKey: 1 })).toThrowError(/unknownKey|Unrecognized key/);
+    expect(() => parseConfig({ deposits: { bankTransferProvider: 'bnak' } })).toThrowError(/deposits\.bankTransferProvider: names no declared provider/);
+    expect(() => parseConfig({ deposits: { bankTransferProvider: 'stripe' }, providers: { stripe: { kind: 'stripe', secretKey: 'sk_test_x', webhookSecrets: ['whsec_x'] } } }))
+      .toThrowError(/deposits\.bankTransferProvider/);
   });
 
   it('parses durations in schedules', () => {

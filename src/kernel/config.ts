@@ -190,7 +190,16 @@ export const configSchema = z.object({
     /** A delivery to an internal service still not acknowledged this long after it was created is a break. */
     deliveryDeadlineMs: duration.default(24 * 3_600_000),
   }).strict().default({ schedule: true, intervalMs: 24 * 3_600_000, deliveryDeadlineMs: 24 * 3_600_000 }),
-}).strict();
+}).strict().superRefine((c, ctx) => {
+  // A misspelt bank-transfer provider would match no event and book nothing, silently.
+  const name = c.deposits.bankTransferProvider;
+  if (name !== undefined && c.providers[name]?.kind !== 'standard-webhooks') {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom, path: ['deposits', 'bankTransferProvider'],
+      message: `names no declared provider of kind standard-webhooks: declare providers.${name} = { "kind": "standard-webhooks", "secrets": [...] }`,
+    });
+  }
+});
 
 export type Config = z.output<typeof configSchema>;
 export type ConfigInput = z.input<typeof configSchema>;
