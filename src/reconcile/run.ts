@@ -20,7 +20,7 @@ import type { Operations } from '../operations/index.ts';
 import type { ProviderRegistry } from '../providers/registry.ts';
 import { parseTransferNotice, type ZenginEncoding } from '../providers/zengin/index.ts';
 import { emptyCounts, type BreakClass, type RepairCounts, type RunCounts, type RunSource } from './classes.ts';
-import { stageCsv, type CsvMapping } from './csv.ts';
+import { stageCsv, type CsvMapping, type ExternalRelation } from './csv.ts';
 import { ReconcileInputError } from './errors.ts';
 import { repairRun } from './repair.ts';
 import { bankTransfersSide, depositsSide, historyRows, zenginRows, type InternalSide } from './sources.ts';
@@ -86,8 +86,7 @@ interface Staged {
   file: string | null;
   rows: number;
   side: InternalSide | null;
-  /** Their rows as (line, key, external_id, amount, currency, status, at, raw, bad); `line` the row's ctid (the match reads a row again by it). */
-  relation: (offset: number) => { sql: string; params: unknown[] };
+  relation: (offset: number) => ExternalRelation;
   from: Date;
   to: Date;
   findBadRow?: (tx: pg.ClientBase, refused?: string) => Promise<string | null>;
@@ -149,7 +148,7 @@ async function fileWindow(tx: pg.ClientBase, rel: { sql: string; params: unknown
 // One open break per (scope, class, key): runs of one scope are serialized by an advisory lock;
 // without open breaks in the scope the breaks are inserted here, otherwise (`upsert`) they are
 // merged by UPSERT_BREAKS.
-function matchStatement(side: InternalSide, ext: { sql: string }, upsert: boolean): string {
+function matchStatement(side: InternalSide, ext: ExternalRelation, upsert: boolean): string {
   return `
 WITH d AS (
   -- The keys they hold more than once: a narrow pass that hashes the key alone.
@@ -162,7 +161,7 @@ WITH d AS (
   -- few that are not are gathered by row id, and only those are read again and classified below.
   SELECT count(*)::int AS all_rows, count(i.tid)::int AS all_internal,
     array_agg(ROW(coalesce(e.key, i.key), e.line, i.tid)) FILTER (WHERE e.line IS NULL OR i.tid IS NULL OR e.amount IS DISTINCT FROM i.amount
-      OR e.currency IS DISTINCT FROM i.currency OR e.status IS DISTINCT FROM i.status OR e.key IN (SELECT key FROM d)) AS rows
+      OR ${ext.mayDiffer ? ext.mayDiffer('i') : 'e.currency IS DISTINCT FROM i.currency OR e.status IS DISTINCT FROM i.status'} OR e.key IN (SELECT key FROM d)) AS rows
   FROM (${ext.sql}) e FULL JOIN i ON i.key = e.key
 ), w AS (
   -- The gathered rows read again by row id (their unreadable rows among them: every unreadable
