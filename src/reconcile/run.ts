@@ -21,11 +21,11 @@ import type { Operations } from '../operations/index.ts';
 import type { ProviderRegistry } from '../providers/registry.ts';
 import { parseTransferNotice, type ZenginEncoding } from '../providers/zengin/index.ts';
 import { emptyCounts, type BreakClass, type RepairCounts, type RunCounts, type RunSource } from './classes.ts';
-import { stageCsv, type CsvMapping, type ExternalRelation } from './csv.ts';
+import { stageCsv, type CsvMapping } from './csv.ts';
 import { ReconcileInputError } from './errors.ts';
 import { repairRun } from './repair.ts';
 import { bankTransfersSide, depositsSide, historyRows, zenginRows, type InternalSide } from './sources.ts';
-import { STAGE_TABLE, stageRows } from './stage.ts';
+import { STAGE_TABLE, stageRows, type ExternalRelation } from './stage.ts';
 
 export interface ReconcileDeps {
   pool: pg.Pool;
