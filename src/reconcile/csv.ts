@@ -6,7 +6,7 @@ import { open } from 'node:fs/promises';
 import { z } from 'zod';
 import type { ClientBase } from 'pg';
 import { ReconcileInputError } from './errors.ts';
-import { copyIn } from './stage.ts';
+import { copyIn, type ExternalRelation } from './stage.ts';
 import { CANONICAL_STATUSES } from './classes.ts';
 
 const columnName = z.string().min(1).max(200);
@@ -96,7 +96,7 @@ async function readHeader(path: string): Promise<string> {
 export interface CsvStage {
   rows: number;
   /** The staged rows as `ExternalRow` columns; its parameters follow `offset`. */
-  relation(offset: number): { sql: string; params: unknown[] };
+  relation(offset: number): ExternalRelation;
   /** The first bad row, for a clear error when the match found one (or PostgreSQL refused a value: `refused`). */
   findBadRow(tx: ClientBase, refused?: string): Promise<string | null>;
 }
@@ -138,7 +138,8 @@ export async function stageCsv(tx: ClientBase, path: string, mapping: CsvMapping
   }
   const theirs = Object.keys(mapping.statuses);
   // The status map as a CASE over literals: per row a few byte comparisons, cheaper than a join.
-  const statusExpr = `CASE r.${c.status} ${theirs.map((t) => `WHEN ${literal(t)} THEN ${literal(mapping.statuses[t]!)}`).join(' ')} END`;
+  const statusOf = (col: string) => `CASE ${col} ${theirs.map((t) => `WHEN ${literal(t)} THEN ${literal(mapping.statuses[t]!)}`).join(' ')} END`;
+  const statusExpr = statusOf(`r.${c.status}`);
   const keyExpr = mapping.match === 'reference' ? `coalesce(nullif(r.${c.reference}, ''), 'external:' || r.${c.externalId})` : `nullif(r.${c.externalId}, '')`;
   // Checked in the match itself without a pattern per row: an empty id or an unmapped status marks
   // the row bad, an amount or date PostgreSQL cannot read fails the cast; either way findBadRow
@@ -148,14 +149,19 @@ export async function stageCsv(tx: ClientBase, path: string, mapping: CsvMapping
   return {
     rows,
     relation(offset) {
+      const currencyOf = (col: string) => (c.currency ? `coalesce(upper(nullif(${col}, '')), $${offset + 1}::text)` : `$${offset + 1}::text`);
       return {
         // The date stays text here: it is read (and refused if unreadable) where it is used, for the
         // window of a file without one, and for the breaks' occurred_at.
         sql: `SELECT r.ctid AS line, ${keyExpr} AS key, r.${c.externalId} AS external_id, r.${c.amount}::bigint AS amount,
-            ${c.currency ? `coalesce(upper(nullif(r.${c.currency}, '')), $${offset + 1}::text)` : `$${offset + 1}::text`} AS currency,
-            ${statusExpr} AS status, r.${c.date} AS at, NULL::jsonb AS raw, (${bad}) AS bad
+            ${currencyOf(`r.${c.currency}`)} AS currency, ${statusExpr} AS status, r.${c.date} AS at, NULL::jsonb AS raw, (${bad}) AS bad,
+            ${c.currency ? `r.${c.currency}` : 'NULL::text'} AS currency_text, r.${c.status} AS status_text
           FROM ${CSV_TABLE} r`,
         params: [mapping.currency],
+        // A currency as staged that equals ours is the same currency: ours is upper case (deposits'
+        // CHECK), so upper() would not change it. Only the others are upper-cased here.
+        mayDiffer: (i) => `${c.currency ? `(e.currency_text IS DISTINCT FROM ${i}.currency AND ${currencyOf('e.currency_text')} IS DISTINCT FROM ${i}.currency)` : `${currencyOf('')} IS DISTINCT FROM ${i}.currency`}
+          OR ${statusOf('e.status_text')} IS DISTINCT FROM ${i}.status`,
       };
     },
     async findBadRow(q, refused) {

@@ -1,11 +1,12 @@
 // One reconciliation run (ARCHITECTURE "Reconcile"; seeds 001 リコンサイル and 003 定期的に突合):
 //   1. stage the other side's rows with COPY into a temporary table (streamed);
-//   2. compare them with our side in ONE statement: a narrow pass for the keys they hold twice, one
-//      hash full join of their rows (not grouped) with ours in the window carrying only key,
-//      amount, currency, status and row ids, which counts the clean keys and gathers the ids of
-//      the few unclean rows; those rows alone are read again (by ctid), looked up by key where
-//      ours lies outside the window, grouped by key, classified, and the breaks written (one open
-//      break per scope, class and key: a re-run changes the existing row, never adds one);
+//   2. compare them with our side in ONE statement: a narrow pass for the keys they hold twice (as
+//      sorted hashes), one hash full join of their rows (not grouped) with ours in the window
+//      carrying only key, amount, currency, status and row ids, which counts the clean keys and
+//      gathers the ids of the few unclean rows; those rows alone are read again (by ctid), looked
+//      up by key where ours lies outside the window, grouped by key, classified, and the breaks
+//      written (one open break per scope, class and key: a re-run changes the existing row, never
+//      adds one);
 //   3. resolve the open breaks of the same scope and window that this run no longer sees;
 //   4. record the run, commit; then repair (repair.ts).
 // Steps 1–4 are one transaction on one connection: a run that fails leaves no breaks, a malformed
@@ -24,7 +25,7 @@ import { stageCsv, type CsvMapping } from './csv.ts';
 import { ReconcileInputError } from './errors.ts';
 import { repairRun } from './repair.ts';
 import { bankTransfersSide, depositsSide, historyRows, zenginRows, type InternalSide } from './sources.ts';
-import { STAGE_TABLE, stageRows } from './stage.ts';
+import { STAGE_TABLE, stageRows, type ExternalRelation } from './stage.ts';
 
 export interface ReconcileDeps {
   pool: pg.Pool;
@@ -86,8 +87,7 @@ interface Staged {
   file: string | null;
   rows: number;
   side: InternalSide | null;
-  /** Their rows as (line, key, external_id, amount, currency, status, at, raw, bad); `line` the row's ctid (the match reads a row again by it). */
-  relation: (offset: number) => { sql: string; params: unknown[] };
+  relation: (offset: number) => ExternalRelation;
   from: Date;
   to: Date;
   findBadRow?: (tx: pg.ClientBase, refused?: string) => Promise<string | null>;
@@ -149,11 +149,14 @@ async function fileWindow(tx: pg.ClientBase, rel: { sql: string; params: unknown
 // One open break per (scope, class, key): runs of one scope are serialized by an advisory lock;
 // without open breaks in the scope the breaks are inserted here, otherwise (`upsert`) they are
 // merged by UPSERT_BREAKS.
-function matchStatement(side: InternalSide, ext: { sql: string }, upsert: boolean): string {
+function matchStatement(side: InternalSide, ext: ExternalRelation, upsert: boolean): string {
   return `
 WITH d AS (
-  -- The keys they hold more than once: a narrow pass that hashes the key alone.
-  SELECT key FROM (${ext.sql}) x GROUP BY key HAVING count(*) > 1
+  -- The keys they hold more than once, as 64-bit hashes of the key: a narrow pass that sorts the
+  -- hashes (by value, in memory) and counts the runs, cheaper at a million rows than a hash table
+  -- of a million text keys. A hash shared by two keys only sends a clean row to be read again and
+  -- classified below, where it is found clean.
+  SELECT h FROM (SELECT hashtextextended(key, 0) AS h FROM (${ext.sql}) x ORDER BY 1) x GROUP BY h HAVING count(*) > 1
 ), i AS NOT MATERIALIZED (${side.window}
 ), agg AS (
   -- One hash full join of their rows as they are (not grouped) with ours in the window, carrying
@@ -162,7 +165,7 @@ WITH d AS (
   -- few that are not are gathered by row id, and only those are read again and classified below.
   SELECT count(*)::int AS all_rows, count(i.tid)::int AS all_internal,
     array_agg(ROW(coalesce(e.key, i.key), e.line, i.tid)) FILTER (WHERE e.line IS NULL OR i.tid IS NULL OR e.amount IS DISTINCT FROM i.amount
-      OR e.currency IS DISTINCT FROM i.currency OR e.status IS DISTINCT FROM i.status OR e.key IN (SELECT key FROM d)) AS rows
+      OR ${ext.mayDiffer ? ext.mayDiffer('i') : 'e.currency IS DISTINCT FROM i.currency OR e.status IS DISTINCT FROM i.status'} OR hashtextextended(e.key, 0) IN (SELECT h FROM d)) AS rows
   FROM (${ext.sql}) e FULL JOIN i ON i.key = e.key
 ), w AS (
   -- The gathered rows read again by row id (their unreadable rows among them: every unreadable

@@ -21,6 +21,21 @@ export interface ExternalRow {
   raw?: unknown;
 }
 
+/**
+ * Their rows as a relation of (line, key, external_id, amount, currency, status, at, raw, bad), `line`
+ * the row's ctid (the match reads a row again by it); its parameters follow the match's own.
+ * `mayDiffer(i)`, where given, is an SQL test of the joined row `e` (the relation) against ours `i`:
+ * true whenever the currency or the status may differ. It reads the columns as staged, so the
+ * mapping's expressions are worked out only for the rows that need them (the clean rows, nearly
+ * all, are told apart by comparing the staged text); without it the match compares `currency` and
+ * `status` themselves.
+ */
+export interface ExternalRelation {
+  sql: string;
+  params: unknown[];
+  mayDiffer?: (i: string) => string;
+}
+
 export const STAGE_TABLE = 'recon_ext';
 
 /** The typed staging table (provider history, Zengin files). */
