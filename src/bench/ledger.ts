@@ -131,7 +131,8 @@ async function runDeposits(
   const latencies: number[] = [];
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
-  const creditor = new DepositCreditor(db.pool);
+  let batches = 0;
+  const creditor = new DepositCreditor(db.pool, { onBatch: () => { batches++; } });
   async function client(): Promise<void> {
     while (performance.now() < end) {
       const i = seq++;
@@ -159,6 +160,7 @@ async function runDeposits(
       tps: round(tps, 1), attempts_per_s: round((posted + refused) / elapsed, 1),
       latency_ms: { p50: round(percentile(latencies, 50)), p99: round(percentile(latencies, 99)) },
       hottest_wallet_share: round(hottest / Math.max(seq, 1), 4),
+      mean_batch: round((posted + refused) / Math.max(batches, 1), 1),
     },
   };
 }

@@ -48,9 +48,8 @@ export class Batcher<I, O> {
   private pump(): void {
     while (this.queue.length > 0 && this.inFlight < this.maxInFlight) {
       // Nothing in flight: go at once (low latency when idle). Otherwise start another batch only
-      // when enough items wait to make it worth a commit of its own; the rest ride the next.
-      if (this.inFlight > 0 && this.queue.length < Math.max(2, this.lastBatch >> 1)) return;
-      const batch = this.take();
+      // when enough items can go to make it worth a commit of its own; the rest ride the next.
+      const batch = this.take(this.inFlight > 0 ? Math.max(2, this.lastBatch >> 1) : 1);
       if (batch.length === 0) return;
       this.lastBatch = batch.length;
       this.inFlight++;
@@ -64,15 +63,19 @@ export class Batcher<I, O> {
     }
   }
 
-  /** The next batch: the first maxBatch waiting items whose key no batch in flight holds. */
-  private take(): Pending<I, O>[] {
-    if (!this.keyOf || this.held.size === 0) return this.queue.splice(0, this.maxBatch);
+  /**
+   * The next batch: the first maxBatch waiting items whose key no batch in flight holds, or none
+   * (the queue left as it is) when fewer than `min` can go.
+   */
+  private take(min: number): Pending<I, O>[] {
+    if (!this.keyOf || this.held.size === 0) return this.queue.length < min ? [] : this.queue.splice(0, this.maxBatch);
     const batch: Pending<I, O>[] = [];
     const rest: Pending<I, O>[] = [];
     for (const p of this.queue) {
       if (batch.length < this.maxBatch && !this.held.has(this.keyOf(p.item))) batch.push(p);
       else rest.push(p);
     }
+    if (batch.length < min) return [];
     this.queue = rest;
     return batch;
   }

@@ -107,7 +107,10 @@ export async function creditDeposit(q: Queryable, input: CreditDepositInput): Pr
 export class DepositCreditor {
   private readonly batcher: Batcher<CreditDepositInput, CreditDepositResult>;
 
-  constructor(private readonly pool: pg.Pool, opts: Omit<BatcherOptions, 'keyOf'> = {}) {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly opts: Omit<BatcherOptions, 'keyOf'> & { /** Called with each batch's size as it goes out (metrics). */ onBatch?: (n: number) => void } = {},
+  ) {
     // Keyed by the wallet: two batches in flight never wait for each other's wallet row locks (a hot
     // wallet's deposits go one batch after the other, each batch deciding them in order).
     this.batcher = new Batcher((inputs) => this.flush(inputs), {
@@ -123,6 +126,7 @@ export class DepositCreditor {
   }
 
   private async flush(inputs: readonly CreditDepositInput[]): Promise<(CreditDepositResult | Error)[]> {
+    this.opts.onBatch?.(inputs.length);
     try {
       return await creditDeposits(this.pool, inputs);
     } catch (e) {
