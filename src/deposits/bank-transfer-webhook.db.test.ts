@@ -120,7 +120,7 @@ describe('bank_transfer.received', () => {
 
   it('malformed data is stored and acknowledged, the row failed with the cause, nothing booked', async () => {
     const va = await user();
-    const r = await send('bank_transfer.received', { ...received(va, 5_000), amount: 0, transaction_date: '2026-13-01' });
+    const r = await send('bank_transfer.received', { ...received(va, 5_000), amount: -5, transaction_date: '2026-13-01' });
     const row = await inboxRow(r.json.id);
     expect(row.status).toBe('failed');
     expect(row.last_error).toMatch(/malformed bank_transfer\.received data: .*amount/);

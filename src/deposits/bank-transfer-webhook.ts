@@ -27,7 +27,7 @@ const transferId = z.union([z.string().min(1).max(200), z.number().int().nonnega
 const dataSchema = z.object({
   id: transferId,
   account_number: z.string().regex(/^\d{7}$/, 'must be 7 digits'),
-  amount: z.union([z.number().int().positive().max(Number.MAX_SAFE_INTEGER), z.string().regex(/^[1-9]\d{0,17}$/, 'must be a positive integer')])
+  amount: z.union([z.number().int().nonnegative().max(Number.MAX_SAFE_INTEGER), z.string().regex(/^\d{1,18}$/)])
     .transform((a) => BigInt(a)),
   currency: z.literal('JPY').default('JPY'),
   payer_name: z.string().trim().min(1).max(200),
