@@ -104,7 +104,7 @@ export function createEngine(opts: EngineOptions): Engine {
   const batch = config.worker.batchSize;
   const janitorMs = config.operations.janitorIntervalMs ?? 10_000;
   const caseActions = new CaseActions().register(retryOperationAction(operations)).register(redriveDeliveryAction()).register(replayInboxAction());
-  const reconcileDeps = { pool: db.pool, providers, inboxWriter, operations, log };
+  const reconcileDeps = { pool: db.pool, providers, inboxWriter, operations, log, bankTransferPolicy: { defaultLimit: BigInt(config.deposits.defaultLimit) } };
   caseActions.register(reimportRowAction(reconcileDeps));
 
   return {

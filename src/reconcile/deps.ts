@@ -2,8 +2,10 @@
 // bench and tests. The engine is named by shape, not imported: the engine imports this package.
 import type { ReconcileDeps } from './run.ts';
 
-export type ReconcileEngine = { db: { pool: ReconcileDeps['pool'] } } & Omit<ReconcileDeps, 'pool'>;
+export type ReconcileEngine = { db: { pool: ReconcileDeps['pool'] }; config: { deposits: { defaultLimit: number } } }
+  & Omit<ReconcileDeps, 'pool' | 'bankTransferPolicy'>;
 
 export const reconcileDepsOf = (engine: ReconcileEngine): ReconcileDeps => ({
   pool: engine.db.pool, providers: engine.providers, inboxWriter: engine.inboxWriter, operations: engine.operations, log: engine.log,
+  bankTransferPolicy: { defaultLimit: BigInt(engine.config.deposits.defaultLimit) },
 });

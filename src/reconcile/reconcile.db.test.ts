@@ -37,6 +37,8 @@ beforeAll(async () => {
   const k = await komoju.start();
   t = await startTestEngine({
     config: {
+      // Below the ledger's ¥1,000,000 default, so that a repair shows which limit it books with.
+      deposits: { defaultLimit: 50_000 },
       providers: {
         stripe: { kind: 'stripe', secretKey: 'sk_test_seigo', webhookSecrets: [STRIPE_SECRET], apiBase: s.url, searchLagSeconds: 0 },
         komoju: { kind: 'komoju', secretKey: 'sk_test_komoju', webhookSecrets: [KOMOJU_SECRET], apiBase: k.url },
@@ -401,6 +403,11 @@ describe('Zengin transfer-notice files against bank transfers', () => {
     expect(r.repairs).toMatchObject({ imports: 1, cases: 1 });
     const rows = (await pool().query<{ amount: string; status: string }>('SELECT amount::text, status FROM bank_transfers WHERE account_number = $1 ORDER BY amount', [va.accountNumber])).rows;
     expect(rows).toEqual([{ amount: '10000', status: 'credited' }, { amount: '20000', status: 'credited' }, { amount: '31000', status: 'credited' }]);
+    // Imported with the configured limit (¥50,000), as the file import would have: 41,000 were
+    // already in the wallet, so 9,000 of the lost transfer are credited and 11,000 escrowed.
+    const repaired = (await pool().query<{ credited: string; escrowed: string }>(
+      'SELECT credited::text, escrowed::text FROM bank_transfers WHERE account_number = $1 AND amount = 20000', [va.accountNumber])).rows[0];
+    expect(repaired).toEqual({ credited: '9000', escrowed: '11000' });
 
     const again = await run({ source: 'zengin', file: path });
     expect(again.counts).toMatchObject({ matched: 2, missing_here: 0, amount_mismatch: 1 });

@@ -115,7 +115,7 @@ async function feed(d: ReconcileDeps, b: BreakRow): Promise<{ repair: 'notificat
   }
   if (b.scope === 'zengin' && b.external_raw) {
     const t = b.external_raw as unknown as { externalId: string; account: { accountNumber: string; bankCode?: string; branchCode?: string }; amount: string; payerName: string; transactionDate?: string };
-    const imported = await withTx(d.pool, (tx) => importTransfer(tx, { ...t, amount: BigInt(t.amount) }));
+    const imported = await withTx(d.pool, (tx) => importTransfer(tx, { ...t, amount: BigInt(t.amount) }, d.bankTransferPolicy));
     return { repair: 'import', ref: imported.transfer.externalId };
   }
   return undefined;

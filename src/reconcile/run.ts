@@ -22,6 +22,7 @@ import type { ProviderRegistry } from '../providers/registry.ts';
 import { parseTransferNotice, type ZenginEncoding } from '../providers/zengin/index.ts';
 import { emptyCounts, type BreakClass, type RepairCounts, type RunCounts, type RunSource } from './classes.ts';
 import { stageCsv, type CsvMapping } from './csv.ts';
+import type { BankTransferPolicy } from '../deposits/index.ts';
 import { ReconcileInputError } from './errors.ts';
 import { repairRun } from './repair.ts';
 import { bankTransfersSide, depositsSide, historyRows, zenginRows, type InternalSide } from './sources.ts';
@@ -33,6 +34,8 @@ export interface ReconcileDeps {
   inboxWriter: InboxWriter;
   operations: Operations;
   log: Logger;
+  /** How a missing bank transfer is imported: the file import's policy (the configured limit). */
+  bankTransferPolicy: BankTransferPolicy;
 }
 
 export type ReconcileRequest =
