@@ -113,7 +113,7 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
   await app.register(async (scope) => depositRoutes(scope, engine, registry, engine.deposits));
   await app.register(async (scope) => refundRoutes(scope, engine, registry));
   await app.register(async (scope) => caseRoutes(scope, engine, registry));
-  await app.register(async (scope) => bankTransferRoutes(scope, engine, registry, { policy: { defaultLimit: BigInt(engine.config.deposits.defaultLimit) } }));
+  await app.register(async (scope) => bankTransferRoutes(scope, engine, registry, { policy: engine.bankTransferPolicy }));
   await app.register(async (scope) => reconcileRoutes(scope, engine, registry));
 
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -31,6 +31,7 @@ import type { Operation, Operations } from '../operations/index.ts';
 import { publish } from '../outbox/publish.ts';
 import type { CanonicalEvent } from '../providers/types.ts';
 import { registerBankTransferWebhooks } from './bank-transfer-webhook.ts';
+import type { BankTransferPolicy } from './bank-transfer.ts';
 import { createReservations, type CreditOn, type ReservationDepositInput } from './reservation.ts';
 import { createBankTransferDeposits, DEFAULT_BANK_TRANSFER_EXPIRY_MS, type BankTransferDepositInput } from './bank-transfer-deposit.ts';
 import {
@@ -61,6 +62,8 @@ export interface DepositsOptions {
   bankTransferExpiryMs?: number | undefined;
   /** The provider whose `bank_transfer.*` webhooks book incoming transfers (bank-transfer-webhook.ts); none if not given. */
   bankTransferProvider?: string | undefined;
+  /** How those transfers are booked: the file import's policy (the engine's bankTransferPolicy); default: the limit above. */
+  bankTransferPolicy?: BankTransferPolicy | undefined;
 }
 
 export interface CardDepositInput {
@@ -210,8 +213,10 @@ export function createDeposits(engine: DepositsEngine, opts: DepositsOptions): D
     provider: opts.reservationProvider ?? 'komoju', creditOn: opts.creditOn ?? 'preliminary', defaultLimit, maxAmount,
   });
 
-  // The file import's policy (api/server.ts gives it the same limit), so both paths book alike.
-  if (opts.bankTransferProvider) registerBankTransferWebhooks(engine.handlers, { provider: opts.bankTransferProvider, policy: { defaultLimit } });
+  // The file import's policy, so both paths book alike.
+  if (opts.bankTransferProvider) {
+    registerBankTransferWebhooks(engine.handlers, { provider: opts.bankTransferProvider, policy: opts.bankTransferPolicy ?? { defaultLimit } });
+  }
 
   const bankTransfers = createBankTransferDeposits(engine, { defaultLimit, maxAmount, expiryMs: opts.bankTransferExpiryMs ?? DEFAULT_BANK_TRANSFER_EXPIRY_MS });
 

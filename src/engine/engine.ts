@@ -15,10 +15,10 @@ import { buildProviders, type ProviderRegistry } from '../providers/registry.ts'
 import type { ProviderAdapter } from '../providers/types.ts';
 import { WorkerRuntime, type PeriodicJob, type WorkLoop } from '../worker/runtime.ts';
 import { expireHolds } from '../ledger/index.ts';
-import { createDeposits, type Deposits } from '../deposits/index.ts';
+import { createDeposits, type BankTransferPolicy, type Deposits } from '../deposits/index.ts';
 import { createRefunds, type Refunds } from '../deposits/refunds.ts';
 import { createExpiryInquiry, type ExpiryInquiry } from '../deposits/expiry-inquiry.ts';
-import { reconcileJobs, reimportRowAction } from '../reconcile/index.ts';
+import { reconcileDepsOf, reconcileJobs, reimportRowAction } from '../reconcile/index.ts';
 import { publishDigest } from '../digest/digest.ts';
 import { CaseActions, detectCases, redriveDeliveryAction, replayInboxAction, retryOperationAction } from '../cases/index.ts';
 
@@ -52,6 +52,8 @@ export interface Engine {
   expiryInquiry: ExpiryInquiry;
   /** What resolving a case may do, by name; modules register theirs (reconciliation: reimport_row). */
   caseActions: CaseActions;
+  /** How transfers are booked whatever brings them (file import, bank webhook, reconciliation): the configured limit. */
+  bankTransferPolicy: BankTransferPolicy;
   inboxWriter: InboxWriter;
   inbox: InboxProcessor;
   handlerDeliveries: HandlerDeliveryProcessor;
@@ -83,10 +85,12 @@ export function createEngine(opts: EngineOptions): Engine {
     pool: db.pool, providers, handlers, log, retryScheduleMs: config.intake.retrySchedule,
     onProcessed: (provider, outcome) => metrics.inboxProcessed.inc({ provider, outcome }),
   });
+  // How transfers are booked, whichever path brings them: the file import, the bank's webhooks, reconciliation.
+  const bankTransferPolicy: BankTransferPolicy = { defaultLimit: BigInt(config.deposits.defaultLimit) };
   const deposits = createDeposits({ db, log, operations, handlers }, {
     provider: config.deposits.cardProvider, defaultLimit: BigInt(config.deposits.defaultLimit),
     reservationProvider: config.deposits.reservationProvider, creditOn: config.deposits.creditOn,
-    bankTransferExpiryMs: config.deposits.bankTransferExpiryMs, bankTransferProvider: config.deposits.bankTransferProvider,
+    bankTransferExpiryMs: config.deposits.bankTransferExpiryMs, bankTransferProvider: config.deposits.bankTransferProvider, bankTransferPolicy,
   });
   const refunds = createRefunds({ db, log, operations, providers }, {
     provider: config.deposits.refundProvider, reservationProvider: config.deposits.reservationProvider,
@@ -104,11 +108,11 @@ export function createEngine(opts: EngineOptions): Engine {
   const batch = config.worker.batchSize;
   const janitorMs = config.operations.janitorIntervalMs ?? 10_000;
   const caseActions = new CaseActions().register(retryOperationAction(operations)).register(redriveDeliveryAction()).register(replayInboxAction());
-  const reconcileDeps = { pool: db.pool, providers, inboxWriter, operations, log, bankTransferPolicy: { defaultLimit: BigInt(config.deposits.defaultLimit) } };
+  const reconcileDeps = reconcileDepsOf({ db, providers, inboxWriter, operations, log, bankTransferPolicy });
   caseActions.register(reimportRowAction(reconcileDeps));
 
   return {
-    config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, refunds, expiryInquiry, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
+    config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, refunds, expiryInquiry, bankTransferPolicy, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
     caseActions,
     createWorker(role = 'worker', extra = {}) {
       const loops: WorkLoop[] = [
