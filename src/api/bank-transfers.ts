@@ -1,4 +1,4 @@
-// Bank-transfer deposits (seed 001 銀行振込, MISSION D3): API clients assign a user's virtual
+// Bank-transfer deposits (銀行振込): API clients assign a user's virtual
 // account; operators import the bank's Zengin transfer-notice file and list what waits in suspense.
 // The import takes the file as JSON `{ file_base64 }` (the bytes as the bank sent them, Shift_JIS),
 // as application/octet-stream (the same bytes), or as text/plain (the file converted to UTF-8).

@@ -1,4 +1,4 @@
-// The deposits API (/v1/deposits) for API clients: create a deposit (card: realtime flow, seed 001;
+// The deposits API (/v1/deposits) for API clients: create a deposit (card: realtime flow;
 // konbini / Pay-easy: reservation; bank transfer: to the user's virtual account), read one, list a user's. Money is a decimal string in JSON. Expected refusals are 422
 // problem+json with a stable code (balance_limit_exceeded carries `headroom` as an extension).
 import type { FastifyInstance } from 'fastify';

@@ -1,4 +1,4 @@
-// Cases (issue 5, MISSION G3): what a person must resolve, with cause, owner and history.
+// Cases: what a person must resolve, with cause, owner and history.
 // `openCase` is the one way in for every module that finds a problem it cannot repair.
 export {
   openCase, getCase, caseEvents, listCases, lockCase, assignCase, commentCase, transitionCase, transitionOrThrow, recordEvent, CaseError,

@@ -1,4 +1,4 @@
-// Bank-transfer deposits asked for in advance — seed 001 銀行振込, MISSION D3, C2, C3: the push
+// Bank-transfer deposits asked for in advance (銀行振込): the push
 // payment's "intent". The user says in the app how much they will transfer; we answer with where to
 // transfer it (their own virtual account) and until when, and an incoming hold makes the amount count
 // toward the limit meanwhile, exactly as a konbini reservation does (reservation.ts). There is no

@@ -1,4 +1,4 @@
-// Bank-transfer deposits (seed 001 銀行振込, D3) on real PostgreSQL: virtual accounts, the import of
+// Bank-transfer deposits (銀行振込) on real PostgreSQL: virtual accounts, the import of
 // Zengin transfer-notice files built with formatTransferNotice, and where every yen ends up.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAccount, getBalance, restrictOwner, setBalanceLimit } from '../ledger/index.ts';

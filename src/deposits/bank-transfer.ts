@@ -1,4 +1,4 @@
-// Bank-transfer deposits — seed 001 銀行振込, MISSION D3, C3, C4.
+// Bank-transfer deposits (銀行振込).
 //
 // Fully asynchronous: the user pays from any bank into their own virtual account, without telling
 // us first, so there is nothing to validate beforehand and nothing can be refused afterwards. The

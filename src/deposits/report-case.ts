@@ -1,4 +1,4 @@
-// What a person must look at, handed to the cases module (issue 5) as a case: one open case per
+// What a person must look at, handed to the cases module as a case: one open case per
 // record and cause, so reporting the same thing again only finds it. Callers keep their own
 // record too (escrow_reports, the transfer's status), which says what is waiting, case or not.
 import { openCase, transitionCase, type CaseSubject } from '../cases/index.ts';

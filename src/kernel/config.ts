@@ -142,7 +142,7 @@ export const configSchema = z.object({
     /**
      * Refunds of escrowed money (the part of an unrefusable deposit over the limit): the provider that
      * pays them out, the fee it charges per payout (yen), and who bears it: the platform (default: the
-     * user gets the whole excess back, as the seed has it) or the user (deducted from the payout).
+     * user gets the whole excess back) or the user (deducted from the payout).
      */
     refundProvider: z.string().default('komoju'),
     refundFee: z.object({

@@ -1,4 +1,4 @@
-// One reconciliation run (ARCHITECTURE "Reconcile"; seeds 001 リコンサイル and 003 定期的に突合):
+// One reconciliation run (リコンサイル, 定期的な突合):
 //   1. stage the other side's rows with COPY into a temporary table (streamed);
 //   2. compare them with our side in ONE statement: a narrow pass for the keys they hold twice (as
 //      sorted hashes), one hash full join of their rows (not grouped) with ours in the window
@@ -224,7 +224,7 @@ SELECT 'matched', agg.all_rows - coalesce(cardinality(agg.rows), 0) + (SELECT co
 FROM agg`;
 }
 
-// HTTP callbacks to internal services (seed 003): each must end acknowledged (delivered). Dead ones,
+// HTTP callbacks to internal services: each must end acknowledged (delivered). Dead ones,
 // and ones still unacknowledged past the deadline ($6), are missing there: the service never got them.
 const DELIVERIES_MATCH = `
 WITH cls AS (
