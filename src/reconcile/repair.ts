@@ -1,4 +1,4 @@
-// Repair of a run's breaks, through the normal paths only (the fourth of the four paths: import what we lost, re-ask what they lost, else a case):
+// Repair of a run's breaks, through the normal paths only (import what we lost, re-ask about what they lost):
 //   - their record says a payment ended (paid, failed, expired) and ours does not: a synthetic
 //     notification in the provider's own format goes into the inbox (source 'reconciliation'), and
 //     the inbox worker applies it with the same handlers as a webhook. Its event id is
