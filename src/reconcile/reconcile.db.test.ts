@@ -427,6 +427,26 @@ describe('Zengin transfer-notice files against bank transfers', () => {
     await expect(run({ source: 'zengin', file: broken })).rejects.toThrow(/line 1/);
   });
 
+  it('a file covering one account compares only that account: no break for another account, a missing transfer in it found', async () => {
+    const a = await assignVirtualAccount(pool(), { userId: 'u-zengin-cover-a', registeredNameKana: 'ﾔﾏﾀﾞ ﾀﾛｳ' });
+    const b = await assignVirtualAccount(pool(), { userId: 'u-zengin-cover-b', registeredNameKana: 'ﾔﾏﾀﾞ ﾀﾛｳ' });
+    const [a1, a2, b1] = [transfer(1_100n, 'ﾔﾏﾀﾞ ﾀﾛｳ'), transfer(1_200n, 'ﾔﾏﾀﾞ ﾀﾛｳ'), transfer(1_300n, 'ﾔﾏﾀﾞ ﾀﾛｳ')];
+    expect(await importTransferNoticeFile(pool(), notice(a.accountNumber, [a1, a2]))).toMatchObject({ ok: true, value: { credited: 2 } });
+    expect(await importTransferNoticeFile(pool(), notice(b.accountNumber, [b1]))).toMatchObject({ ok: true, value: { credited: 1 } });
+    const a2Id = (await pool().query<{ external_id: string }>('SELECT external_id FROM bank_transfers WHERE account_number = $1 AND amount = 1200', [a.accountNumber])).rows[0]!.external_id;
+    // The bank's file for account a alone, and a2 is not in it: we booked a transfer the bank does not report.
+    const path = join(dir, 'one-account.txt');
+    await writeFile(path, notice(a.accountNumber, [a1]));
+    const casesBefore = (await pool().query<{ n: string }>('SELECT count(*) AS n FROM cases')).rows[0]!.n;
+    const r = await run({ source: 'zengin', file: path });
+    const found = await breaks(r.id);
+    expect(found.map((x) => [x.class, x.internal_id])).toEqual([['missing_there', a2Id]]);
+    expect(r.counts).toMatchObject({ matched: 1, missing_there: 1, missing_here: 0 });
+    // One case, about a2; none about b (or any other account the file does not cover).
+    const cases = (await pool().query<{ details: { internal_id: string | null } }>('SELECT details FROM cases ORDER BY id OFFSET $1', [Number(casesBefore)])).rows;
+    expect(cases.map((c) => c.details.internal_id)).toEqual([a2Id]);
+  });
+
   it('a file with a 取消 record: the cancellation the import booked is no break, the cancelled transfer still matches', async () => {
     const va = await assignVirtualAccount(pool(), { userId: 'u-zengin-cancel', registeredNameKana: 'ﾔﾏﾀﾞ ﾊﾅｺ' });
     const tr = transfer(4_000n, 'ﾔﾏﾀﾞ ﾊﾅｺ');
