@@ -78,7 +78,8 @@ export function* zenginRows(transfers: readonly TransferNotice[]): Generator<Ext
     yield {
       key: t.externalId, externalId: t.externalId, amount: t.amount, currency: 'JPY', status: 'paid', at: `${t.transactionDate}T00:00:00+09:00`,
       raw: {
-        externalId: t.externalId, account: { accountNumber: t.account.accountNumber, bankCode: t.account.bankCode, branchCode: t.account.branchCode },
+        externalId: t.externalId,
+        account: { accountNumber: t.account.accountNumber, bankCode: t.account.bankCode, branchCode: t.account.branchCode, depositType: t.account.depositType },
         amount: t.amount.toString(), payerName: t.payerName, transactionDate: t.transactionDate,
       },
     };
