@@ -153,7 +153,8 @@ async function stage(tx: pg.ClientBase, deps: ReconcileDeps, req: ReconcileReque
 async function fileWindow(tx: pg.ClientBase, rel: { sql: string; params: unknown[] }, from?: Date, to?: Date): Promise<{ from: Date; to: Date }> {
   if (from && to) return { from, to };
   const r = await tx.query<{ min: Date | null; end: Date | null }>(
-    `SELECT date_trunc('day', min(at::timestamptz)) AS min, date_trunc('day', max(at::timestamptz)) + interval '1 day' AS end FROM (${rel.sql}) x`, rel.params);
+    `SELECT date_trunc('day', min(at::timestamptz)) AS min, date_trunc('day', max(at::timestamptz)) + interval '1 day' AS end
+     FROM (${rel.sql}) x`, rel.params);
   const min = r.rows[0]!.min ?? new Date();
   return { from: from ?? min, to: to ?? r.rows[0]!.end ?? min };
 }

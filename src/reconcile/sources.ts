@@ -80,7 +80,9 @@ export function* zenginRows(transfers: readonly TransferNotice[]): Generator<Ext
       key: t.externalId, externalId: t.externalId, amount: t.amount, currency: 'JPY', status: 'paid', at: `${t.transactionDate}T00:00:00+09:00`,
       raw: {
         externalId: t.externalId,
-        account: { accountNumber: t.account.accountNumber, bankCode: t.account.bankCode, branchCode: t.account.branchCode, depositType: t.account.depositType },
+        account: {
+          accountNumber: t.account.accountNumber, bankCode: t.account.bankCode, branchCode: t.account.branchCode, depositType: t.account.depositType,
+        },
         amount: t.amount.toString(), payerName: t.payerName, transactionDate: t.transactionDate,
       },
     };
@@ -132,7 +134,8 @@ SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
 export function coverParams(groups: readonly TransferNoticeGroup[]): string[][] {
   const cols: string[][] = [[], [], [], [], [], [], []];
   for (const { header: h } of groups) {
-    [h.bankCode, h.branchCode, h.depositType, accountTypeOf(h.depositType), h.accountNumber, h.accountingFrom, h.accountingTo].forEach((v, i) => cols[i]!.push(v));
+    const row = [h.bankCode, h.branchCode, h.depositType, accountTypeOf(h.depositType), h.accountNumber, h.accountingFrom, h.accountingTo];
+    row.forEach((v, i) => cols[i]!.push(v));
   }
   return cols;
 }
@@ -162,4 +165,5 @@ export const BREAK_COVERED = `EXISTS (
   SELECT 1 FROM ${COVER_TABLE} c LEFT JOIN bank_transfers t ON t.external_id = reconcile_breaks.internal_id
   WHERE (reconcile_breaks.occurred_at AT TIME ZONE 'Asia/Tokyo')::date BETWEEN c.from_date AND c.to_date
     AND ((t.bank_code, t.branch_code, t.account_type, t.account_number) = (c.bank_code, c.branch_code, c.account_type, c.account_number)
-      OR starts_with(reconcile_breaks.match_key, 'zengin:' || c.bank_code || '-' || c.branch_code || '-' || c.deposit_type || '-' || c.account_number || ':')))`;
+      OR starts_with(reconcile_breaks.match_key,
+        'zengin:' || c.bank_code || '-' || c.branch_code || '-' || c.deposit_type || '-' || c.account_number || ':')))`;
