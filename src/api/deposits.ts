@@ -61,7 +61,7 @@ export async function depositRoutes(app: FastifyInstance, engine: Engine, regist
   route(app, registry, {
     method: 'POST', url: '/v1/deposits', tags: ['deposits'], apiClient: true, responseStatus: 201,
     summary: 'Create a deposit. card: charged at once (realtime); konbini / payeasy: reserved (awaiting_payment with payment_instructions and payment_deadline), paid later; '
-      + 'bank_transfer: awaiting_payment with the user\'s virtual account as payment_instructions (bank_code, branch_code, account_number, payer_name_kana) and a payment_deadline, '
+      + 'bank_transfer: awaiting_payment with the user\'s virtual account as payment_instructions (bank_code, branch_code, account_type, account_number, payer_name_kana) and a payment_deadline, '
       + 'paid by the first transfer of that amount to it (422 virtual_account_required without one: POST /v1/virtual-accounts first); '
       + 'the amount counts toward the balance limit until paid or expired. The answer is the deposit as it stands',
     body: createBody, response: depositResponse,

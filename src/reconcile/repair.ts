@@ -12,7 +12,8 @@
 //   - the rest, and a repaired break still seen `escalateAfterMs` after its repair: a case.
 import { withTx } from '../kernel/db.ts';
 import type { CaseAction } from '../cases/index.ts';
-import { importTransfer } from '../deposits/index.ts';
+import { importTransfer, type CreditedAccountRef } from '../deposits/index.ts';
+import type { DepositType } from '../providers/zengin/index.ts';
 import { replayInbox } from '../intake/index.ts';
 import type { RepairCounts, RunSource } from './classes.ts';
 import type { ReconcileDeps } from './run.ts';
@@ -114,8 +115,11 @@ async function feed(d: ReconcileDeps, b: BreakRow): Promise<{ repair: 'notificat
     return { repair: 'notification', ref: w.id };
   }
   if (b.scope === 'zengin' && b.external_raw) {
-    const t = b.external_raw as unknown as { externalId: string; account: { accountNumber: string; bankCode?: string; branchCode?: string }; amount: string; payerName: string; transactionDate?: string };
-    const imported = await withTx(d.pool, (tx) => importTransfer(tx, { ...t, amount: BigInt(t.amount) }, d.bankTransferPolicy));
+    const t = b.external_raw as unknown as { externalId: string; account: CreditedAccountRef; amount: string; payerName: string; transactionDate?: string };
+    // A row staged before the type was kept: its id names it (zengin:<bank>-<branch>-<type>-<number>:…).
+    const depositType = t.account.depositType ?? (/^zengin:\d{4}-\d{3}-([1249])-/.exec(t.externalId)?.[1] as DepositType | undefined);
+    const account = { ...t.account, depositType };
+    const imported = await withTx(d.pool, (tx) => importTransfer(tx, { ...t, account, amount: BigInt(t.amount) }, d.bankTransferPolicy));
     return { repair: 'import', ref: imported.transfer.externalId };
   }
   return undefined;
