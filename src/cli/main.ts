@@ -5,11 +5,14 @@ import { idempotencyPruneJob } from '../api/idempotency.ts';
 import { createEngine } from '../engine/index.ts';
 import { replayInbox, replayInboxSince } from '../intake/index.ts';
 import { SeigoError } from '../kernel/errors.ts';
-import { stopEmbeddedPostgres } from '../kernel/embedded-postgres.ts';
-import { loadConfig } from '../kernel/config.ts';
-import { backfill, redrive, syncConfigSubscriptions } from '../outbox/index.ts';
-import { applyLocalDefaults, onShutdown, openRuntime } from './bootstrap.ts';
-import { createLogger } from '../kernel/logger.ts';
+import { liveEmbeddedOwner, stopEmbeddedPostgres, type EmbeddedPostgres } from '../kernel/embedded-postgres.ts';
+import { loadConfig, type Config, type ProviderConfig } from '../kernel/config.ts';
+import { backfill, getSubscription, redrive, syncConfigSubscriptions } from '../outbox/index.ts';
+import { applyLocalDefaults, onShutdown, openRuntime, portIsFree } from './bootstrap.ts';
+import { createLogger, type Logger } from '../kernel/logger.ts';
+import { mkdirSync } from 'node:fs';
+import { claimRuntime, liveRuntime, publishRuntime, releaseRuntime } from './runtime-file.ts';
+import { printProblem, problemOf } from './problem.ts';
 import { startLocalSimulators, type LocalSimulators } from '../sim/local.ts';
 import { casesCommand } from './cases.ts';
 
@@ -26,8 +29,31 @@ const date = (v: string) => {
 };
 
 async function serve(role: 'start' | 'api' | 'worker'): Promise<void> {
-  const rt = await openRuntime({ role, migrate: role === 'start', poolMax: role === 'worker' ? 12 : 10 });
-  const { config, log, db } = rt;
+  const config = loadConfig();
+  // A second `start` in the same directory leaves before touching anything (database, simulators, port).
+  if (role === 'start' && !config.databaseUrl) {
+    mkdirSync(config.dataDir, { recursive: true });
+    const claim = claimRuntime(config.dataDir, { port: config.port, host: config.host });
+    if (!claim.ok) {
+      throw new SeigoError('already_running', `seigo already runs here (pid ${claim.holder.pid}, port ${claim.holder.port}); `
+        + `its data directory is ${config.dataDir}. Stop it first (Ctrl-C where it runs, or kill -TERM ${claim.holder.pid}).`, 409);
+    }
+  }
+  try {
+    if (role !== 'worker' && !(await portIsFree(config.host, config.port))) {
+      throw new SeigoError('port_in_use', `port ${config.port} on ${config.host} is taken by another program: stop it, `
+        + 'or choose another port with --port <n> (SEIGO_PORT)', 409);
+    }
+    await serveClaimed(role, config);
+  } catch (e) {
+    releaseRuntime(config.dataDir);
+    throw e;
+  }
+}
+
+async function serveClaimed(role: 'start' | 'api' | 'worker', config: Config): Promise<void> {
+  const rt = await openRuntime({ role, config, migrate: role === 'start', poolMax: role === 'worker' ? 12 : 10 });
+  const { log, db } = rt;
   let sims: LocalSimulators | undefined;
   if (role === 'start') {
     applyLocalDefaults(config, log);
@@ -44,14 +70,42 @@ async function serve(role: 'start' | 'api' | 'worker'): Promise<void> {
     await app.listen({ port: config.port, host: config.host });
     log.info({ url: `http://${config.host}:${config.port}`, openapi: '/openapi.json', metrics: '/metrics' }, 'seigo is listening');
   }
-  onShutdown(log, async () => {
+  if (role === 'start' && rt.embedded) publishRuntime(config.dataDir, { databaseUrl: rt.embedded.url, providers: simulatedProviders(config, sims) });
+  const stop = onShutdown(log, async () => {
     shuttingDown = true;
     await app?.close();
     await worker?.shutdown();
     await engine.close();
     await sims?.stop();
     await rt.close();
+    releaseRuntime(config.dataDir);
   });
+  if (rt.embedded) watchEmbedded(rt.embedded, config.dataDir, log, stop);
+}
+
+/** The providers the simulators registered, for the runtime file (commands run beside the engine use them). */
+function simulatedProviders(config: Config, sims: LocalSimulators | undefined): Record<string, ProviderConfig> {
+  const out: Record<string, ProviderConfig> = {};
+  if (sims?.stripe && config.providers.stripe) out.stripe = config.providers.stripe;
+  if (sims?.komoju && config.providers.komoju) out.komoju = config.providers.komoju;
+  return out;
+}
+
+/**
+ * An engine whose embedded PostgreSQL went away (stopped or killed under it) cannot do anything: it says so
+ * and exits with code 1 instead of answering /readyz 503 for ever.
+ */
+function watchEmbedded(embedded: EmbeddedPostgres, dataDir: string, log: Logger, stop: (code: number) => void): void {
+  const timer = setInterval(() => {
+    void embedded.running().then((up) => {
+      if (up) return;
+      clearInterval(timer);
+      log.error({ dataDir, port: embedded.port }, 'the embedded PostgreSQL stopped under this process (was `seigo db stop` run, '
+        + 'or the server killed?); seigo cannot work without it and exits. Start it again with `npm start`');
+      stop(1);
+    });
+  }, 2_000);
+  timer.unref();
 }
 
 program.command('start')
@@ -264,11 +318,18 @@ bench.command('reconcile')
   });
 
 program.command('db')
-  .description('The embedded PostgreSQL: `seigo db stop` stops a server left running under the data dir')
+  .description('The embedded PostgreSQL: `seigo db stop` stops a server left running under the data dir (never one a running seigo uses)')
   .argument('<action>', 'stop')
-  .action(async (action: string) => {
-    if (action !== 'stop') program.error('the only action is: stop');
+  .action(async (action: string, _o: unknown, cmd: Command) => {
+    if (action !== 'stop') cmd.error('the only action is: stop');
     const config = loadConfig();
+    const engine = liveRuntime(config.dataDir);
+    const owner = engine ?? (await liveEmbeddedOwner(config.dataDir));
+    if (owner) {
+      throw new SeigoError('database_in_use', `a running seigo (pid ${owner.pid}${engine ? `, port ${engine.port}` : ''}) uses the `
+        + `PostgreSQL under ${config.dataDir}; stop that process instead (Ctrl-C where it runs, or kill -TERM ${owner.pid}): `
+        + 'it stops its PostgreSQL as it exits', 409);
+    }
     console.log(JSON.stringify({ stopped: await stopEmbeddedPostgres(config.dataDir) }));
   });
 
@@ -277,7 +338,6 @@ casesCommand(program);
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
-  const msg = e instanceof SeigoError ? `${e.code}: ${e.message}` : (e as Error).stack ?? String(e);
-  console.error(`seigo: ${msg}`);
+  printProblem(problemOf(e));
   process.exit(1);
 }
