@@ -9,6 +9,7 @@ import { adminRoutes } from './admin.ts';
 import { apiClientAuth } from './api-clients.ts';
 import { idempotency } from './idempotency.ts';
 import { ledgerAdminRoutes } from './ledger.ts';
+import { balanceRoutes } from './balances.ts';
 import { depositRoutes } from './deposits.ts';
 import { bankTransferRoutes } from './bank-transfers.ts';
 import { refundRoutes } from './refunds.ts';
@@ -127,6 +128,7 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
   await app.register(async (scope) => webhookRoutes(scope, engine, registry));
   await app.register(async (scope) => adminRoutes(scope, engine, registry));
   await app.register(async (scope) => ledgerAdminRoutes(scope, engine, registry));
+  await app.register(async (scope) => balanceRoutes(scope, engine, registry));
   await app.register(async (scope) => depositRoutes(scope, engine, registry, engine.deposits));
   await app.register(async (scope) => refundRoutes(scope, engine, registry));
   await app.register(async (scope) => caseRoutes(scope, engine, registry));
