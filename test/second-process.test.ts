@@ -97,6 +97,19 @@ describe('a second process meets a running engine', () => {
     expect(await readdir(elsewhere)).toEqual([]);
   });
 
+  it('the small things: empty lists say so, an unknown subscription is named, usage errors show the command\'s help', async () => {
+    expect((await seigo(dir, ['cases', 'list'])).stdout).toContain('no cases with status open or investigating');
+    const nope = await seigo(dir, ['redrive', '--subscription', 'nope']);
+    expect(nope.code).toBe(1);
+    expect(problemIn(nope.stderr)).toMatchObject({ code: 'subscription_not_found', detail: expect.stringContaining('"nope" does not exist') as unknown });
+    const usage = await seigo(dir, ['redrive']);
+    expect(usage.code).toBe(1);
+    expect(usage.stderr).toContain('Usage: seigo redrive');
+    expect(usage.stderr).toContain('--subscription <name>');
+    const help = await seigo(dir, ['start', '--help']);
+    for (const o of ['--port <n>', '--config <path>', '--data-dir <dir>']) expect(help.stdout).toContain(o);
+  });
+
   it('db stop refuses while the engine uses the database; an engine whose database goes away exits', async () => {
     const r = await seigo(dir, ['db', 'stop']);
     expect(r.code).toBe(1);

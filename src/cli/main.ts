@@ -13,6 +13,7 @@ import { createLogger, type Logger } from '../kernel/logger.ts';
 import { mkdirSync } from 'node:fs';
 import { claimRuntime, liveRuntime, publishRuntime, releaseRuntime } from './runtime-file.ts';
 import { printProblem, problemOf } from './problem.ts';
+import { applyRuntimeOptions, runtimeOptions } from './options.ts';
 import { startLocalSimulators, type LocalSimulators } from '../sim/local.ts';
 import { casesCommand } from './cases.ts';
 
@@ -20,7 +21,8 @@ const program = new Command('seigo')
   .description('seigo (整合): keeps payment and partner integrations consistent with the outside world, on PostgreSQL.\n'
     + 'Without DATABASE_URL it runs its own PostgreSQL under ./.seigo (SEIGO_DATA_DIR).')
   .version('0.1.0')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .hook('preAction', applyRuntimeOptions);
 
 const date = (v: string) => {
   const d = new Date(v);
@@ -108,19 +110,19 @@ function watchEmbedded(embedded: EmbeddedPostgres, dataDir: string, log: Logger,
   timer.unref();
 }
 
-program.command('start')
+runtimeOptions(program.command('start'), { withPort: true })
   .description('Run everything in one process: migrations, API, workers and scheduler (the embedded PostgreSQL unless DATABASE_URL is set)')
   .action(() => serve('start'));
 
-program.command('api')
+runtimeOptions(program.command('api'), { withPort: true })
   .description('Run an API process (webhooks, admin API, metrics). Run `seigo migrate` first; run as many as you like')
   .action(() => serve('api'));
 
-program.command('worker')
+runtimeOptions(program.command('worker'))
   .description('Run a worker process (inbox, deliveries, operations janitor, periodic jobs). Run as many as you like')
   .action(() => serve('worker'));
 
-program.command('migrate')
+runtimeOptions(program.command('migrate'))
   .description('Apply database migrations (safe to run from many processes at once)')
   .action(async () => {
     const rt = await openRuntime({ role: 'migrate', migrate: true });
@@ -128,14 +130,14 @@ program.command('migrate')
     await rt.close();
   });
 
-program.command('replay')
+runtimeOptions(program.command('replay'))
   .description('Process stored notifications again, idempotently: one by inbox id, or a provider\'s since a time')
   .argument('[id]', 'inbox row id')
   .option('--provider <name>', 'replay this provider\'s notifications')
   .option('--since <time>', 'received at or after this time (ISO 8601)', date)
   .option('--until <time>', 'received before this time (ISO 8601)', date)
-  .action(async (id: string | undefined, o: { provider?: string; since?: Date; until?: Date }) => {
-    if (!id && !(o.provider && o.since)) program.error('give an inbox id, or --provider and --since');
+  .action(async (id: string | undefined, o: { provider?: string; since?: Date; until?: Date }, cmd: Command) => {
+    if (!id && !(o.provider && o.since)) cmd.error('give an inbox id, or --provider and --since');
     const rt = await openRuntime({ role: 'cli', logLevel: 'warn' });
     try {
       if (id) {
@@ -150,7 +152,7 @@ program.command('replay')
     }
   });
 
-program.command('redrive')
+runtimeOptions(program.command('redrive'))
   .description('Put dead deliveries back in the queue: by id, or by subscription, topic and time; --backfill gives a subscription earlier messages')
   .argument('[ids...]', 'delivery ids')
   .option('--subscription <name>', 'only this subscription\'s deliveries')
@@ -159,13 +161,17 @@ program.command('redrive')
   .option('--since <time>', 'created at or after this time (ISO 8601)', date)
   .option('--until <time>', 'created before this time (ISO 8601)', date)
   .option('--backfill', 'create deliveries for messages published since --since that the subscription matches')
-  .action(async (ids: string[], o: { subscription?: string; topic?: string; status: string; since?: Date; until?: Date; backfill?: boolean }) => {
+  .action(async (ids: string[], o: { subscription?: string; topic?: string; status: string; since?: Date; until?: Date; backfill?: boolean }, cmd: Command) => {
     const statuses = o.status.split(',').map((s) => s.trim());
-    for (const s of statuses) if (!['dead', 'pending', 'cancelled'].includes(s)) program.error(`--status: unknown status ${s}`);
-    if (o.backfill && !(o.subscription && o.since)) program.error('--backfill needs --subscription and --since');
-    if (!o.backfill && ids.length === 0 && !o.subscription && !o.topic && !o.since) program.error('give delivery ids or a filter (--subscription, --topic, --since)');
+    for (const s of statuses) if (!['dead', 'pending', 'cancelled'].includes(s)) cmd.error(`--status: unknown status ${s}`);
+    if (o.backfill && !(o.subscription && o.since)) cmd.error('--backfill needs --subscription and --since');
+    if (!o.backfill && ids.length === 0 && !o.subscription && !o.topic && !o.since) cmd.error('give delivery ids or a filter (--subscription, --topic, --since)');
     const rt = await openRuntime({ role: 'cli', logLevel: 'warn' });
     try {
+      // A misspelt name would redrive nothing and say `0`, as if that subscription had no dead deliveries.
+      if (o.subscription && !(await getSubscription(rt.db.pool, o.subscription))) {
+        throw new SeigoError('subscription_not_found', `the subscription "${o.subscription}" does not exist (GET /admin/v1/subscriptions lists them)`, 404);
+      }
       if (o.backfill) console.log(JSON.stringify({ created: await backfill(rt.db.pool, o.subscription!, o.since!) }));
       else {
         console.log(JSON.stringify({
@@ -215,7 +221,7 @@ sim.command('providers')
     }));
     onShutdown(log, () => sims.stop());
   });
-sim.command('webhook')
+runtimeOptions(sim.command('webhook'), { withPort: true })
   .description('Send one Standard Webhooks notification, signed with a configured provider\'s secret, to a running seigo')
   .option('--provider <name>', 'a provider of kind standard-webhooks from the configuration', 'demo')
   .option('--type <type>', 'event type', 'payment.succeeded')
@@ -291,7 +297,7 @@ bench.command('ledger')
     console.log(JSON.stringify(r, null, o.json ? 0 : 2));
   });
 
-program.command('reconcile')
+runtimeOptions(program.command('reconcile'))
   .description('Reconcile now: a provider\'s history over a window, or a Zengin / CSV file, against our records; repairs what it can and prints the counts')
   .option('--provider <name>', 'reconcile this provider\'s history (needs --from and --to)')
   .option('--from <time>', 'window start (ISO 8601)', date)
@@ -303,9 +309,9 @@ program.command('reconcile')
   .option('--deliveries', 'reconcile HTTP deliveries to internal services over --from/--to')
   .option('--no-repair', 'only find and record the breaks')
   .option('--json', 'print the run as JSON')
-  .action(async (o: import('./reconcile.ts').ReconcileCliOptions) => {
+  .action(async (o: import('./reconcile.ts').ReconcileCliOptions, cmd: Command) => {
     const { reconcileCommand } = await import('./reconcile.ts');
-    await reconcileCommand(o, (m) => program.error(m));
+    await reconcileCommand(o, (m) => cmd.error(m));
   });
 bench.command('reconcile')
   .description('Reconcile N internal against N external rows (1% breaks of each class), against a bare COPY of the same file plus one hash join')
@@ -317,7 +323,7 @@ bench.command('reconcile')
     console.log(JSON.stringify(r, null, o.json ? 0 : 2));
   });
 
-program.command('db')
+runtimeOptions(program.command('db'))
   .description('The embedded PostgreSQL: `seigo db stop` stops a server left running under the data dir (never one a running seigo uses)')
   .argument('<action>', 'stop')
   .action(async (action: string, _o: unknown, cmd: Command) => {
