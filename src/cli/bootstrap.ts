@@ -24,7 +24,9 @@ export interface Runtime {
  * Opens the database. Role `cli` (commands run beside an engine) never creates one: it uses the running
  * engine's database and simulated providers (its runtime file), or else an existing cluster under the data dir.
  */
-export async function openRuntime(opts: { migrate?: boolean; role: string; poolMax?: number; logLevel?: string; config?: Config }): Promise<Runtime> {
+export async function openRuntime(
+  opts: { migrate?: boolean; role: string; poolMax?: number; logLevel?: string; config?: Config },
+): Promise<Runtime> {
   const config = opts.config ?? loadConfig();
   const log = createLogger(opts.logLevel ?? config.log.level).child({ role: opts.role });
   let embedded: EmbeddedPostgres | undefined;

@@ -72,7 +72,9 @@ async function serveClaimed(role: 'start' | 'api' | 'worker', config: Config): P
     await app.listen({ port: config.port, host: config.host });
     log.info({ url: `http://${config.host}:${config.port}`, openapi: '/openapi.json', metrics: '/metrics' }, 'seigo is listening');
   }
-  if (role === 'start' && rt.embedded) publishRuntime(config.dataDir, { databaseUrl: rt.embedded.url, providers: simulatedProviders(config, sims) });
+  if (role === 'start' && rt.embedded) {
+    publishRuntime(config.dataDir, { databaseUrl: rt.embedded.url, providers: simulatedProviders(config, sims) });
+  }
   const stop = onShutdown(log, async () => {
     shuttingDown = true;
     await app?.close();
@@ -170,7 +172,8 @@ runtimeOptions(program.command('redrive'))
     try {
       // A misspelt name would redrive nothing and say `0`, as if that subscription had no dead deliveries.
       if (o.subscription && !(await getSubscription(rt.db.pool, o.subscription))) {
-        throw new SeigoError('subscription_not_found', `the subscription "${o.subscription}" does not exist (GET /admin/v1/subscriptions lists them)`, 404);
+        throw new SeigoError('subscription_not_found',
+          `the subscription "${o.subscription}" does not exist (GET /admin/v1/subscriptions lists them)`, 404);
       }
       if (o.backfill) console.log(JSON.stringify({ created: await backfill(rt.db.pool, o.subscription!, o.since!) }));
       else {
@@ -207,7 +210,7 @@ bench.command('delivery')
   });
 
 const sim = program.command('sim').description('Play the outside world against a running seigo: provider simulators and test notifications');
-sim.command('providers')
+runtimeOptions(sim.command('providers'))
   .description('Run the Stripe and KOMOJU simulators until stopped, sending their webhooks to a seigo (npm start runs them itself)')
   .option('--seigo <url>', 'where seigo listens', 'http://127.0.0.1:8787')
   .action(async (o: { seigo: string }) => {

@@ -42,9 +42,12 @@ export function liveRuntime(dataDir: string): RuntimeInfo | undefined {
  * Claims `dataDir` for this process: writes the runtime file unless a live seigo holds it (returned then).
  * The file is created exclusively, so of two starts at once only one wins; a dead holder's file is replaced.
  */
-export function claimRuntime(dataDir: string, at: { port: number; host: string }): { ok: true } | { ok: false; holder: RuntimeInfo } {
+export function claimRuntime(
+  dataDir: string, at: { port: number; host: string },
+): { ok: true } | { ok: false; holder: RuntimeInfo } {
   const startTime = processStartTime(process.pid);
-  const info: RuntimeInfo = { pid: process.pid, ...(startTime ? { startTime } : {}), since: new Date().toISOString(), ...at, providers: {} };
+  const since = new Date().toISOString();
+  const info: RuntimeInfo = { pid: process.pid, ...(startTime ? { startTime } : {}), since, ...at, providers: {} };
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fd = openSync(runtimePath(dataDir), 'wx', 0o600);

@@ -33,7 +33,10 @@ export function createLogger(level = 'info', opts: LoggerOptions | NodeJS.Writab
   if (humans) {
     // Synchronous, so a line written just before process.exit() is not lost; pino-pretty names the levels itself.
     const colorize = o.destination === undefined && process.stdout.isTTY;
-    return pino(options, pretty({ sync: true, colorize, ignore: 'pid,hostname,service', translateTime: 'SYS:HH:MM:ss.l', ...(o.destination ? { destination: o.destination } : {}) }));
+    return pino(options, pretty({
+      sync: true, colorize, ignore: 'pid,hostname,service', translateTime: 'SYS:HH:MM:ss.l',
+      ...(o.destination ? { destination: o.destination } : {}),
+    }));
   }
   // Levels as names: a reader (or a log shipper) need not know that 30 means info.
   return pino({ ...options, formatters: { level: (label) => ({ level: label }) } }, o.destination as DestinationStream | undefined);

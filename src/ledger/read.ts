@@ -100,7 +100,9 @@ SELECT coalesce((SELECT posted FROM b WHERE kind = 'wallet'), 0)::text AS posted
 
 /** A user's balances by user id (zeros for a user the ledger has not seen). */
 export async function getUserBalances(q: Queryable, owner: string, currency: string): Promise<UserBalances> {
-  const r = await q.query<{ posted: string; pending_in: string; pending_out: string; escrow: string; suspense: string; limit_override: string | null; restricted: boolean }>({
+  const r = await q.query<{
+    posted: string; pending_in: string; pending_out: string; escrow: string; suspense: string; limit_override: string | null; restricted: boolean;
+  }>({
     name: 'ledger_user_balances', text: USER_BALANCES, values: [owner, currency],
   });
   const row = r.rows[0]!;
