@@ -1,4 +1,4 @@
-// A second seigo process meets a running `seigo start` (issue 18): commands run beside it use its database and
+// A second seigo process meets a running `seigo start`: commands run beside it use its database and
 // simulated providers, a second start leaves before touching anything, a command that reads never creates a
 // cluster, `seigo db stop` refuses while the engine uses the database, and an engine whose database is gone exits.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';

@@ -1,4 +1,4 @@
-// GET /v1/balances/:user_id (issue 18): a user's money by user id — available, holds, escrow, suspense,
+// GET /v1/balances/:user_id: a user's money by user id — available, holds, escrow, suspense,
 // limit — as the ledger holds it, for the API client's key only.
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

@@ -1,4 +1,4 @@
-// What an operator sees (issue 18): a Request-Id on every response, echoed when the caller sends one, and
+// What an operator sees: a Request-Id on every response, echoed when the caller sends one, and
 // at `info` one log line per request, per case opened or closed and per reconciliation run, levels as names;
 // reconciliation runs record when they really started and finished.
 import { Writable } from 'node:stream';
