@@ -13,3 +13,4 @@ export {
 } from './adjustments.ts';
 export { resolveCase, adjustmentProposal, ActionRefusedError, MANUAL_LEDGER_ADJUSTMENT, type ResolveInput, type ResolveOutcome } from './resolve.ts';
 export { detectCases, DETECTORS, type DetectResult } from './detect.ts';
+export { logCaseOpened, logCaseClosed } from './log.ts';

@@ -18,7 +18,8 @@ export async function reportCase(q: Queryable, log: Logger, report: CaseReport):
   const c = await openCase(q, {
     kind: report.kind, cause: report.cause, subject: report.subject, summary: report.summary, ...(report.details ? { details: report.details } : {}),
   });
-  log.warn({ caseId: c.id, opened: c.opened, cause: report.cause, subject: report.subject }, report.summary);
+  log.warn({ case_id: c.id, opened: c.opened, cause: report.cause, subject: `${report.subject.type}:${report.subject.id}`, summary: report.summary },
+    c.opened ? 'case opened' : 'case still open');
   return c;
 }
 

@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import { parseDuration } from './backoff.ts';
+import { expandEnvReferences } from './config-env.ts';
 
 /** Longest retry delay anyone may configure: beyond it, timestamps and timers overflow. */
 export const MAX_DURATION_MS = 30 * 86_400_000;
@@ -254,6 +255,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     if (typeof file !== 'object' || file === null || Array.isArray(file)) {
       throw new ConfigError(`invalid configuration in ${path}: the file must hold a JSON object`);
     }
+    file = expandEnvReferences(file, env, path) as Record<string, unknown>;
   } else if (explicit) {
     throw new ConfigError(`SEIGO_CONFIG names ${path}, which does not exist`);
   }

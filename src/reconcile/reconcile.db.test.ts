@@ -387,7 +387,7 @@ describe('a CSV export with a declared mapping', () => {
       join(import.meta.dirname, '../../bin/seigo.js'), 'reconcile', '--file', join(dir, 'missing.csv'), '--format', 'csv', '--mapping', mappingPath, '--json',
     ], { cwd: dir, env: { ...process.env, DATABASE_URL: t.tdb.url, SEIGO_CONFIG: join(dir, 'none.json') }, timeout: 60_000 }).catch((e: { code: number; stdout: string }) => e);
     expect((bad as { code: number }).code).toBe(2);
-    expect(JSON.parse((bad as { stdout: string }).stdout)).toMatchObject({ error: { code: 'invalid_csv' } });
+    expect(JSON.parse((bad as { stdout: string }).stdout)).toMatchObject({ status: 400, code: 'invalid_csv' });
   });
 });
 

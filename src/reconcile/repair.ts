@@ -18,6 +18,7 @@ import { replayInbox } from '../intake/index.ts';
 import type { RepairCounts, RunSource } from './classes.ts';
 import type { ReconcileDeps } from './run.ts';
 import { openBreakCase } from './case.ts';
+import { logCaseOpened } from '../cases/index.ts';
 
 export interface BreakRow {
   id: string;
@@ -58,6 +59,7 @@ export async function repairRun(deps: ReconcileDeps, runId: string, source: RunS
         // Repaired before and still here: unless the repair may still be on its way, a person looks.
         if (b.repaired_at && Date.now() - b.repaired_at.getTime() >= o.escalateAfterMs) {
           const c = await openBreakCase(deps.pool, b, `still ${b.class} after ${b.repair} ${b.repaired_at.toISOString()}`);
+          if (c) logCaseOpened(deps.log, c, { cause: `recon_${b.class}`, subject: { type: 'recon_break', id: b.id } });
           await mark(b, 'case', c?.id ?? null, c?.id);
           counts.cases++;
         }
@@ -66,6 +68,7 @@ export async function repairRun(deps: ReconcileDeps, runId: string, source: RunS
       const done = await tryRepair(deps, b, source, counts);
       if (done) continue;
       const c = await openBreakCase(deps.pool, b, 'no automatic repair for this break');
+      if (c) logCaseOpened(deps.log, c, { cause: `recon_${b.class}`, subject: { type: 'recon_break', id: b.id } });
       await mark(b, 'case', c?.id ?? null, c?.id);
       counts.cases++;
     } catch (e) {

@@ -298,6 +298,9 @@ WHERE b.run_id = $1 AND x.external_id = b.external_id AND x.raw IS NOT NULL`;
 
 export async function runReconcile(deps: ReconcileDeps, req: ReconcileRequest, opts: ReconcileOptions = {}): Promise<RunSummary> {
   const t0 = performance.now();
+  // The run's real start; the rows are written in a transaction whose now() would be its own start, and
+  // finished_at comes from clock_timestamp() once the repairs are done.
+  const startedAt = new Date();
   const id = uuidv7();
   const report = (phase: Progress['phase'], rows: number, fraction?: number) => opts.onProgress?.({ phase, rows, ...(fraction === undefined ? {} : { fraction }) });
   if ('from' in req && req.from && req.to && !(req.from < req.to)) throw new ReconcileInputError('invalid_window', '--from must be before --to');
@@ -322,9 +325,9 @@ export async function runReconcile(deps: ReconcileDeps, req: ReconcileRequest, o
     if (upsert && staged.side) await client.query(CREATE_PENDING);
     tStage = performance.now() - t0;
     await client.query(
-      `INSERT INTO reconcile_runs (id, source, scope, provider, file_name, window_from, window_to, trigger, external_rows)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [id, req.source, staged.scope, staged.provider, staged.file, staged.from, staged.to, opts.trigger ?? 'manual', staged.rows]);
+      `INSERT INTO reconcile_runs (id, source, scope, provider, file_name, window_from, window_to, trigger, external_rows, started_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+      [id, req.source, staged.scope, staged.provider, staged.file, staged.from, staged.to, opts.trigger ?? 'manual', staged.rows, startedAt]);
     report('match', staged.rows);
     const slack = opts.slackMs ?? DAY;
     const base: unknown[] = [id, staged.scope, staged.from, staged.to, staged.provider];
@@ -367,14 +370,14 @@ export async function runReconcile(deps: ReconcileDeps, req: ReconcileRequest, o
     resolved = (await client.query(staged.covered ? RESOLVE_COVERED : RESOLVE, [id, staged.scope, staged.from, staged.to])).rowCount ?? 0;
     tMatch = performance.now() - t0 - tStage;
     await client.query(
-      `UPDATE reconcile_runs SET status = 'succeeded', counts = $2, internal_rows = $3, finished_at = now(),
+      `UPDATE reconcile_runs SET status = 'succeeded', counts = $2, internal_rows = $3, finished_at = clock_timestamp(),
          timings = jsonb_build_object('stage', $4::int, 'match', $5::int, 'total', $6::int) WHERE id = $1`,
       [id, JSON.stringify(counts), internalRows, Math.round(tStage), Math.round(tMatch), Math.round(tStage + tMatch)]);
     await client.query('COMMIT');
   } catch (e) {
     await client.query('ROLLBACK').catch(() => undefined);
     await client.end().catch(() => undefined);
-    if (!(e instanceof ReconcileInputError)) await recordFailure(deps, id, req, staged, opts, e as Error);
+    if (!(e instanceof ReconcileInputError)) await recordFailure(deps, { id, startedAt }, req, staged, opts, e as Error);
     throw e;
   }
   await client.end();
@@ -389,8 +392,11 @@ export async function runReconcile(deps: ReconcileDeps, req: ReconcileRequest, o
   const total = performance.now() - t0;
   const breaks = counts.missing_here + counts.missing_there + counts.amount_mismatch + counts.status_mismatch + counts.duplicate_there;
   await deps.pool.query(
-    `UPDATE reconcile_runs SET repairs = $2, timings = timings || jsonb_build_object('repair', $3::int, 'total', $4::int) WHERE id = $1`,
+    `UPDATE reconcile_runs SET repairs = $2, timings = timings || jsonb_build_object('repair', $3::int, 'total', $4::int),
+       finished_at = clock_timestamp() WHERE id = $1`,
     [id, JSON.stringify(repairs), Math.round(tRepair), Math.round(total)]);
+  deps.log.info({ run_id: id, scope: staged.scope, trigger: opts.trigger ?? 'manual', external_rows: staged.rows, internal_rows: internalRows,
+    breaks, resolved, repairs, ms: Math.round(total) }, 'reconcile run finished');
   report('done', staged.rows);
   return {
     id, source: req.source, scope: staged.scope, provider: staged.provider, file: staged.file,
@@ -401,13 +407,16 @@ export async function runReconcile(deps: ReconcileDeps, req: ReconcileRequest, o
 }
 
 /** A run that failed for a reason other than its input (the provider or the database) is kept, with the cause. */
-async function recordFailure(deps: ReconcileDeps, id: string, req: ReconcileRequest, staged: Staged | undefined, opts: ReconcileOptions, e: Error): Promise<void> {
+async function recordFailure(
+  deps: ReconcileDeps, run: { id: string; startedAt: Date }, req: ReconcileRequest, staged: Staged | undefined, opts: ReconcileOptions, e: Error,
+): Promise<void> {
+  const id = run.id;
   const scope = staged?.scope ?? (req.source === 'provider' ? `provider:${req.provider}` : req.source === 'csv' ? `csv:${req.mapping.provider}` : req.source);
   await deps.pool.query(
-    `INSERT INTO reconcile_runs (id, source, scope, provider, file_name, window_from, window_to, trigger, status, error, finished_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'failed', $9, now())`,
+    `INSERT INTO reconcile_runs (id, source, scope, provider, file_name, window_from, window_to, trigger, status, error, started_at, finished_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'failed', $9, $10, clock_timestamp())`,
     [id, req.source, scope, req.source === 'provider' ? req.provider : staged?.provider ?? null, 'file' in req ? req.file : null,
-      staged?.from ?? ('from' in req ? req.from ?? null : null), staged?.to ?? ('to' in req ? req.to ?? null : null), opts.trigger ?? 'manual', e.message.slice(0, 2000)],
+      staged?.from ?? ('from' in req ? req.from ?? null : null), staged?.to ?? ('to' in req ? req.to ?? null : null), opts.trigger ?? 'manual', e.message.slice(0, 2000), run.startedAt],
   ).catch((err: Error) => deps.log.error({ runId: id, err: err.message }, 'recording a failed reconcile run failed'));
   deps.log.error({ runId: id, source: req.source, err: e.message }, 'reconcile run failed');
 }
