@@ -280,7 +280,7 @@ async function moveStep(tx: Tx, sagaId: string, stepId: string, from: StepStatus
 
 async function moveSaga(tx: Tx, sagaId: string, from: SagaStatus, to: SagaStatus, cause: string): Promise<void> {
   if (!canSagaTransition(from, to)) throw new Error(`saga transition ${from} → ${to} is not allowed`);
-  const r = await tx.query(MOVE_SAGA, [sagaId, from, to, isFinished(to), to === 'completed' ? null : cause.slice(0, 2000)]);
+  const r = await tx.query(MOVE_SAGA, [sagaId, from, to, isFinished(to), to === 'completed' || to === 'compensated' ? null : cause.slice(0, 2000)]);
   if (!r.rowCount) throw new Error(`saga ${sagaId} was not ${from} (moved under a held lease)`);
   await recordSagaEvent(tx, sagaId, null, from, to, cause);
 }

@@ -13,7 +13,8 @@ import { err, ok } from '../kernel/errors.ts';
 import { silentLogger } from '../kernel/logger.ts';
 import type { CallOutcome, InquiryResult, OperationRequest, ProviderAdapter } from '../providers/types.ts';
 import { integrationStatus } from '../status/integration-status.ts';
-import { eventually, startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
+import { admin } from '../../test/helpers/admin.ts';
+import { VIEWER_TOKEN, eventually, startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
 import {
   SAGA_TRANSITIONS, STEP_TRANSITIONS, Sagas, operationStep, sagaHistory,
   type SagaDefinition, type SagaStatus, type StepContext, type StepResult, type StepStatus,
@@ -310,6 +311,39 @@ describe('sagas', () => {
     const h = (await sagaHistory(pool(), id))!;
     expect(h.steps[1]).toMatchObject({ status: 'succeeded', output: { learnt: true } });
     await expectOnlyTableEdges(id);
+  });
+
+  it('the admin API lists sagas by status and name with cursor paging, shows one with steps, attempts and causes, and a record\'s status shows its saga', async () => {
+    const def = t.engine.sagas.define<Input>({
+      name: 'test.admin',
+      steps: [
+        { id: 'a', ...NOW, invoke: async () => succeed(), compensate: async () => succeed() },
+        { id: 'b', ...NOW, invoke: async () => fatal('no_seat') },
+      ],
+    });
+    const ids: string[] = [];
+    for (const label of ['adm-1', 'adm-2', 'adm-3']) ids.push((await startAndSettle(def, label)).id);
+    const page1 = await admin<{ data: { id: string; status: string }[]; next_before: string | null }>(t.url, 'GET', '/sagas?name=test.admin&status=compensated&limit=2', undefined, VIEWER_TOKEN);
+    expect(page1.status).toBe(200);
+    expect(page1.json.data.map((s) => s.id)).toEqual([ids[2], ids[1]]);
+    const page2 = await admin<{ data: { id: string }[]; next_before: string | null }>(t.url, 'GET', `/sagas?name=test.admin&status=compensated&limit=2&before=${page1.json.next_before}`, undefined, VIEWER_TOKEN);
+    expect(page2.json).toEqual({ data: [expect.objectContaining({ id: ids[0] })], next_before: null });
+    expect((await admin<{ data: unknown[] }>(t.url, 'GET', '/sagas?name=test.admin&status=completed', undefined, VIEWER_TOKEN)).json.data).toEqual([]);
+    const bad = await admin<{ code: string }>(t.url, 'GET', '/sagas?status=sleeping', undefined, VIEWER_TOKEN);
+    expect([bad.status, bad.json.code]).toEqual([400, 'invalid_request']);
+
+    const one = await admin<{ status: string; entity: unknown; steps: { step_id: string; status: string }[]; attempts: { step_id: string; phase: string; error_code: string | null }[]; events: { cause: string }[] }>(
+      t.url, 'GET', `/sagas/${ids[0]}`, undefined, VIEWER_TOKEN);
+    expect(one.json).toMatchObject({ status: 'compensated', entity: { type: 'test_order', id: 'adm-1' } });
+    expect(one.json.steps.map((s) => [s.step_id, s.status])).toEqual([['a', 'compensated'], ['b', 'failed']]);
+    expect(one.json.attempts.map((a) => [a.step_id, a.phase, a.error_code])).toEqual([['a', 'invoke', null], ['b', 'invoke', 'no_seat'], ['a', 'compensate', null]]);
+    expect(one.json.events.map((e) => e.cause)).toContain('invoke #1 of b failed: no_seat: no_seat for good');
+    const missing = await admin<{ code: string }>(t.url, 'GET', '/sagas/0190c0de-0000-7000-8000-000000000000', undefined, VIEWER_TOKEN);
+    expect([missing.status, missing.json.code]).toEqual([404, 'saga_not_found']);
+
+    const st = await admin<{ state: string; items: { kind: string; id: string; status: string; cause: string | null }[] }>(t.url, 'GET', '/status/test_order/adm-1', undefined, VIEWER_TOKEN);
+    expect(st.json.state).toBe('failed');
+    expect(st.json.items).toContainEqual(expect.objectContaining({ kind: 'saga', id: ids[0], status: 'compensated', cause: expect.stringMatching(/no_seat/) }));
   });
 
   it('the worker loop advances a started saga on its own', async () => {
