@@ -73,7 +73,8 @@ CREATE TABLE saga_events (
 );
 CREATE INDEX saga_events_saga ON saga_events (saga_id, id);
 
--- A compensation that failed for good opens a case about the saga.
+-- A compensation that failed for good opens a case about the saga; a store subscription claimed by a
+-- second member opens one about the in-app subscription (0041).
 ALTER TABLE cases DROP CONSTRAINT cases_subject_type_check;
 ALTER TABLE cases ADD CONSTRAINT cases_subject_type_check CHECK (subject_type IN (
-  'deposit', 'operation', 'delivery', 'inbox', 'recon_break', 'ledger_account', 'ledger_transaction', 'bank_transfer', 'saga'));
+  'deposit', 'operation', 'delivery', 'inbox', 'recon_break', 'ledger_account', 'ledger_transaction', 'bank_transfer', 'saga', 'iap_subscription'));
