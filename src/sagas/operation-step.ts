@@ -7,8 +7,8 @@ import type { Operation, Operations } from '../operations/index.ts';
 import type { RetryPolicy, SagaStep, StepContext, StepResult } from './define.ts';
 
 export interface OperationCall<I> {
-  /** The operation's kind (its result handlers are registered by kind). */
-  kind: string;
+  /** The operation's kind (its result handlers are registered by kind); may depend on earlier steps. */
+  kind: string | ((ctx: StepContext<I>) => string);
   request(ctx: StepContext<I>): Record<string, unknown>;
 }
 
@@ -42,7 +42,7 @@ export function operationStep<I>(deps: { pool: pg.Pool; operations: Operations }
   const run = async (call: OperationCall<I>, ctx: StepContext<I>): Promise<StepResult> => {
     const entity = spec.entity?.(ctx);
     const { operation } = await withTx(deps.pool, (tx) => deps.operations.record(tx, {
-      provider: spec.provider, kind: call.kind, idempotencyKey: ctx.idempotencyKey, request: call.request(ctx), idempotent: true,
+      provider: spec.provider, kind: typeof call.kind === 'string' ? call.kind : call.kind(ctx), idempotencyKey: ctx.idempotencyKey, request: call.request(ctx), idempotent: true,
       ...(entity ? { entity } : {}),
     }));
     return resultOfOperation(await settle(deps.operations, operation));
