@@ -15,6 +15,7 @@ import { bankTransferRoutes } from './bank-transfers.ts';
 import { refundRoutes } from './refunds.ts';
 import { reconcileRoutes } from './reconcile.ts';
 import { caseRoutes } from './cases.ts';
+import { sagaRoutes } from './sagas.ts';
 import { openApiDocument, type OpenApiRegistry, type Role } from './route.ts';
 import { webhookRoutes } from './webhooks.ts';
 
@@ -132,6 +133,7 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
   await app.register(async (scope) => depositRoutes(scope, engine, registry, engine.deposits));
   await app.register(async (scope) => refundRoutes(scope, engine, registry));
   await app.register(async (scope) => caseRoutes(scope, engine, registry));
+  await app.register(async (scope) => sagaRoutes(scope, engine, registry));
   await app.register(async (scope) => bankTransferRoutes(scope, engine, registry, { policy: engine.bankTransferPolicy }));
   await app.register(async (scope) => reconcileRoutes(scope, engine, registry));
 
