@@ -55,6 +55,14 @@ function expectInvariants(r: Run): void {
   for (const run of Object.values(f.reconcile as Record<string, { status: string }>)) expect(run.status).toBe('succeeded');
   expect(r.code).toBe(f.ok ? 0 : 1);
   expect(f.ok).toBe((f.violations as string[]).length === 0);
+  // The run did enough work to mean something, and the bank's cancellations were reversed once each.
+  expect(f.workload).toMatchObject({ ok: true });
+  const c = f.cancellations as { not_reversed: number; shortfall_without_case: number; negative_wallets_unexplained: number; unknown_sent: number; unknown_booked: number };
+  expect(c).toMatchObject({ not_reversed: 0, shortfall_without_case: 0, negative_wallets_unexplained: 0 });
+  expect(c.unknown_booked).toBe(c.unknown_sent);
+  expect(f.unbalanced_transactions).toBe(0);
+  expect(f.pending_out_mismatches).toBe(0);
+  expect(f.double_reversals).toBe(0);
 }
 
 describe('seigo sim deposits', () => {
@@ -64,6 +72,22 @@ describe('seigo sim deposits', () => {
     expect(r.result.requested).toBe(16);
     expect(r.result.paid as number).toBeGreaterThan(0);
     expectInvariants(r);
+  }, 330_000);
+});
+
+describe('the minimum workload', () => {
+  it('fails a run that did too little, and says why: each driver lane throttled to one deposit per 30 s', async () => {
+    const r = await sim(['deposits', '--count', '6', '--faults', '0', '--seed', '4242', '--throttle-ms', '30000'], await freshDatabase(), 300_000);
+    const w = r.result.workload as { ok: boolean; min: number; reason?: string; per_method: Record<string, { completed: number; per_minute: number }> };
+    expect(w.min).toBe(6);
+    expect(w.ok).toBe(false);
+    expect(w.reason).toMatch(/too little work: .*\/min \(at least 6\/min per method\)/);
+    expect(Object.values(w.per_method).some((m) => m.per_minute < 6)).toBe(true);
+    expect(r.result.ok).toBe(false);
+    expect(r.result.violations).toContain(w.reason);
+    expect(r.code).toBe(1);
+    // Nothing else broke: the throttle only slowed the driver.
+    expect((r.result.violations as string[]).length).toBe(1);
   }, 330_000);
 });
 

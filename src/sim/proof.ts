@@ -43,7 +43,7 @@ export const MIN_PER_MINUTE = 6;
 const CANCEL_RATE = 0.2;
 
 export interface Workload {
-  /** Minutes of driving (from the first request until every customer and the bank were done). */
+  /** Minutes of driving: from the first request until the last was answered (or the run's time was up). */
   minutes: number;
   /** Per method driven: deposits completed (a final state; for bank transfers, every transfer booked) and per minute. */
   per_method: Record<string, { completed: number; per_minute: number }>;
@@ -159,7 +159,7 @@ export async function runDepositsProof(o: ProofOptions & { count: number; storm?
       concurrency: o.storm ? 32 : 4, faultRate: o.faultRate, cancelRate: Math.min(CANCEL_RATE, o.faultRate),
       stormCopies: o.storm ? STORM_COPIES : 0, throttleMs: o.throttleMs,
     });
-    const workload = await measureWorkload(w, started, stats.driveMs, methodsOf(plan), o.minPerMinute ?? MIN_PER_MINUTE);
+    const workload = await measureWorkload(w, started, stats.laneMs, methodsOf(plan), o.minPerMinute ?? MIN_PER_MINUTE);
     const s = await settleAndCheck(w, o, started, progress);
     const r = result(o.seed, stats, s, workload, { storm: o.storm === true, simulators: simulatorCounters(w) });
     ok = r.ok;
@@ -209,7 +209,7 @@ export async function runChaos(o: ProofOptions & { durationS: number; afterCallK
       concurrency: 8, faultRate: o.faultRate, untilMs: until, cancelRate: Math.min(CANCEL_RATE, o.faultRate), throttleMs: o.throttleMs,
     });
     await killer;
-    const workload = await measureWorkload(w, started, stats.driveMs, methodsOf(plan), o.minPerMinute ?? MIN_PER_MINUTE);
+    const workload = await measureWorkload(w, started, stats.laneMs, methodsOf(plan), o.minPerMinute ?? MIN_PER_MINUTE);
     progress('kills over; waiting for every process to be back');
     await w.cluster.allUp();
     const s = await settleAndCheck(w, o, started, progress);

@@ -28,7 +28,9 @@ export async function backlog(pool: pg.Pool): Promise<Backlog> {
            (SELECT count(*) FROM operations o WHERE status IN ('pending', 'sending') OR (status = 'unknown' AND NOT ${hasCase('operation', 'o.id')}))::int AS operations,
            (SELECT count(*) FROM deposits WHERE status IN ('pending', 'processing', 'unknown'))::int AS deposits,
            (SELECT count(*) FROM deliveries WHERE status IN ('pending', 'sending'))::int AS deliveries,
-           (SELECT count(*) FROM deposit_refunds WHERE status = 'pending')::int AS refunds`);
+           -- A payout the provider took (sent) is work under way too, until it settles or an open case has it.
+           (SELECT count(*) FROM deposit_refunds r WHERE status = 'pending' OR (status = 'sent'
+              AND NOT ${hasCase('deposit', 'r.source_id')} AND NOT ${hasCase('bank_transfer', 'r.source_id')}))::int AS refunds`);
   return r.rows[0]!;
 }
 

@@ -172,6 +172,8 @@ export async function startWorld(o: WorldOptions): Promise<World> {
         defaultLimit: o.defaultLimit,
         // Announced bank transfers expire in seconds, so that paying late and never paying happen within a run.
         bankTransferExpiryMs: 5_000,
+        // A payout whose settled notice KOMOJU dropped is asked about within seconds, not minutes.
+        refundSettlePollMs: 1_000,
         callback: { url: receiverUrl, secret: noticeSecret, timeoutMs: 2_000, retrySchedule: [100, 200, 500, 1_000, 2_000, 3_000, 5_000, 5_000, 10_000, 10_000] },
       },
       operations: {
