@@ -35,8 +35,8 @@ export interface ProofResult extends Figures {
 const DEFAULT_LIMIT = 1_000_000;
 /**
  * The least work a run must do to pass: deposits completed per minute of driving, for each method.
- * A run on a loaded 2-core machine does several times this (see docs/simulation.md); a run that
- * stalls (keys held by dead processes, a wedged worker) does less, and fails saying so.
+ * A run on a loaded 2-core machine does two to four times this (README, "Proving it end to end"); a
+ * run that stalls (keys held by dead processes, a wedged worker) does less, and fails saying so.
  */
 export const MIN_PER_MINUTE = 6;
 /** Share of the transfers the bank reports that it later withdraws (取消), at most. */
