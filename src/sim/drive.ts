@@ -262,8 +262,9 @@ async function runBank(w: World, plan: Plan, o: DriveOptions, stats: DriveStats,
   const send = async (file: Buffer, copies: number, spreadMs: number) => {
     await Promise.all(Array.from({ length: copies }, async (_, i) => {
       if (spreadMs > 0 && i > 0) await sleep(Math.floor(r() * spreadMs));
-      const a = await call(w, 'POST', '/admin/v1/bank-transfers/import', { raw: file, admin: true });
-      if (a?.status !== 200) throw new Error(`the bank's transfer-notice file was refused: ${a ? `${a.status} ${JSON.stringify(a.body)}` : 'no answer'}`);
+      // A bank retries a file for a long time; copies of overlapping files at once make imports wait on each other's locks.
+      const a = await call(w, 'POST', '/admin/v1/bank-transfers/import', { raw: file, admin: true, giveUpMs: 600_000 });
+      if (a?.status !== 200) throw new Error(`the bank's transfer-notice file was refused: ${a ? `${a.status} ${JSON.stringify(a.body)}` : 'no answer in 10 minutes'}`);
     }));
   };
   while (driving() || w.bank.waitingCount > 0 || inFlight.size > 0) {
