@@ -35,7 +35,7 @@ export interface ProofResult extends Figures {
 const DEFAULT_LIMIT = 1_000_000;
 /**
  * The least work a run must do to pass: deposits completed per minute of driving, for each method.
- * A run on a loaded 2-core machine does two to four times this (README, "Proving it end to end"); a
+ * `sim deposits` on a loaded 2-core machine did 5–12 times this (README, "Proving it end to end"); a
  * run that stalls (keys held by dead processes, a wedged worker) does less, and fails saying so.
  */
 export const MIN_PER_MINUTE = 6;
