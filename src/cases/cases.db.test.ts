@@ -2,6 +2,7 @@
 // open it, inside the caller's transaction; the state machine as a property (every edge taken is
 // in the table, every refusal leaves the case as it was); history with actor and time.
 import fc from 'fast-check';
+import { propertyParams } from '../../test/helpers/property.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTx } from '../kernel/db.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.ts';
@@ -84,7 +85,7 @@ describe('the case state machine', () => {
       const edges = (await caseEvents(tdb.db.pool, id)).filter((e) => e.type === 'transitioned');
       for (const e of edges) expect(CASE_TRANSITIONS[e.fromStatus!]).toContain(e.toStatus);
       expect(edges.at(-1)?.toStatus ?? 'open').toBe(model);
-    }), { numRuns: 40 });
+    }), propertyParams('case transitions follow the table'));
   });
 
   it('records assignment, notes and transitions with actor and time', async () => {

@@ -269,14 +269,20 @@ const numberIn = (name: string, min: number, max: number, int = true) => (v: str
 
 sim.command('deposits')
   .description('End-to-end proof: drive N deposits of every method against the simulators with faults, wait until quiet, and check that nothing was lost or credited twice (exit 1 if an invariant broke)')
-  .addOption(new Option('--count <n>', 'deposits to drive').default(100).argParser(numberIn('--count', 1, 100_000)))
+  .addOption(new Option('--count <n>', 'deposits to drive (default 100; 10000 with --storm)').argParser(numberIn('--count', 1, 100_000)))
   .addOption(new Option('--faults <rate>', 'provider fault rate, 0 to 1').default(0.2).argParser(numberIn('--faults', 0, 1, false)))
   .addOption(new Option('--seed <n>', 'seed for what is driven and the faults (random if not given)').argParser(numberIn('--seed', 0, 2 ** 31 - 1)))
+  .option('--storm', 'send every provider notification (webhooks, bank files) 1 to 6 times, concurrently and out of order')
+  .addOption(workloadOption())
+  .addOption(throttleOption())
   .option('--json', 'print only the JSON result')
-  .action(async (o: { count: number; faults: number; seed?: number; json?: boolean }) => {
+  .action(async (o: { count?: number; faults: number; seed?: number; storm?: boolean; minPerMinute?: number; throttleMs?: number; json?: boolean }) => {
     const { runDepositsProof } = await import('../sim/proof.ts');
     const seed = o.seed ?? Math.floor(Math.random() * 2 ** 31);
-    const r = await runDepositsProof({ seed, count: o.count, faultRate: o.faults, databaseUrl: process.env.DATABASE_URL, progress: simProgress(o.json) });
+    const r = await runDepositsProof({
+      seed, count: o.count ?? (o.storm ? 10_000 : 100), faultRate: o.faults, storm: o.storm, minPerMinute: o.minPerMinute, throttleMs: o.throttleMs,
+      databaseUrl: process.env.DATABASE_URL, progress: simProgress(o.json),
+    });
     reportProof(r, o.json);
   });
 sim.command('chaos')
@@ -285,13 +291,28 @@ sim.command('chaos')
   .addOption(new Option('--faults <rate>', 'provider fault rate, 0 to 1').default(0.2).argParser(numberIn('--faults', 0, 1, false)))
   .addOption(new Option('--kill-after-call <p>', 'probability that a process SIGKILLs itself right after a provider call, before recording it').default(0.05).argParser(numberIn('--kill-after-call', 0, 1, false)))
   .addOption(new Option('--seed <n>', 'seed for what is driven, the faults and the kills (random if not given)').argParser(numberIn('--seed', 0, 2 ** 31 - 1)))
+  .addOption(workloadOption())
+  .addOption(throttleOption())
   .option('--json', 'print only the JSON result')
-  .action(async (o: { duration: number; faults: number; killAfterCall: number; seed?: number; json?: boolean }) => {
+  .action(async (o: { duration: number; faults: number; killAfterCall: number; seed?: number; minPerMinute?: number; throttleMs?: number; json?: boolean }) => {
     const { runChaos } = await import('../sim/proof.ts');
     const seed = o.seed ?? Math.floor(Math.random() * 2 ** 31);
-    const r = await runChaos({ seed, durationS: o.duration, faultRate: o.faults, afterCallKill: o.killAfterCall, databaseUrl: process.env.DATABASE_URL, progress: simProgress(o.json) });
+    const r = await runChaos({
+      seed, durationS: o.duration, faultRate: o.faults, afterCallKill: o.killAfterCall, minPerMinute: o.minPerMinute, throttleMs: o.throttleMs,
+      databaseUrl: process.env.DATABASE_URL, progress: simProgress(o.json),
+    });
     reportProof(r, o.json);
   });
+
+function workloadOption(): Option {
+  return new Option('--min-per-minute <n>', 'least deposits completed per minute of driving, per method, for the run to pass (default 6)')
+    .argParser(numberIn('--min-per-minute', 0, 1_000_000, false));
+}
+
+function throttleOption(): Option {
+  return new Option('--throttle-ms <ms>', 'fault injection for the harness itself: each driver lane waits this long before each deposit')
+    .argParser(numberIn('--throttle-ms', 0, 3_600_000));
+}
 
 function simProgress(json: boolean | undefined): (msg: string) => void {
   return (msg) => { if (!json) console.error(`seigo sim: ${msg}`); };

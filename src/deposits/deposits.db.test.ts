@@ -4,6 +4,7 @@
 // when a concurrent deposit filled the wallet, and a property over concurrent deposits with faults.
 import { request } from 'undici';
 import fc from 'fast-check';
+import { propertyParams } from '../../test/helpers/property.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { creditDeposit, ensureAccount, findAccount, getBalance, setBalanceLimit } from '../ledger/index.ts';
 import { StripeSimulator, type StripeSimulatorOptions } from '../providers/stripe/simulator.ts';
@@ -311,8 +312,8 @@ describe('card deposits', () => {
           expect(intentsOf(d.id).filter((p) => p.status === 'succeeded').length).toBe(d.status === 'succeeded' ? 1 : 0);
         }
       },
-    ), { numRuns: 15 });
-  });
+    ), propertyParams('concurrent card deposits with faults'));
+  }, 900_000);
 });
 
 /** What the bank transfer of the property put in escrow (it can overflow too). */

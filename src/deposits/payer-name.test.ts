@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { propertyParams } from '../../test/helpers/property.ts';
 import { normalizePayerName, payerNameMatches } from './payer-name.ts';
 
 // [payer as the bank sends it (half-width), registered name, expected]
@@ -79,7 +80,7 @@ describe('normalizePayerName', () => {
         const once = normalizePayerName(s);
         expect(normalizePayerName(once)).toBe(once);
       }),
-      { numRuns: 2000 },
+      propertyParams('payer name normalization is idempotent', { runs: 2000 }),
     );
   });
 
@@ -93,7 +94,7 @@ describe('normalizePayerName', () => {
         expect(normalizePayerName(abbr + zengin(name))).toBe(normalizePayerName(full + hiragana(name)));
         if (n !== '') expect(payerNameMatches(abbr + zengin(name), full + ' ' + name)).toBe(true);
       }),
-      { numRuns: 1000 },
+      propertyParams('payer name spellings agree', { runs: 1000 }),
     );
   });
 });

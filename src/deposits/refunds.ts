@@ -174,6 +174,8 @@ export interface RefundsOptions {
   reservationProvider: string;
   fee: bigint;
   feePayer: FeePayer;
+  /** A sent payout with no settled notice is asked about after this long (default SETTLE_POLL_MS). */
+  settlePollMs?: number | undefined;
 }
 
 export interface SweepCounts { started: number; reported: number; sent: number; settled: number }
@@ -443,7 +445,7 @@ export function createRefunds(engine: RefundsEngine, opts: RefundsOptions): Refu
       `SELECT ${REFUND_COLUMNS},
          (SELECT row_to_json(o) FROM (SELECT kind, request, idempotency_key FROM operations WHERE id = operation_id) o) AS op
        FROM deposit_refunds WHERE status = 'sent' AND ($2 OR updated_at < now() - $3::bigint * interval '1 millisecond')
-       ORDER BY updated_at LIMIT $1`, [limit, askAll, SETTLE_POLL_MS]);
+       ORDER BY updated_at LIMIT $1`, [limit, askAll, opts.settlePollMs ?? SETTLE_POLL_MS]);
     const adapter = engine.providers.get(provider);
     if (!adapter?.inquire || r.rows.length === 0) return 0;
     const inquire = adapter.inquire.bind(adapter);

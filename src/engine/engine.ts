@@ -98,7 +98,7 @@ export function createEngine(opts: EngineOptions): Engine {
   });
   const refunds = createRefunds({ db, log, operations, providers }, {
     provider: config.deposits.refundProvider, reservationProvider: config.deposits.reservationProvider,
-    fee: BigInt(config.deposits.refundFee.amount), feePayer: config.deposits.refundFee.payer,
+    fee: BigInt(config.deposits.refundFee.amount), feePayer: config.deposits.refundFee.payer, settlePollMs: config.deposits.refundSettlePollMs,
   });
   const expiryInquiry = createExpiryInquiry({ db, log, clock, providers, inboxWriter }, {
     provider: config.deposits.reservationProvider, afterMs: config.deposits.expiryInquiryAfterMs,

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { propertyParams } from '../../test/helpers/property.ts';
 import { describe, expect, it } from 'vitest';
 import { Batcher } from './batcher.ts';
 
@@ -59,7 +60,7 @@ describe('Batcher', () => {
           expect(ns).toEqual([...ns].sort((x, y) => x - y));
         }
       },
-    ), { numRuns: 200 });
+    ), propertyParams('keyed batches never overlap', { runs: 200 }));
   });
 
   it('without keys, items of one key may be in two batches in flight at once', async () => {

@@ -150,6 +150,8 @@ export const configSchema = z.object({
       amount: z.number().int().nonnegative().max(100_000).default(300),
       payer: z.enum(['platform', 'user']).default('platform'),
     }).strict().default({ amount: 300, payer: 'platform' }),
+    /** A payout the provider took and has not reported settled is asked about after this long (KOMOJU settles within a business day or two). */
+    refundSettlePollMs: duration.default(5 * 60_000),
     /** konbini / Pay-easy reservations this long past their deadline without an expiry notice are asked about at the provider. */
     expiryInquiryAfterMs: duration.default(30 * 60_000),
     /** How long a bank-transfer deposit (POST /v1/deposits) waits for its transfer before it expires and its hold is released. */
@@ -166,7 +168,7 @@ export const configSchema = z.object({
     }).strict().optional(),
   }).strict().default({
     cardProvider: 'stripe', defaultLimit: 1_000_000, creditOn: 'preliminary', reservationProvider: 'komoju',
-    refundProvider: 'komoju', refundFee: { amount: 300, payer: 'platform' }, expiryInquiryAfterMs: 30 * 60_000,
+    refundProvider: 'komoju', refundFee: { amount: 300, payer: 'platform' }, refundSettlePollMs: 5 * 60_000, expiryInquiryAfterMs: 30 * 60_000,
     bankTransferExpiryMs: 7 * 24 * 3_600_000,
   }),
   /** `npm start` runs the Stripe and KOMOJU simulators for providers the configuration does not declare. */

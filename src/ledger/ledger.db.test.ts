@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTx, type Queryable, type Tx } from '../kernel/db.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.ts';
+import { propertyParams } from '../../test/helpers/property.ts';
 import {
   captureHold, creditDeposit, creditDeposits, DepositCreditor, ensureAccount, expireHolds, getBalance, getHold, getTransaction, placeHold, post, releaseHold,
   restrictOwner, reverse, setBalanceLimit, type Account,
@@ -509,8 +510,11 @@ describe('properties', () => {
             await expireHolds(t.db.pool, new Date('2031-01-01T00:00:00Z'));
         }
       };
-      for (let i = 0; i < ops.length; i += 4) await Promise.all(ops.slice(i, i + 4).map((o, j) => apply(o, i + j)));
-      await invariants({ ownerPrefix: 'prop-', limit });
-    }), { numRuns: 25 });
-  });
+      // Invariants after every step (each batch of four concurrent operations), not only at the end.
+      for (let i = 0; i < ops.length; i += 4) {
+        await Promise.all(ops.slice(i, i + 4).map((o, j) => apply(o, i + j)));
+        await invariants({ ownerPrefix: 'prop-', limit });
+      }
+    }), propertyParams('ledger operations keep the ledger balanced'));
+  }, 900_000);
 });

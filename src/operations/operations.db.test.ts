@@ -5,6 +5,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
+import { propertyParams } from '../../test/helpers/property.ts';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { Writable } from 'node:stream';
@@ -605,6 +606,6 @@ describe('the state machine', () => {
       expect(ev.at(-1)!.to_status).toBe(status);
       // Effects ran exactly once if it ended final, never otherwise.
       expect(handled.filter((id) => id === operation.id)).toHaveLength(FINAL.has(status) ? 1 : 0);
-    }), { numRuns: 100 });
+    }), propertyParams('operation transitions follow the table'));
   });
 });

@@ -2,6 +2,7 @@
 // filter, subscriptions added later, backfill), checked against a reference predicate with
 // fast-check, and the queue metrics an operator watches.
 import fc from 'fast-check';
+import { propertyParams } from '../../test/helpers/property.ts';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { request } from 'undici';
 import { withTx, type Queryable } from '../kernel/db.ts';
@@ -208,7 +209,7 @@ describe('fan-out property', () => {
         const expected = subs.flatMap((s, i) => (expectedMatch(s, m) ? [`p${i}`] : [])).sort();
         expect(actual.get(ids[j]!)!.slice().sort(), `message ${JSON.stringify(m)}`).toEqual(expected);
       }
-    }), { numRuns: 30 });
+    }), propertyParams('fan-out matches the reference predicate'));
   });
 });
 

@@ -7,7 +7,8 @@
 // driven; only timing varies.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mulberry32 } from '../kernel/prng.ts';
-import { restrictOwner, setBalanceLimit } from '../ledger/index.ts';
+import { ensureAccount, findAccount, getBalance, post, restrictOwner, setBalanceLimit } from '../ledger/index.ts';
+import type { BankTransferSent } from './bank.ts';
 import type { World } from './world.ts';
 
 type Method = 'card' | 'konbini' | 'payeasy' | 'bank_transfer';
@@ -87,6 +88,10 @@ export function planDeposits(o: { seed: number; count: number; users: number; fa
 
 export interface DriveStats {
   requested: number;
+  /** Wall time of the drive, from the first request until every customer and the bank are done. */
+  driveMs: number;
+  /** …until the last request was answered (or the time was up): the time the workload is judged over. */
+  laneMs: number;
   byMethod: Record<Method, number>;
   accepted: number;
   refused: Record<string, number>;
@@ -94,7 +99,23 @@ export interface DriveStats {
   gaveUp: number;
   bankFiles: number;
   bankFilesSentTwice: number;
+  /** Copies of bank files beyond the first (a storm sends each 1–6 times). */
+  bankFileCopies: number;
+  /** Transfers the bank withdrew (取消): right after crediting, after the user spent the money, or never reported at all. */
+  cancellations: { credited: number; spent: number; unknown: number };
   scenarios: Record<string, number>;
+}
+
+export interface DriveOptions {
+  concurrency: number;
+  faultRate: number;
+  untilMs?: number | undefined;
+  /** Share of reported transfers the bank later withdraws (half of them after the user spent the money). */
+  cancelRate?: number | undefined;
+  /** Every bank file sent 1…stormCopies times at once, files overlapping and out of order (0: one at a time). */
+  stormCopies?: number | undefined;
+  /** An injected fault for testing the workload check: each lane waits this long before each deposit. */
+  throttleMs?: number | undefined;
 }
 
 interface ApiAnswer { status: number; body: Record<string, unknown> }
@@ -151,31 +172,17 @@ export async function setUpUsers(w: World, plan: Plan): Promise<void> {
  * passes; customers' later actions (paying, letting expire) run in the background and are awaited
  * before this returns, and the bank's last file is delivered.
  */
-export async function driveDeposits(w: World, plan: Plan, o: { concurrency: number; faultRate: number; untilMs?: number | undefined }): Promise<DriveStats> {
+export async function driveDeposits(w: World, plan: Plan, o: DriveOptions): Promise<DriveStats> {
   const stats: DriveStats = {
-    requested: 0, byMethod: { card: 0, konbini: 0, payeasy: 0, bank_transfer: 0 }, accepted: 0, refused: {}, gaveUp: 0,
-    bankFiles: 0, bankFilesSentTwice: 0, scenarios: {},
+    requested: 0, driveMs: 0, laneMs: 0, byMethod: { card: 0, konbini: 0, payeasy: 0, bank_transfer: 0 }, accepted: 0, refused: {}, gaveUp: 0,
+    bankFiles: 0, bankFilesSentTwice: 0, bankFileCopies: 0, cancellations: { credited: 0, spent: 0, unknown: 0 }, scenarios: {},
   };
-  const r = mulberry32(w.seed ^ 0xba4c);
+  const startedAt = Date.now();
   const customers: Promise<void>[] = [];
   let next = 0;
   let driving = true;
-
   let bankError: Error | undefined;
-  const bankLoop = (async () => {
-    while (driving || w.bank.waitingCount > 0) {
-      await sleep(driving ? 700 : 0);
-      const file = w.bank.takeFile();
-      if (!file) continue;
-      const twice = r() < o.faultRate;
-      for (let i = 0; i < (twice ? 2 : 1); i++) {
-        const a = await call(w, 'POST', '/admin/v1/bank-transfers/import', { raw: file, admin: true });
-        if (a?.status !== 200) throw new Error(`the bank's transfer-notice file was refused: ${a ? `${a.status} ${JSON.stringify(a.body)}` : 'no answer'}`);
-      }
-      stats.bankFiles++;
-      if (twice) stats.bankFilesSentTwice++;
-    }
-  })().catch((e: unknown) => { bankError = e as Error; });
+  const bankLoop = runBank(w, plan, o, stats, () => driving).catch((e: unknown) => { bankError = e as Error; });
 
   const count = (what: string) => { stats.scenarios[what] = (stats.scenarios[what] ?? 0) + 1; };
   const one = async (d: PlannedDeposit) => {
@@ -221,18 +228,104 @@ export async function driveDeposits(w: World, plan: Plan, o: { concurrency: numb
 
   const lanes = Array.from({ length: o.concurrency }, async () => {
     while (next < plan.deposits.length && (o.untilMs === undefined || Date.now() < o.untilMs)) {
+      if (o.throttleMs) await sleep(o.throttleMs);
+      // Another lane may have taken the last deposit, or the time run out, while this one waited.
+      if (next >= plan.deposits.length || (o.untilMs !== undefined && Date.now() >= o.untilMs)) break;
       await one(plan.deposits[next++]!);
     }
   });
   try {
     await Promise.all(lanes);
+    stats.laneMs = Date.now() - startedAt;
     await Promise.all(customers);
   } finally {
     driving = false;
     await bankLoop;
   }
   if (bankError) throw bankError;
+  stats.driveMs = Date.now() - startedAt;
   return stats;
+}
+
+/**
+ * The bank: every 700 ms it hands over the file of what arrived, to the import API, until the
+ * driving ends and nothing waits. Once a file is taken in, it may withdraw some of the transfers in
+ * it (取消, in a later file): `cancelRate` of them, half after the user spent the money, and now and
+ * then one it never reported. In a storm each file goes 1…stormCopies times, all at once, and the
+ * next file does not wait for them (files overlap and arrive out of order); a withdrawal is still
+ * only decided after its transfer's file was taken in, as a bank would.
+ */
+async function runBank(w: World, plan: Plan, o: DriveOptions, stats: DriveStats, driving: () => boolean): Promise<void> {
+  const r = mulberry32(w.seed ^ 0xba4c);
+  const inFlight = new Set<Promise<void>>();
+  let failure: Error | undefined;
+  const send = async (file: Buffer, copies: number, spreadMs: number) => {
+    await Promise.all(Array.from({ length: copies }, async (_, i) => {
+      if (spreadMs > 0 && i > 0) await sleep(Math.floor(r() * spreadMs));
+      // A bank retries a file for a long time; copies of overlapping files at once make imports wait on each other's locks.
+      const a = await call(w, 'POST', '/admin/v1/bank-transfers/import', { raw: file, admin: true, giveUpMs: 600_000 });
+      if (a?.status !== 200) throw new Error(`the bank's transfer-notice file was refused: ${a ? `${a.status} ${JSON.stringify(a.body)}` : 'no answer in 10 minutes'}`);
+    }));
+  };
+  while (driving() || w.bank.waitingCount > 0 || inFlight.size > 0) {
+    if (failure) throw failure;
+    await sleep(driving() ? 700 : inFlight.size > 0 ? 100 : 0);
+    const before = w.bank.reported.length;
+    const file = w.bank.takeFile();
+    if (!file) continue;
+    const fresh = w.bank.reported.slice(before);
+    stats.bankFiles++;
+    const storm = (o.stormCopies ?? 0) >= 1;
+    const copies = storm ? 1 + Math.floor(r() * o.stormCopies!) : r() < o.faultRate ? 2 : 1;
+    if (copies > 1) stats.bankFilesSentTwice++;
+    stats.bankFileCopies += copies - 1;
+    const delivery = send(file, copies, storm ? 1_500 : 0).then(() => withdrawSome(w, plan, fresh, o.cancelRate ?? 0, r, stats));
+    if (!storm) {
+      await delivery;
+      continue;
+    }
+    const p: Promise<void> = delivery.catch((e: unknown) => { failure = e as Error; }).finally(() => inFlight.delete(p));
+    inFlight.add(p);
+  }
+  if (failure) throw failure;
+}
+
+/** After a file was taken in: the bank withdraws some of its transfers (see runBank), each in a later file. */
+async function withdrawSome(w: World, plan: Plan, fresh: readonly BankTransferSent[], rate: number, r: () => number, stats: DriveStats): Promise<void> {
+  const c = stats.cancellations;
+  for (const t of fresh) {
+    const user = plan.users.find((u) => u.accountNumber !== undefined && Number(u.accountNumber) === Number(t.accountNumber));
+    // Every run with withdrawals has each kind at least once (the first transfers to a user's account
+    // get them in turn), so that even a short run exercises all three; after that, the seed decides.
+    const first = rate > 0 && user ? (c.unknown === 0 ? rate / 6 : c.spent === 0 ? rate / 2 : c.credited === 0 ? rate * 0.9 : undefined) : undefined;
+    const roll = first ?? r();
+    if (roll >= rate) continue;
+    if (roll < rate / 3 && user) {
+      // The bank's own error: a transfer it never reported, to this account, of an amount no customer sends (not a multiple of 100).
+      w.bank.cancelUnknown({ accountNumber: t.accountNumber, amount: t.amount + 37n, payerName: 'ﾐｽﾞﾎ ｷﾞﾝｺｳ' });
+      stats.cancellations.unknown++;
+      continue;
+    }
+    if (roll < (rate * 2) / 3 && user && (await spend(w, user.id, t.amount, t.externalId))) stats.cancellations.spent++;
+    else stats.cancellations.credited++;
+    w.bank.cancel(t.externalId);
+  }
+}
+
+/** The wallet backend spends up to `amount` of the user's available balance (a purchase at the shop): true if it spent anything. */
+async function spend(w: World, userId: string, amount: bigint, ref: string): Promise<boolean> {
+  const wallet = await findAccount(w.pool, 'wallet', userId);
+  if (!wallet) return false;
+  const available = (await getBalance(w.pool, wallet.id))?.available ?? 0n;
+  const spent = available < amount ? available : amount;
+  if (spent <= 0n) return false;
+  const shop = await ensureAccount(w.pool, { kind: 'revenue', owner: 'sim-shop' });
+  const p = await post(w.pool, {
+    idempotencyKey: `sim-spend:${ref}`, kind: 'purchase', description: `the user spends before the bank withdraws ${ref}`,
+    entries: [{ accountId: wallet.id, amount: -spent }, { accountId: shop.id, amount: spent }],
+  });
+  // Refused (the money moved meanwhile, or the account was restricted): the withdrawal goes ahead all the same.
+  return p.ok;
 }
 
 /** A name as a bank holds an account's 口座名義: half-width kana without small kana (ｼｮｳ → ｼﾖｳ). */

@@ -55,11 +55,23 @@ function expectInvariants(r: Run): void {
   for (const run of Object.values(f.reconcile as Record<string, { status: string }>)) expect(run.status).toBe('succeeded');
   expect(r.code).toBe(f.ok ? 0 : 1);
   expect(f.ok).toBe((f.violations as string[]).length === 0);
+  // The run did work of every method it drew (the rate is not judged here, with --min-per-minute 0:
+  // this machine may be loaded; the test below shows the rate check firing), and the bank's
+  // cancellations were reversed once each.
+  const w = f.workload as { ok: boolean; per_method: Record<string, { completed: number }> };
+  expect(w.ok).toBe(true);
+  for (const [method, m] of Object.entries(w.per_method)) expect(m.completed, method).toBeGreaterThan(0);
+  const c = f.cancellations as { not_reversed: number; shortfall_without_case: number; negative_wallets_unexplained: number; unknown_sent: number; unknown_booked: number };
+  expect(c).toMatchObject({ not_reversed: 0, shortfall_without_case: 0, negative_wallets_unexplained: 0 });
+  expect(c.unknown_booked).toBe(c.unknown_sent);
+  expect(f.unbalanced_transactions).toBe(0);
+  expect(f.pending_out_mismatches).toBe(0);
+  expect(f.double_reversals).toBe(0);
 }
 
 describe('seigo sim deposits', () => {
   it('drives deposits of every method with 20% faults and keeps every invariant', async () => {
-    const r = await sim(['deposits', '--count', '16', '--faults', '0.2', '--seed', '4242'], await freshDatabase(), 300_000);
+    const r = await sim(['deposits', '--count', '16', '--faults', '0.2', '--seed', '4242', '--min-per-minute', '0'], await freshDatabase(), 300_000);
     expect(r.result.seed).toBe(4242);
     expect(r.result.requested).toBe(16);
     expect(r.result.paid as number).toBeGreaterThan(0);
@@ -67,9 +79,26 @@ describe('seigo sim deposits', () => {
   }, 330_000);
 });
 
+describe('the minimum workload', () => {
+  // Not a timed test: a loaded machine only makes the throttled run slower, and so still too little.
+  it('fails a run that did too little, and says why: each driver lane throttled to one deposit per 30 s', async () => {
+    const r = await sim(['deposits', '--count', '6', '--faults', '0', '--seed', '4242', '--throttle-ms', '30000'], await freshDatabase(), 300_000);
+    const w = r.result.workload as { ok: boolean; min: number; reason?: string; per_method: Record<string, { completed: number; per_minute: number }> };
+    expect(w.min).toBe(6);
+    expect(w.ok).toBe(false);
+    expect(w.reason).toMatch(/too little work: .*\/min \(at least 6\/min per method\)/);
+    expect(Object.values(w.per_method).some((m) => m.per_minute < 6)).toBe(true);
+    expect(r.result.ok).toBe(false);
+    expect(r.result.violations).toContain(w.reason);
+    expect(r.code).toBe(1);
+    // Nothing else broke: the throttle only slowed the driver.
+    expect((r.result.violations as string[]).length).toBe(1);
+  }, 330_000);
+});
+
 describe('seigo sim chaos', () => {
   it('kills api and worker processes while deposits run, and loses nothing it could have kept', async () => {
-    const r = await sim(['chaos', '--duration', '25', '--faults', '0.2', '--seed', '77'], await freshDatabase(), 420_000);
+    const r = await sim(['chaos', '--duration', '25', '--faults', '0.2', '--seed', '77', '--min-per-minute', '0'], await freshDatabase(), 420_000);
     expect(r.result.seed).toBe(77);
     expect((r.result.processes as { kills: number }).kills).toBeGreaterThan(0);
     expectInvariants(r);

@@ -56,8 +56,8 @@ export interface World {
   walletGaveUp: Set<string>;
   /** A scratch directory that lives as long as the run. */
   workDir: string;
-  /** Provider faults on or off (`rate` 0), with the same profile for every run. */
-  setProviderFaults(rate: number): void;
+  /** Provider faults on or off (`rate` 0), with the same profile for every run; `storm`: every webhook 1…copies times, spread over spreadMs. */
+  setProviderFaults(rate: number, storm?: { copies: number; spreadMs: number }): void;
   /** Stops every process and server; keeps the logs (and says where) when `keepLogs`. */
   stop(keepLogs: boolean): Promise<void>;
 }
@@ -172,6 +172,8 @@ export async function startWorld(o: WorldOptions): Promise<World> {
         defaultLimit: o.defaultLimit,
         // Announced bank transfers expire in seconds, so that paying late and never paying happen within a run.
         bankTransferExpiryMs: 5_000,
+        // A payout whose settled notice KOMOJU dropped is asked about within seconds, not minutes.
+        refundSettlePollMs: 1_000,
         callback: { url: receiverUrl, secret: noticeSecret, timeoutMs: 2_000, retrySchedule: [100, 200, 500, 1_000, 2_000, 3_000, 5_000, 5_000, 10_000, 10_000] },
       },
       operations: {
@@ -191,10 +193,11 @@ export async function startWorld(o: WorldOptions): Promise<World> {
     o.progress(`starting ${o.apis} api and ${o.workers} worker processes`);
     await cluster.start();
 
-    const profile = (rate: number) => {
+    const profile = (rate: number, storm?: { copies: number; spreadMs: number }) => {
       const f = faultProfile(rate);
-      stripe.setFaults(f.stripe);
-      komoju.setFaults(f.komoju);
+      const s = { stormCopies: storm?.copies ?? 0, stormSpreadMs: storm?.spreadMs ?? 0 };
+      stripe.setFaults({ ...f.stripe, ...s });
+      komoju.setFaults({ ...f.komoju, ...s });
       receiver.setFaults(f.receiver);
     };
     return {

@@ -24,6 +24,12 @@ export interface KomojuFaults {
   dropWebhook?: number;
   /** Share of webhooks held back and sent after the next one. */
   reorderWebhooks?: number;
+  /**
+   * A duplicate storm: when ≥ 1, every webhook is sent 1…stormCopies times, all at once rather than one
+   * delivery after another, each copy after its own random 0…stormSpreadMs (so events arrive out of order).
+   */
+  stormCopies?: number;
+  stormSpreadMs?: number;
 }
 
 export interface KomojuSimulatorOptions {
@@ -137,7 +143,7 @@ export class KomojuSimulator {
   private readonly timers = new Set<NodeJS.Timeout>();
   private held: KomojuEvent[] = [];
   private chain: Promise<void> = Promise.resolve();
-  private faults: Required<KomojuFaults> = { latencyMs: 0, error500: 0, timeoutAfterSuccess: 0, duplicateWebhook: 0, dropWebhook: 0, reorderWebhooks: 0 };
+  private faults: Required<KomojuFaults> = { latencyMs: 0, error500: 0, timeoutAfterSuccess: 0, duplicateWebhook: 0, dropWebhook: 0, reorderWebhooks: 0, stormCopies: 0, stormSpreadMs: 0 };
   private faultRand: () => number;
   private idRand: () => number;
   private server: Server | undefined;
@@ -154,7 +160,7 @@ export class KomojuSimulator {
 
   /** Replaces the fault settings and restarts the fault schedule from `seed` (default: the constructor's). */
   setFaults(f: KomojuFaults & { seed?: number }): void {
-    this.faults = { latencyMs: 0, error500: 0, timeoutAfterSuccess: 0, duplicateWebhook: 0, dropWebhook: 0, reorderWebhooks: 0, ...stripSeed(f) };
+    this.faults = { latencyMs: 0, error500: 0, timeoutAfterSuccess: 0, duplicateWebhook: 0, dropWebhook: 0, reorderWebhooks: 0, stormCopies: 0, stormSpreadMs: 0, ...stripSeed(f) };
     this.faultRand = mulberry32(f.seed ?? this.opts.seed ?? 1);
   }
 
@@ -587,6 +593,17 @@ export class KomojuSimulator {
   }
 
   private dispatch(event: KomojuEvent): void {
+    if (this.faults.stormCopies >= 1) {
+      const body = JSON.stringify(event);
+      const copies = 1 + Math.floor(this.faultRand() * this.faults.stormCopies);
+      this.counters.webhooksDuplicated += copies - 1;
+      for (let i = 0; i < copies; i++) {
+        const delayMs = Math.floor(this.faultRand() * this.faults.stormSpreadMs);
+        const p: Promise<void> = sleep(delayMs).then(() => this.deliver(event.type, body)).finally(() => this.deliveries.delete(p));
+        this.deliveries.add(p);
+      }
+      return;
+    }
     const times = this.roll(this.faults.duplicateWebhook) ? 2 : 1;
     if (times === 2) this.counters.webhooksDuplicated++;
     const body = JSON.stringify(event);

@@ -22,11 +22,17 @@ export interface StripeFaults {
   /** Probability that a webhook event is held back by `reorderDelayMs`, so later events overtake it. */
   reorderWebhooks: number;
   reorderDelayMs: number;
+  /**
+   * A duplicate storm: when ≥ 1, every webhook event is sent 1…stormCopies times at once, each copy
+   * after its own random 0…stormSpreadMs, so copies of one event and of different events interleave.
+   */
+  stormCopies: number;
+  stormSpreadMs: number;
 }
 
 const NO_FAULTS: StripeFaults = {
   latencyMs: 0, error500: 0, timeoutAfterSuccess: 0, hangMs: 30_000,
-  duplicateWebhook: 0, dropWebhook: 0, reorderWebhooks: 0, reorderDelayMs: 200,
+  duplicateWebhook: 0, dropWebhook: 0, reorderWebhooks: 0, reorderDelayMs: 200, stormCopies: 0, stormSpreadMs: 0,
 };
 
 export interface StripeSimulatorOptions {
@@ -333,6 +339,12 @@ export class StripeSimulator {
     if (duplicate) this.counters.webhooksDuplicated++;
     if (reorder) this.counters.webhooksReordered++;
     const body = JSON.stringify(event);
+    if (this.faults.stormCopies >= 1) {
+      const copies = 1 + Math.floor(this.webhookRng() * this.faults.stormCopies);
+      this.counters.webhooksDuplicated += copies - 1;
+      for (let i = 0; i < copies; i++) this.track(this.deliver(webhookUrl, webhookSecret, body, Math.floor(this.webhookRng() * this.faults.stormSpreadMs)));
+      return;
+    }
     const copies = duplicate ? 2 : 1;
     for (let i = 0; i < copies; i++) this.track(this.deliver(webhookUrl, webhookSecret, body, reorder ? this.faults.reorderDelayMs : 0));
   }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
+import { propertyParams } from '../../../test/helpers/property.ts';
 import { decodeHalfWidth, isHalfWidthByte } from './charset.ts';
 import { DATA, END, HEADER, TRAILER, type FieldSpec } from './layout.ts';
 import {
@@ -252,7 +253,7 @@ describe('properties', () => {
         expect(strip(parsed)).toEqual(input);
         expect(new Set(parsed.transfers.map((t) => t.externalId)).size).toBe(parsed.transfers.length);
       }),
-      { numRuns: 300 },
+      propertyParams('zengin format → parse round trip', { runs: 300 }),
     );
   });
 
@@ -305,7 +306,7 @@ describe('properties', () => {
           expect(onRightLine, JSON.stringify({ line, field: field.name, value, e })).toBe(true);
         }
       }),
-      { numRuns: 1000 },
+      propertyParams('zengin one changed byte', { runs: 1000 }),
     );
   });
 });
