@@ -1,6 +1,6 @@
 // POST /v1/deposits retried after the process that ran it died (found by `seigo sim chaos`): the
 // first run recorded the deposit and charged the card, then the process was killed before the
-// Idempotency-Key was completed; once the key's lock lapses the retry runs the handler again. It
+// Idempotency-Key was completed; once the key is free (its owner gone) the retry runs the handler again. It
 // must find the first run's deposit, not make and charge a second one.
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';

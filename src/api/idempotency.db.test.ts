@@ -5,19 +5,27 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { randomUUID } from 'node:crypto';
 import { apiClientAuth } from './api-clients.ts';
-import { idempotency, idempotencyPruneJob, pruneIdempotencyKeys, requestHash } from './idempotency.ts';
+import pg from 'pg';
+import { IDEMPOTENCY_OWNER_LOCK_CLASS, idempotency, idempotencyPruneJob, pruneIdempotencyKeys, requestHash } from './idempotency.ts';
 import { BadRequestError, NotFoundError, SeigoError, problem } from '../kernel/errors.ts';
 import { eventually, startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
 
 const ACME_KEY = 'acme-client-key-0123456789abcdef';
 const GLOBEX_KEY = 'globex-client-key-0123456789abcd';
-const LOCK_MS = 1_000;
 
 let t: TestEngine;
 let app: FastifyInstance;
 let url: string;
 /** How many times the flaky mode has thrown, per idempotency key. */
 const thrown = new Map<string, number>();
+/** Gates a request's handler waits on (body.gate), so a test decides when it finishes, not the clock. */
+const gates = new Map<string, { open: () => void; opened: Promise<void> }>();
+function gate(name: string): () => void {
+  let open!: () => void;
+  const opened = new Promise<void>((r) => { open = r; });
+  gates.set(name, { open, opened });
+  return open;
+}
 
 beforeAll(async () => {
   t = await startTestEngine({ config: { apiClients: [{ name: 'acme', key: ACME_KEY }, { name: 'globex', key: GLOBEX_KEY, scopes: ['deposits'] }] } });
@@ -30,9 +38,10 @@ beforeAll(async () => {
     void reply.code(status).type('application/problem+json').send(problem(status, code, status === 500 ? 'an unexpected error occurred' : error.message));
   });
   apiClientAuth(app, t.engine);
-  idempotency(app, t.engine, { lockMs: LOCK_MS });
+  idempotency(app, t.engine);
   app.post('/v1/things', { config: { apiClient: true } }, async (req, reply) => {
-    const body = req.body as { ref: string; amount: number; mode?: string; sleepMs?: number };
+    const body = req.body as { ref: string; amount: number; mode?: string; sleepMs?: number; gate?: string };
+    if (body.gate !== undefined) await gates.get(body.gate)?.opened;
     if (body.amount < 0) throw new BadRequestError('invalid_request', 'invalid body: amount: must be at least 0');
     const key = req.headers['idempotency-key'];
     if (body.mode === 'flaky' && typeof key === 'string' && !thrown.has(key)) {
@@ -152,18 +161,16 @@ describe('idempotency keys', () => {
     expect(after.text).toBe(ok[0]!.text);
   });
 
-  it('keeps a running request locked past lockMs (the lock is extended), so a retry gets 409, not a second run', async () => {
+  it('keeps a running request\'s key however long it runs: a retry meanwhile gets 409, not a second run', async () => {
     const idem = randomUUID();
-    const slow = call('/v1/things', { ref: 'slow', amount: 5, sleepMs: LOCK_MS * 4 }, { idem });
-    // Wait on the database, not the clock: first the lock as claimed, then until the claimed lock
-    // has run out while a renewal has pushed it further. A retry then must meet a live lock.
+    const open = gate(idem);
+    const slow = call('/v1/things', { ref: 'slow', amount: 5, gate: idem }, { idem });
     const pool = t.tdb.db.pool;
-    const first = await eventually(async () => (await pool.query<{ locked_until: Date }>(
-      'SELECT locked_until FROM idempotency_keys WHERE key = $1', [idem])).rows[0]?.locked_until);
-    await eventually(async () => (await pool.query<{ renewed: boolean }>(
-      'SELECT locked_until > $2 AND now() > $2 AS renewed FROM idempotency_keys WHERE key = $1', [idem, first])).rows[0]?.renewed);
-    const retry = await call('/v1/things', { ref: 'slow', amount: 5, sleepMs: LOCK_MS * 4 }, { idem });
+    await eventually(async () => (await pool.query('SELECT 1 FROM idempotency_keys WHERE key = $1', [idem])).rowCount);
+    // Held by this live process, not by a lease: no clock decides when it lapses.
+    const retry = await call('/v1/things', { ref: 'slow', amount: 5, gate: idem }, { idem });
     expect(retry.status).toBe(409);
+    open();
     expect((await slow).status).toBe(201);
     expect(await effects('slow')).toBe(1);
   });
@@ -227,7 +234,7 @@ describe('idempotency keys', () => {
     expect(await effects('fixed')).toBe(1);
   });
 
-  it('takes over a key whose attempt crashed once its lock has expired, and not before', async () => {
+  it('takes over a key from before owners (no owner) once its time lease has expired, and not before', async () => {
     const pool = t.tdb.db.pool;
     const body = { ref: 'crashed', amount: 7 };
     const insert = (idem: string, lockedFor: string) => pool.query(
@@ -251,9 +258,39 @@ describe('idempotency keys', () => {
     expect((await call('/v1/things', { ...body, amount: 8 }, { idem: other })).status).toBe(422);
   });
 
+  it('takes over a key at once when the process that owned it lost its owner lock, and not while it holds it', async () => {
+    const pool = t.tdb.db.pool;
+    const body = { ref: 'owner-died', amount: 9 };
+    // Another process's owner: a session that holds the advisory lock, as IdempotencyOwner does.
+    const other = new pg.Client({ connectionString: t.tdb.url });
+    await other.connect();
+    const ownerId = 424_242;
+    expect((await other.query('SELECT pg_try_advisory_lock($1, $2) AS ok', [IDEMPOTENCY_OWNER_LOCK_CLASS, ownerId])).rows[0]).toEqual({ ok: true });
+    const idem = randomUUID();
+    await pool.query(
+      `INSERT INTO idempotency_keys (client, key, method, path, request_hash, locked_by, locked_until, owner)
+       VALUES ('acme', $1, 'POST', '/v1/things', $2, gen_random_uuid(), 'infinity', $3)`, [idem, requestHash(body), ownerId]);
+    expect((await call('/v1/things', body, { idem })).status).toBe(409);
+    // Its connection closes (the process was killed): the session lock goes with it.
+    await other.end();
+    const taken = await call('/v1/things', body, { idem });
+    expect(taken.status).toBe(201);
+    expect(taken.headers['idempotent-replayed']).toBeUndefined();
+    expect(await effects('owner-died')).toBe(1);
+    expect((await call('/v1/things', body, { idem })).headers['idempotent-replayed']).toBe('true');
+  });
+
   it('prunes keys older than 24 hours, and no newer key nor one whose attempt still holds its lock', async () => {
     const pool = t.tdb.db.pool;
     const [old, fresh, oldLocked, oldCrashed] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+    const [oldOwned, oldOrphan] = [randomUUID(), randomUUID()];
+    const holder = new pg.Client({ connectionString: t.tdb.url });
+    await holder.connect();
+    await holder.query('SELECT pg_advisory_lock($1, 77)', [IDEMPOTENCY_OWNER_LOCK_CLASS]);
+    await pool.query(
+      `INSERT INTO idempotency_keys (client, key, method, path, request_hash, locked_by, locked_until, owner, created_at)
+       VALUES ('acme', $1, 'POST', '/v1/things', 'h', gen_random_uuid(), 'infinity', 77, now() - interval '25 hours'),
+              ('acme', $2, 'POST', '/v1/things', 'h', gen_random_uuid(), 'infinity', 78, now() - interval '25 hours')`, [oldOwned, oldOrphan]);
     for (const idem of [old, fresh]) expect((await call('/v1/things', { ref: 'prune', amount: 1 }, { idem })).status).toBe(201);
     await pool.query(`UPDATE idempotency_keys SET created_at = now() - interval '25 hours' WHERE key = $1`, [old]);
     await pool.query(
@@ -263,9 +300,12 @@ describe('idempotency keys', () => {
     const job = idempotencyPruneJob(pool);
     expect(job.name).toBe('api.prune-idempotency-keys');
     await job.run();
-    const left = await pool.query<{ key: string }>('SELECT key FROM idempotency_keys WHERE key = ANY($1)', [[old, fresh, oldLocked, oldCrashed]]);
-    expect(left.rows.map((r) => r.key).sort()).toEqual([fresh, oldLocked].sort());
+    const left = await pool.query<{ key: string }>('SELECT key FROM idempotency_keys WHERE key = ANY($1)', [[old, fresh, oldLocked, oldCrashed, oldOwned, oldOrphan]]);
+    expect(left.rows.map((r) => r.key).sort()).toEqual([fresh, oldLocked, oldOwned].sort());
     expect(await pruneIdempotencyKeys(pool)).toBe(0);
+    // Its owner gone, the old key is pruned too.
+    await holder.end();
+    expect(await pruneIdempotencyKeys(pool)).toBe(1);
     // A pruned key is a new request again.
     const reused = await call('/v1/things', { ref: 'prune', amount: 2 }, { idem: old });
     expect(reused.status).toBe(201);

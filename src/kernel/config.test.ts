@@ -25,6 +25,37 @@ describe('configuration', () => {
       .toThrowError(/deposits\.bankTransferProvider/);
   });
 
+  it('refuses every secret with surrounding whitespace alike, with one clear message naming the key', () => {
+    const good = {
+      providers: {
+        acme: { kind: 'standard-webhooks', secrets: ['whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'] },
+        stripe: { kind: 'stripe', secretKey: 'sk_test_x', webhookSecrets: ['whsec_x'] },
+        komoju: { kind: 'komoju', secretKey: 'sk_test_y', webhookSecrets: ['komoju-token'] },
+      },
+      adminTokens: [{ name: 'a', token: 'admin-token-0123456789', role: 'operator' }],
+      apiClients: [{ name: 'w', key: 'wallet-key-0123456789abcdefgh' }],
+      subscriptions: [{ name: 's', topic: 't', target: { type: 'http', url: 'https://example.com/h', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' } }],
+      deposits: { callback: { url: 'https://example.com/cb', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw' } },
+    };
+    expect(() => parseConfig(good)).not.toThrow();
+    const paths = [
+      ['providers', 'acme', 'secrets', 0], ['providers', 'stripe', 'secretKey'], ['providers', 'stripe', 'webhookSecrets', 0],
+      ['providers', 'komoju', 'secretKey'], ['providers', 'komoju', 'webhookSecrets', 0], ['adminTokens', 0, 'token'],
+      ['apiClients', 0, 'key'], ['subscriptions', 0, 'target', 'secret'], ['deposits', 'callback', 'secret'],
+    ] as const;
+    for (const path of paths) {
+      for (const pad of [(v: string) => `${v} `, (v: string) => `${v}\n`, (v: string) => `\t${v}`]) {
+        const input = structuredClone(good) as Record<string, unknown>;
+        let at = input as Record<string | number, unknown>;
+        for (const k of path.slice(0, -1)) at = at[k] as Record<string | number, unknown>;
+        const last = path[path.length - 1]!;
+        at[last] = pad(at[last] as string);
+        const name = path.join('.').replace(/\./g, '\\.');
+        expect(() => parseConfig(input), path.join('.')).toThrowError(new RegExp(`${name}: has leading or trailing whitespace`));
+      }
+    }
+  });
+
   it('parses durations in schedules', () => {
     const c = parseConfig({ subscriptions: [{ name: 's', topic: 't', target: { type: 'http', url: 'https://example.com/h' }, retrySchedule: ['5s', '30min', 250] }] });
     expect(c.subscriptions[0]!.retrySchedule).toEqual([5_000, 1_800_000, 250]);

@@ -32,7 +32,17 @@ export function durationSchema(max = MAX_DURATION_MS) {
 const duration = durationSchema();
 const timeout = durationSchema(MAX_TIMEOUT_MS);
 
-const whsecSecret = z.string().regex(/^whsec_[A-Za-z0-9+/=]+$/, 'must be a Standard Webhooks secret: "whsec_" followed by base64');
+/**
+ * A secret (key, signing secret, token): no provider's secret starts or ends with whitespace, so a
+ * pasted value that does is a slip, refused with the same message for every secret field before
+ * any format check (a key that "almost" matched would fail every signature later, silently).
+ */
+export function secretSchema() {
+  return z.string()
+    .refine((v) => v === v.trim(), { message: 'has leading or trailing whitespace (a copy-paste slip?): remove it', abort: true })
+    .refine((v) => v.length > 0, { message: 'must not be empty', abort: true });
+}
+const whsecSecret = secretSchema().regex(/^whsec_[A-Za-z0-9+/=]+$/, 'must be a Standard Webhooks secret: "whsec_" followed by base64');
 
 export const providerSchema = z.discriminatedUnion('kind', [
   z.object({
@@ -42,8 +52,8 @@ export const providerSchema = z.discriminatedUnion('kind', [
   }).strict(),
   z.object({
     kind: z.literal('stripe'),
-    secretKey: z.string().min(1),
-    webhookSecrets: z.array(z.string().regex(/^whsec_\S+$/, 'must be a Stripe webhook signing secret ("whsec_…")')).min(1, 'needs at least one webhook secret'),
+    secretKey: secretSchema(),
+    webhookSecrets: z.array(secretSchema().regex(/^whsec_\S+$/, 'must be a Stripe webhook signing secret ("whsec_…")')).min(1, 'needs at least one webhook secret'),
     /** Default https://api.stripe.com; point it at the simulator in development. */
     apiBase: z.string().url().optional(),
     toleranceSeconds: z.number().int().positive().default(300),
@@ -52,8 +62,8 @@ export const providerSchema = z.discriminatedUnion('kind', [
   }).strict(),
   z.object({
     kind: z.literal('komoju'),
-    secretKey: z.string().min(1),
-    webhookSecrets: z.array(z.string().min(1)).min(1, 'needs at least one webhook secret token'),
+    secretKey: secretSchema(),
+    webhookSecrets: z.array(secretSchema()).min(1, 'needs at least one webhook secret token'),
     /** Default https://komoju.com; point it at the simulator in development. */
     apiBase: z.string().url().optional(),
   }).strict(),
@@ -108,13 +118,13 @@ export const configSchema = z.object({
   subscriptions: z.array(subscriptionSchema).default([]),
   adminTokens: z.array(z.object({
     name: z.string().min(1),
-    token: z.string().min(16, 'admin tokens must be at least 16 characters'),
+    token: secretSchema().min(16, 'admin tokens must be at least 16 characters'),
     role: z.enum(['viewer', 'operator']),
   }).strict()).default([]),
   /** Partners that call the client API with `Authorization: Bearer <key>`; the name scopes their idempotency keys. */
   apiClients: z.array(z.object({
     name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,99}$/, 'lowercase letters, digits, ".", "_" and "-"'),
-    key: z.string().min(24, 'API client keys must be at least 24 characters').max(512)
+    key: secretSchema().min(24, 'API client keys must be at least 24 characters').max(512)
       .regex(/^[\x21-\x7E]+$/, 'API client keys are printable ASCII without spaces (they travel as a bearer token)'),
     scopes: z.array(z.string().min(1)).optional(),
   }).strict())

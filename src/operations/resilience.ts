@@ -76,13 +76,16 @@ export class Resilience {
     return p;
   }
 
+  // Each call gets a signal of its own: without one, cockatiel derives every call's timeout signal
+  // from one shared never-aborted signal, and each call in flight adds an abort listener to it (a
+  // MaxListenersExceededWarning past ten concurrent calls, and a listener list as long as the load).
   execute<T>(endpoint: string, idempotent: boolean, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
     const p = this.policies(endpoint);
-    return (idempotent ? p.idempotent : p.plain).execute(({ signal }) => fn(signal)) as Promise<T>;
+    return (idempotent ? p.idempotent : p.plain).execute(({ signal }) => fn(signal), new AbortController().signal) as Promise<T>;
   }
 
   inquire<T>(endpoint: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
-    return this.policies(endpoint).inquiry.execute(({ signal }) => fn(signal)) as Promise<T>;
+    return this.policies(endpoint).inquiry.execute(({ signal }) => fn(signal), new AbortController().signal) as Promise<T>;
   }
 
   /** How long a call to this endpoint can take at most, retries included: the lease on a `sending` operation. */

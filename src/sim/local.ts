@@ -23,9 +23,14 @@ function secretFile(dataDir: string, name: string, make: () => string): string {
   return readFileSync(p, 'utf8').trim();
 }
 
+/** The `outbound.allow` entries (`127.0.0.1:<port>`) that let outbound calls reach the running simulators. */
+export function simulatorEgress(sims: Pick<LocalSimulators, 'stripe' | 'komoju'>): string[] {
+  return [sims.stripe?.url, sims.komoju?.url].filter((u): u is string => u !== undefined).map((u) => new URL(u).host);
+}
+
 /**
  * Starts the simulators for the providers named `stripe` and `komoju` unless the configuration
- * declares them, and adds them to `config` (mutated) with loopback allowed for outbound calls.
+ * declares them, and adds them to `config` (mutated) with their ports (not all of loopback) allowed for outbound calls.
  * `seigoBase` is where the simulators send their webhooks.
  */
 export async function startLocalSimulators(config: Config, seigoBase: string, log: Logger): Promise<LocalSimulators> {
@@ -47,9 +52,11 @@ export async function startLocalSimulators(config: Config, seigoBase: string, lo
     out.komoju = { url, sim };
   }
   if (out.stripe || out.komoju) {
-    // The simulators live on loopback, which outbound calls otherwise refuse.
-    if (!config.outbound.allow.includes('127.0.0.1')) config.outbound.allow.push('127.0.0.1');
-    log.info({ stripe: out.stripe?.url, komoju: out.komoju?.url }, 'provider simulators running (providers "stripe" and "komoju")');
+    // The simulators live on loopback, which outbound calls otherwise refuse: allow their own ports
+    // only, not loopback as a whole (a subscription must not reach the database or the admin API).
+    const allowed = simulatorEgress(out);
+    for (const entry of allowed) if (!config.outbound.allow.includes(entry)) config.outbound.allow.push(entry);
+    log.info({ stripe: out.stripe?.url, komoju: out.komoju?.url, outboundAllowed: allowed }, 'provider simulators running (providers "stripe" and "komoju"); outbound calls may reach their ports');
   }
   return out;
 }

@@ -35,19 +35,29 @@ describe('worker runtime', () => {
     let running = 0;
     let overlapped = false;
     let runs = 0;
+    const pool = t.db.pool;
+    // The job runs until its first claim has lapsed a second ago and the claim was extended past it:
+    // a condition on the database, not a race between a fixed job length and a short lease. Three
+    // other workers poll every 100 ms meanwhile; any lapse would let one of them run it again.
+    const outlivedFirstClaim = async () => {
+      const { rows: [first] } = await pool.query<{ locked_until: Date }>(`SELECT locked_until FROM periodic_jobs WHERE name = 'test.long'`);
+      await eventually(async () => (await pool.query<{ outlived: boolean }>(
+        `SELECT now() > $1::timestamptz + interval '1 second' AND locked_until > $1 AS outlived FROM periodic_jobs WHERE name = 'test.long'`,
+        [first!.locked_until])).rows[0]?.outlived, 60_000, 100);
+    };
     const dbs = Array.from({ length: 3 }, () => createDb(t.url, { max: 3 }));
     const workers = dbs.map((db) => new WorkerRuntime({
-      pool: db.pool, databaseUrl: t.url, log: silentLogger, role: 'test', pollIntervalMs: 100, loops: [], periodicLeaseMs: 600,
+      pool: db.pool, databaseUrl: t.url, log: silentLogger, role: 'test', pollIntervalMs: 100, loops: [], periodicLeaseMs: 3_000,
       periodic: [{
         name: 'test.long', intervalMs: 3_600_000,
-        run: async () => { runs++; if (++running > 1) overlapped = true; await new Promise((r) => setTimeout(r, 2_500)); running--; },
+        run: async () => { runs++; if (++running > 1) overlapped = true; await outlivedFirstClaim(); running--; },
       }],
     }));
     await Promise.all(workers.map((w) => w.start()));
     await eventually(async () => {
-      const r = await t.db.pool.query(`SELECT runs FROM periodic_jobs WHERE name = 'test.long'`);
+      const r = await pool.query(`SELECT runs FROM periodic_jobs WHERE name = 'test.long'`);
       return Number(r.rows[0]?.runs) === 1;
-    });
+    }, 90_000);
     await Promise.all(workers.map((w) => w.shutdown()));
     await Promise.all(dbs.map((db) => db.close()));
     expect(overlapped).toBe(false);

@@ -30,9 +30,13 @@ async function tempDir(): Promise<string> {
 
 interface Ran { code: number; stdout: string; stderr: string }
 
+// These tests are about the embedded server in a data directory: never the server DATABASE_URL names
+// (CI runs this project again with DATABASE_URL set to PostgreSQL 15).
+const { DATABASE_URL: _ignored, ...embeddedEnv } = process.env;
+
 function seigo(cwd: string, args: string[], env: Record<string, string> = {}): Promise<Ran> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, SEIGO_LOG_LEVEL: 'warn', ...env }, timeout: 90_000 },
+    execFile(process.execPath, [BIN, ...args], { cwd, env: { ...embeddedEnv, SEIGO_LOG_LEVEL: 'warn', ...env }, timeout: 90_000 },
       (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
   });
 }
@@ -49,7 +53,7 @@ describe('a second process meets a running engine', () => {
   beforeAll(async () => {
     dir = await tempDir();
     port = await freePort();
-    engine = spawn(process.execPath, [BIN, 'start'], { cwd: dir, env: { ...process.env, SEIGO_PORT: String(port), SEIGO_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    engine = spawn(process.execPath, [BIN, 'start'], { cwd: dir, env: { ...embeddedEnv, SEIGO_PORT: String(port), SEIGO_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
     // Its log lines (stdout) and anything it prints on stderr.
     for (const s of [engine.stdout, engine.stderr]) s?.on('data', (d: Buffer) => { engineErr += d.toString(); });
     exited = new Promise((resolve) => engine.once('exit', (code) => resolve(code)));
