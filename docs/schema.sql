@@ -323,7 +323,8 @@ CREATE TABLE idempotency_keys (
   response_type text,
   response_body text,
   created_at timestamp with time zone DEFAULT now() NOT NULL,
-  completed_at timestamp with time zone
+  completed_at timestamp with time zone,
+  owner integer
 );
 ALTER TABLE idempotency_keys ADD CONSTRAINT idempotency_keys_check CHECK (((status = 'in_progress'::text) = ((locked_by IS NOT NULL) AND (locked_until IS NOT NULL))));
 ALTER TABLE idempotency_keys ADD CONSTRAINT idempotency_keys_check1 CHECK (((status = 'done'::text) = ((response_status IS NOT NULL) AND (response_body IS NOT NULL) AND (completed_at IS NOT NULL))));
@@ -783,6 +784,19 @@ CREATE VIEW ledger_account_balances AS
     ((sum(posted) - sum(pending_out)))::bigint AS available
    FROM ledger_balances
   GROUP BY account_id, currency;
+
+CREATE OR REPLACE FUNCTION idempotency_owner_alive(owner integer)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+AS $function$
+  SELECT EXISTS (
+    SELECT 1 FROM pg_locks
+    WHERE locktype = 'advisory' AND granted
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      -- pg_advisory_lock(int4, int4) shows as classid = key1, objid = key2, objsubid = 2.
+      AND classid = 1936025959::oid AND objid = owner::oid AND objsubid = 2)
+$function$;
 
 CREATE OR REPLACE FUNCTION ledger_check_balanced()
  RETURNS trigger
