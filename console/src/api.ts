@@ -20,10 +20,13 @@ export function whenSignedOut(fn: (p: Problem) => void): void {
 
 const signedOutWatch: Middleware = {
   async onResponse({ request, response }) {
-    if (response.status === 401 && !request.url.endsWith('/admin/v1/session')) {
-      const body: unknown = await response.clone().json().catch(() => null);
-      onSignedOut(isProblem(body) ? body : { status: 401, code: 'unauthorized', detail: 'sign in again' });
-    }
+    if (response.status !== 401) return response;
+    const body: unknown = await response.clone().json().catch(() => null);
+    const p: Problem = isProblem(body) ? body : { status: 401, code: 'unauthorized', detail: 'sign in again' };
+    // A wrong token at sign-in is that form's own problem; no cookie at all on the first load is just "not signed in".
+    const session = new URL(request.url).pathname === '/admin/v1/session';
+    if (session && (request.method === 'POST' || p.code === 'unauthorized')) return response;
+    onSignedOut(p);
     return response;
   },
 };
