@@ -7,6 +7,6 @@ export default defineConfig({
   base: '/console/',
   plugins: [react()],
   build: { outDir: 'dist', emptyOutDir: true, sourcemap: true },
-  // `npm run console:dev` proxies the API to an engine on :3000.
-  server: { proxy: { '/admin': 'http://127.0.0.1:3000' } },
+  // `npm run console:dev` proxies the API to an engine on :8787 (SEIGO_PORT).
+  server: { proxy: { '/admin': `http://127.0.0.1:${process.env.SEIGO_PORT ?? 8787}` } },
 });

@@ -19,8 +19,9 @@ const SHOTS = join(import.meta.dirname, '..', 'reports', 'console');
 const API_KEY = 'wallet-backend-key-console-0123456789';
 const WEBHOOK_SECRET = 'whsec_test_seigo_console';
 
-// Without the browser (a dev machine without Debian's chromium) the file says why and skips; CI installs it.
-const haveBrowser = existsSync(CHROMIUM);
+// Without the browser (a dev machine without Debian's chromium) the file says why and skips; in CI, which
+// installs it, a missing browser fails the run instead.
+const haveBrowser = existsSync(CHROMIUM) || Boolean(process.env.CI);
 if (!haveBrowser) console.warn(`console tests skipped: no browser at ${CHROMIUM} (apt-get install chromium)`);
 
 let sim: StripeSimulator;
