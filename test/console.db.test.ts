@@ -18,6 +18,7 @@ const CHROMIUM = process.env.SEIGO_CHROMIUM ?? '/usr/bin/chromium';
 const SHOTS = join(import.meta.dirname, '..', 'reports', 'console');
 const API_KEY = 'wallet-backend-key-console-0123456789';
 const WEBHOOK_SECRET = 'whsec_test_seigo_console';
+const SECOND_OPERATOR_TOKEN = 'test-second-operator-token-0123';
 
 // Without the browser (a dev machine without Debian's chromium) the file says why and skips; in CI, which
 // installs it, a missing browser fails the run instead.
@@ -30,6 +31,8 @@ let t: TestEngine;
 let browser: Browser;
 let crmDown = true;
 let depositId = '';
+let depositTransactionId = '';
+let caseId = '';
 
 interface StatusBody { items: { kind: string; id: string; status: string; detail: string }[] }
 
@@ -50,6 +53,10 @@ beforeAll(async () => {
     config: {
       providers: { stripe: { kind: 'stripe', secretKey: 'sk_test_seigo', webhookSecrets: [WEBHOOK_SECRET], apiBase: url, searchLagSeconds: 0 } },
       apiClients: [{ name: 'wallet', key: API_KEY }],
+      adminTokens: [
+        { name: 'op', token: OPERATOR_TOKEN, role: 'operator' }, { name: 'op2', token: SECOND_OPERATOR_TOKEN, role: 'operator' },
+        { name: 'view', token: VIEWER_TOKEN, role: 'viewer' },
+      ],
     },
   });
   const base = rx.url.replace(/\/hook$/, '');
@@ -68,6 +75,8 @@ beforeAll(async () => {
     const s = await admin<StatusBody>(t.url, 'GET', `/status/deposit/${depositId}`);
     return s.json.items.filter((i) => i.kind === 'delivery' && i.status === 'dead').length === 2;
   });
+  const credited = await request(`${t.url}/v1/deposits/${depositId}`, { headers: { authorization: `Bearer ${API_KEY}` } });
+  depositTransactionId = ((await credited.body.json()) as { ledger_transaction_id: string }).ledger_transaction_id;
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--no-first-run'],
@@ -167,6 +176,7 @@ describe.skipIf(!haveBrowser)('operator console in a browser', () => {
       kind: 'deposit', cause: 'customer_says_not_credited', subject: { type: 'deposit', id: depositId }, summary: 'Customer says the deposit is missing',
     });
     expect(opened.status).toBe(201);
+    caseId = String(opened.json.id);
     const run = await admin(t.url, 'POST', '/reconcile/runs', { source: 'deliveries', from: new Date(Date.now() - 3600_000).toISOString(), to: new Date().toISOString() });
     expect(run.status).toBe(201);
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
@@ -212,5 +222,42 @@ describe.skipIf(!haveBrowser)('operator console in a browser', () => {
     await page.reload();
     await page.waitForSelector('input[name=token]');
     await page.close();
+  });
+
+  it('resolves a case with a two-person ledger adjustment; approving your own shows its code and posts nothing', async () => {
+    const txn = await admin<{ entries: { account_id: string; amount: string }[] }>(t.url, 'GET', `/ledger/transactions/${depositTransactionId}`);
+    expect(txn.status).toBe(200);
+    const from = txn.json.entries.find((e) => BigInt(e.amount) > 0n)!.account_id;
+    const to = txn.json.entries.find((e) => BigInt(e.amount) < 0n)!.account_id;
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await signIn(page, OPERATOR_TOKEN);
+    await page.goto(`${t.url}/console/cases?id=${caseId}`);
+    await page.fill('input[placeholder="from account id"]', from);
+    await page.fill('input[placeholder="to account id"]', to);
+    await page.fill('input[placeholder="amount (minor units)"]', '100');
+    await page.fill('input[placeholder=memo]', 'goodwill: 100 back');
+    await page.click('text=Propose');
+    const row = page.locator('[data-testid=adjustments] tbody tr');
+    await row.first().waitFor();
+    await row.first().locator('button', { hasText: 'Approve' }).click();
+    expect(await page.textContent('[data-testid=problem-code]')).toBe('adjustment_self_approval');
+    expect(await page.textContent('.problem')).toContain('a different operator must approve it');
+    await shot(page, 'case-self-approval');
+    const before = await admin<{ status: string; adjustments: { status: string }[] }>(t.url, 'GET', `/cases/${caseId}`);
+    expect(before.json).toMatchObject({ status: 'open', adjustments: [{ status: 'proposed' }] });
+    await page.close();
+
+    const second = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    await signIn(second, SECOND_OPERATOR_TOKEN);
+    await second.goto(`${t.url}/console/cases?id=${caseId}`);
+    await second.locator('[data-testid=adjustments] button', { hasText: 'Approve' }).click();
+    await second.locator('[data-testid=adjustments]', { hasText: 'posted by op2' }).waitFor();
+    await shot(second, 'case-adjustment');
+    const after = await admin<{ status: string; adjustments: { status: string; ledger_transaction_id: string | null }[] }>(t.url, 'GET', `/cases/${caseId}`);
+    expect(after.json.status).toBe('resolved');
+    expect(after.json.adjustments[0]).toMatchObject({ status: 'posted' });
+    const posted = await admin<{ entries: { account_id: string; amount: string }[] }>(t.url, 'GET', `/ledger/transactions/${after.json.adjustments[0]!.ledger_transaction_id!}`);
+    expect(posted.json.entries.map((e) => [e.account_id, e.amount]).sort()).toEqual([[from, '-100'], [to, '100']].sort());
+    await second.close();
   });
 });
