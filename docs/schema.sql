@@ -34,10 +34,16 @@ CREATE TABLE bank_transfers (
   cancels text,
   cancelled_by text,
   shortfall bigint DEFAULT 0 NOT NULL,
-  deposit_id uuid
+  deposit_id uuid,
+  bank_code text,
+  branch_code text,
+  account_type text
 );
+ALTER TABLE bank_transfers ADD CONSTRAINT bank_transfers_account_type_check CHECK ((account_type = ANY (ARRAY['ordinary'::text, 'checking'::text, 'savings'::text, 'other'::text])));
 ALTER TABLE bank_transfers ADD CONSTRAINT bank_transfers_amount_check CHECK ((amount >= 0));
+ALTER TABLE bank_transfers ADD CONSTRAINT bank_transfers_bank_code_check CHECK ((bank_code ~ '^[0-9]{4}$'::text));
 ALTER TABLE bank_transfers ADD CONSTRAINT bank_transfers_booked CHECK (((status = ANY (ARRAY['cancelled'::text, 'cancellation'::text, 'unmatched_cancel'::text])) OR (((credited + escrowed) + suspended) = amount)));
+ALTER TABLE bank_transfers ADD CONSTRAINT bank_transfers_branch_code_check CHECK ((branch_code ~ '^[0-9]{3}$'::text));
 ALTER TABLE bank_transfers ADD CONSTRAINT bank_transfers_credited_check CHECK ((credited >= 0));
 ALTER TABLE bank_transfers ADD CONSTRAINT bank_transfers_deposit_id_fkey FOREIGN KEY (deposit_id) REFERENCES deposits(id);
 ALTER TABLE bank_transfers ADD CONSTRAINT bank_transfers_escrowed_check CHECK ((escrowed >= 0));
@@ -46,6 +52,7 @@ ALTER TABLE bank_transfers ADD CONSTRAINT bank_transfers_reason CHECK (((status 
 ALTER TABLE bank_transfers ADD CONSTRAINT bank_transfers_shortfall_check CHECK ((shortfall >= 0));
 ALTER TABLE bank_transfers ADD CONSTRAINT bank_transfers_status_check CHECK ((status = ANY (ARRAY['credited'::text, 'suspense'::text, 'cancelled'::text, 'cancellation'::text, 'unmatched_cancel'::text])));
 ALTER TABLE bank_transfers ADD CONSTRAINT bank_transfers_suspended_check CHECK ((suspended >= 0));
+CREATE INDEX bank_transfers_account_day ON bank_transfers USING btree (account_number, transaction_date);
 CREATE UNIQUE INDEX bank_transfers_deposit ON bank_transfers USING btree (deposit_id) WHERE (deposit_id IS NOT NULL);
 CREATE INDEX bank_transfers_escrowed ON bank_transfers USING btree (user_id) WHERE (escrowed > 0);
 CREATE INDEX bank_transfers_status_received ON bank_transfers USING btree (status, received_at DESC, external_id);
@@ -648,9 +655,11 @@ CREATE TABLE virtual_accounts (
   branch_code text NOT NULL,
   user_id text NOT NULL,
   registered_name_kana text NOT NULL,
-  created_at timestamp with time zone DEFAULT now() NOT NULL
+  created_at timestamp with time zone DEFAULT now() NOT NULL,
+  account_type text DEFAULT 'ordinary'::text NOT NULL
 );
 ALTER TABLE virtual_accounts ADD CONSTRAINT virtual_accounts_account_number_check CHECK ((account_number ~ '^[0-9]{7}$'::text));
+ALTER TABLE virtual_accounts ADD CONSTRAINT virtual_accounts_account_type_check CHECK ((account_type = ANY (ARRAY['ordinary'::text, 'checking'::text, 'savings'::text])));
 ALTER TABLE virtual_accounts ADD CONSTRAINT virtual_accounts_bank_code_check CHECK ((bank_code ~ '^[0-9]{4}$'::text));
 ALTER TABLE virtual_accounts ADD CONSTRAINT virtual_accounts_branch_code_check CHECK ((branch_code ~ '^[0-9]{3}$'::text));
 ALTER TABLE virtual_accounts ADD CONSTRAINT virtual_accounts_pkey PRIMARY KEY (account_number);

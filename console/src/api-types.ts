@@ -1114,6 +1114,79 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/balances/{user_id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A user's balances by user id: available, holds, escrow, suspense and the limit (zeros for a user without deposits) */
+        get: {
+            parameters: {
+                query?: {
+                    currency?: string;
+                };
+                header?: never;
+                path: {
+                    user_id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @constant */
+                            object: "balance";
+                            user_id: string;
+                            currency: string;
+                            /** @description posted minus outgoing holds: what the user can spend */
+                            available: string;
+                            /** @description minor units as a decimal string */
+                            posted: string;
+                            holds: {
+                                /** @description deposits reserved, not yet paid (count toward the limit) */
+                                incoming: string;
+                                /** @description minor units as a decimal string */
+                                outgoing: string;
+                            };
+                            /** @description deposited over the limit, waiting for a refund */
+                            escrow: string;
+                            /** @description deposited while the user is restricted */
+                            suspense: string;
+                            /** @description minor units as a decimal string */
+                            limit: string;
+                            /** @description what the wallet can still take: limit − posted − incoming holds */
+                            headroom: string;
+                            restricted: boolean;
+                        };
+                    };
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/deposits": {
         parameters: {
             query?: never;
@@ -1191,7 +1264,7 @@ export interface paths {
             };
         };
         put?: never;
-        /** Create a deposit. card: charged at once (realtime); konbini / payeasy: reserved (awaiting_payment with payment_instructions and payment_deadline), paid later; bank_transfer: awaiting_payment with the user's virtual account as payment_instructions (bank_code, branch_code, account_number, payer_name_kana) and a payment_deadline, paid by the first transfer of that amount to it (422 virtual_account_required without one: POST /v1/virtual-accounts first); the amount counts toward the balance limit until paid or expired. The answer is the deposit as it stands */
+        /** Create a deposit. card: charged at once (realtime); konbini / payeasy: reserved (awaiting_payment with payment_instructions and payment_deadline), paid later; bank_transfer: awaiting_payment with the user's virtual account as payment_instructions (bank_code, branch_code, account_type, account_number, payer_name_kana) and a payment_deadline, paid by the first transfer of that amount to it (422 virtual_account_required without one: POST /v1/virtual-accounts first); the amount counts toward the balance limit until paid or expired. The answer is the deposit as it stands */
         post: {
             parameters: {
                 query?: never;
@@ -2909,6 +2982,11 @@ export interface paths {
                             account_number: string;
                             bank_code: string;
                             branch_code: string;
+                            /**
+                             * @description ordinary (普通): a transfer is credited only to this bank, branch, type and number
+                             * @enum {string}
+                             */
+                            account_type: "ordinary" | "checking" | "savings";
                             user_id: string;
                             name_kana: string;
                             created_at: string;

@@ -1,4 +1,4 @@
-// Integration status of one record (seed 000: 連携ステータス): waiting / done / failed with the cause,
+// Integration status of one record (連携ステータス): waiting / done / failed with the cause,
 // across the inbox rows, outbound operations and deliveries that concern it, and the cases about it
 // (an open case is a failure waiting for a person).
 import type { Queryable } from '../kernel/db.ts';
