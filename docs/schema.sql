@@ -124,7 +124,7 @@ ALTER TABLE cases ADD CONSTRAINT cases_related_check CHECK ((jsonb_typeof(relate
 ALTER TABLE cases ADD CONSTRAINT cases_seen_count_check CHECK ((seen_count >= 1));
 ALTER TABLE cases ADD CONSTRAINT cases_status_check CHECK ((status = ANY (ARRAY['open'::text, 'investigating'::text, 'resolved'::text, 'wont_fix'::text])));
 ALTER TABLE cases ADD CONSTRAINT cases_subject_id_check CHECK (((length(subject_id) >= 1) AND (length(subject_id) <= 255)));
-ALTER TABLE cases ADD CONSTRAINT cases_subject_type_check CHECK ((subject_type = ANY (ARRAY['deposit'::text, 'operation'::text, 'delivery'::text, 'inbox'::text, 'recon_break'::text, 'ledger_account'::text, 'ledger_transaction'::text, 'bank_transfer'::text])));
+ALTER TABLE cases ADD CONSTRAINT cases_subject_type_check CHECK ((subject_type = ANY (ARRAY['deposit'::text, 'operation'::text, 'delivery'::text, 'inbox'::text, 'recon_break'::text, 'ledger_account'::text, 'ledger_transaction'::text, 'bank_transfer'::text, 'saga'::text, 'iap_subscription'::text])));
 CREATE INDEX cases_assignee ON cases USING btree (assignee, id DESC) WHERE (assignee IS NOT NULL);
 CREATE INDEX cases_kind_cause ON cases USING btree (kind, cause, id DESC);
 CREATE UNIQUE INDEX cases_one_open ON cases USING btree (subject_type, subject_id, cause) WHERE (status = ANY (ARRAY['open'::text, 'investigating'::text]));
@@ -281,6 +281,34 @@ CREATE TABLE escrow_reports (
   reported_at timestamp with time zone DEFAULT now() NOT NULL
 );
 ALTER TABLE escrow_reports ADD CONSTRAINT escrow_reports_pkey PRIMARY KEY (source_type, source_id, cause);
+
+CREATE TABLE iap_store_ids (
+  platform text NOT NULL,
+  store_id text NOT NULL,
+  subscription_id uuid NOT NULL,
+  linked_from text,
+  created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE iap_store_ids ADD CONSTRAINT iap_store_ids_pkey PRIMARY KEY (platform, store_id);
+ALTER TABLE iap_store_ids ADD CONSTRAINT iap_store_ids_platform_check CHECK ((platform = ANY (ARRAY['app_store'::text, 'google_play'::text])));
+ALTER TABLE iap_store_ids ADD CONSTRAINT iap_store_ids_store_id_check CHECK (((length(store_id) >= 1) AND (length(store_id) <= 1000)));
+ALTER TABLE iap_store_ids ADD CONSTRAINT iap_store_ids_subscription_id_fkey FOREIGN KEY (subscription_id) REFERENCES iap_subscriptions(id) DEFERRABLE INITIALLY DEFERRED;
+CREATE INDEX iap_store_ids_subscription ON iap_store_ids USING btree (subscription_id);
+
+CREATE TABLE iap_subscriptions (
+  id uuid NOT NULL,
+  member_id text NOT NULL,
+  platform text NOT NULL,
+  product_id text NOT NULL,
+  expires_at timestamp with time zone,
+  created_at timestamp with time zone DEFAULT now() NOT NULL,
+  updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE iap_subscriptions ADD CONSTRAINT iap_subscriptions_member_id_check CHECK (((length(member_id) >= 1) AND (length(member_id) <= 64)));
+ALTER TABLE iap_subscriptions ADD CONSTRAINT iap_subscriptions_pkey PRIMARY KEY (id);
+ALTER TABLE iap_subscriptions ADD CONSTRAINT iap_subscriptions_platform_check CHECK ((platform = ANY (ARRAY['app_store'::text, 'google_play'::text])));
+ALTER TABLE iap_subscriptions ADD CONSTRAINT iap_subscriptions_product_id_check CHECK (((length(product_id) >= 1) AND (length(product_id) <= 200)));
+CREATE INDEX iap_subscriptions_member ON iap_subscriptions USING btree (member_id);
 
 CREATE TABLE idempotency_keys (
   client text NOT NULL,
@@ -618,6 +646,85 @@ ALTER TABLE refund_accounts ADD CONSTRAINT refund_accounts_branch_name_check CHE
 ALTER TABLE refund_accounts ADD CONSTRAINT refund_accounts_holder_kana_check CHECK (((length(holder_kana) >= 1) AND (length(holder_kana) <= 30)));
 ALTER TABLE refund_accounts ADD CONSTRAINT refund_accounts_pkey PRIMARY KEY (user_id);
 ALTER TABLE refund_accounts ADD CONSTRAINT refund_accounts_user_id_check CHECK (((length(user_id) >= 1) AND (length(user_id) <= 255)));
+
+CREATE TABLE saga_events (
+  id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+  saga_id uuid NOT NULL,
+  at timestamp with time zone DEFAULT now() NOT NULL,
+  step_id text,
+  from_status text,
+  to_status text NOT NULL,
+  cause text NOT NULL
+);
+ALTER TABLE saga_events ADD CONSTRAINT saga_events_pkey PRIMARY KEY (id);
+ALTER TABLE saga_events ADD CONSTRAINT saga_events_saga_id_fkey FOREIGN KEY (saga_id) REFERENCES sagas(id);
+CREATE INDEX saga_events_saga ON saga_events USING btree (saga_id, id);
+
+CREATE TABLE saga_step_attempts (
+  id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+  saga_id uuid NOT NULL,
+  step_id text NOT NULL,
+  phase text NOT NULL,
+  attempt integer NOT NULL,
+  status text DEFAULT 'started'::text NOT NULL,
+  idempotency_key text NOT NULL,
+  inquiries integer DEFAULT 0 NOT NULL,
+  output jsonb,
+  error_code text,
+  error_message text,
+  started_at timestamp with time zone DEFAULT now() NOT NULL,
+  finished_at timestamp with time zone
+);
+ALTER TABLE saga_step_attempts ADD CONSTRAINT saga_step_attempts_attempt_check CHECK ((attempt >= 1));
+ALTER TABLE saga_step_attempts ADD CONSTRAINT saga_step_attempts_one UNIQUE (saga_id, step_id, phase, attempt);
+ALTER TABLE saga_step_attempts ADD CONSTRAINT saga_step_attempts_phase_check CHECK ((phase = ANY (ARRAY['invoke'::text, 'compensate'::text])));
+ALTER TABLE saga_step_attempts ADD CONSTRAINT saga_step_attempts_pkey PRIMARY KEY (id);
+ALTER TABLE saga_step_attempts ADD CONSTRAINT saga_step_attempts_saga_id_fkey FOREIGN KEY (saga_id) REFERENCES sagas(id);
+ALTER TABLE saga_step_attempts ADD CONSTRAINT saga_step_attempts_status_check CHECK ((status = ANY (ARRAY['started'::text, 'succeeded'::text, 'failed'::text, 'unknown'::text])));
+
+CREATE TABLE saga_steps (
+  saga_id uuid NOT NULL,
+  position integer NOT NULL,
+  step_id text NOT NULL,
+  status text DEFAULT 'pending'::text NOT NULL,
+  output jsonb,
+  error text,
+  updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE saga_steps ADD CONSTRAINT saga_steps_pkey PRIMARY KEY (saga_id, "position");
+ALTER TABLE saga_steps ADD CONSTRAINT saga_steps_position_check CHECK (("position" >= 0));
+ALTER TABLE saga_steps ADD CONSTRAINT saga_steps_saga_id_fkey FOREIGN KEY (saga_id) REFERENCES sagas(id);
+ALTER TABLE saga_steps ADD CONSTRAINT saga_steps_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'running'::text, 'succeeded'::text, 'failed'::text, 'unknown'::text, 'compensating'::text, 'compensated'::text, 'compensation_failed'::text])));
+ALTER TABLE saga_steps ADD CONSTRAINT saga_steps_step UNIQUE (saga_id, step_id);
+ALTER TABLE saga_steps ADD CONSTRAINT saga_steps_step_id_check CHECK (((length(step_id) >= 1) AND (length(step_id) <= 200)));
+
+CREATE TABLE sagas (
+  id uuid NOT NULL,
+  name text NOT NULL,
+  key text,
+  status text DEFAULT 'running'::text NOT NULL,
+  input jsonb DEFAULT '{}'::jsonb NOT NULL,
+  entity_type text,
+  entity_id text,
+  current_step text,
+  last_error text,
+  next_run_at timestamp with time zone DEFAULT now() NOT NULL,
+  lease_token uuid,
+  locked_until timestamp with time zone,
+  created_at timestamp with time zone DEFAULT now() NOT NULL,
+  updated_at timestamp with time zone DEFAULT now() NOT NULL,
+  finished_at timestamp with time zone
+);
+ALTER TABLE sagas ADD CONSTRAINT sagas_finished CHECK (((status = ANY (ARRAY['completed'::text, 'compensated'::text, 'failed'::text])) = (finished_at IS NOT NULL)));
+ALTER TABLE sagas ADD CONSTRAINT sagas_key_check CHECK (((length(key) >= 1) AND (length(key) <= 500)));
+ALTER TABLE sagas ADD CONSTRAINT sagas_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)));
+ALTER TABLE sagas ADD CONSTRAINT sagas_pkey PRIMARY KEY (id);
+ALTER TABLE sagas ADD CONSTRAINT sagas_status_check CHECK ((status = ANY (ARRAY['running'::text, 'compensating'::text, 'completed'::text, 'compensated'::text, 'failed'::text])));
+CREATE INDEX sagas_due ON sagas USING btree (next_run_at) WHERE (status = ANY (ARRAY['running'::text, 'compensating'::text]));
+CREATE INDEX sagas_entity ON sagas USING btree (entity_type, entity_id) WHERE (entity_id IS NOT NULL);
+CREATE INDEX sagas_name_id ON sagas USING btree (name, id DESC);
+CREATE UNIQUE INDEX sagas_name_key ON sagas USING btree (name, key) WHERE (key IS NOT NULL);
+CREATE INDEX sagas_status_id ON sagas USING btree (status, id DESC);
 
 CREATE TABLE seigo_migrations (
   version integer NOT NULL,

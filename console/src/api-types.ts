@@ -1845,7 +1845,7 @@ export interface paths {
                     cause?: string;
                     assignee?: string;
                     unassigned?: "true" | "false";
-                    subject_type?: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer";
+                    subject_type?: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
                     subject_id?: string;
                     concerns?: string;
                     before?: string;
@@ -1872,12 +1872,12 @@ export interface paths {
                                 status: "open" | "investigating" | "resolved" | "wont_fix";
                                 subject: {
                                     /** @enum {string} */
-                                    type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer";
+                                    type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
                                     id: string;
                                 };
                                 related: {
                                     /** @enum {string} */
-                                    type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer";
+                                    type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
                                     id: string;
                                 }[];
                                 summary: string;
@@ -1929,12 +1929,12 @@ export interface paths {
                         cause: string;
                         subject: {
                             /** @enum {string} */
-                            type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer";
+                            type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
                             id: string;
                         };
                         related?: {
                             /** @enum {string} */
-                            type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer";
+                            type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
                             id: string;
                         }[];
                         summary: string;
@@ -1959,12 +1959,12 @@ export interface paths {
                             status: "open" | "investigating" | "resolved" | "wont_fix";
                             subject: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
                                 id: string;
                             };
                             related: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
                                 id: string;
                             }[];
                             summary: string;
@@ -2070,12 +2070,12 @@ export interface paths {
                             status: "open" | "investigating" | "resolved" | "wont_fix";
                             subject: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
                                 id: string;
                             };
                             related: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
                                 id: string;
                             }[];
                             summary: string;
@@ -2191,12 +2191,12 @@ export interface paths {
                             status: "open" | "investigating" | "resolved" | "wont_fix";
                             subject: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
                                 id: string;
                             };
                             related: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
                                 id: string;
                             }[];
                             summary: string;
@@ -2309,12 +2309,12 @@ export interface paths {
                             status: "open" | "investigating" | "resolved" | "wont_fix";
                             subject: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
                                 id: string;
                             };
                             related: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
                                 id: string;
                             }[];
                             summary: string;
@@ -2427,12 +2427,12 @@ export interface paths {
                             status: "open" | "investigating" | "resolved" | "wont_fix";
                             subject: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
                                 id: string;
                             };
                             related: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
                                 id: string;
                             }[];
                             summary: string;
@@ -2602,12 +2602,12 @@ export interface paths {
                             status: "open" | "investigating" | "resolved" | "wont_fix";
                             subject: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
                                 id: string;
                             };
                             related: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
                                 id: string;
                             }[];
                             summary: string;
@@ -2923,6 +2923,190 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content?: never;
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/sagas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List sagas, newest first; filter by status (comma-separated) and name; `before` (a saga id) pages on */
+        get: {
+            parameters: {
+                query?: {
+                    status?: string;
+                    name?: string;
+                    before?: string;
+                    limit?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            data: {
+                                id: string;
+                                name: string;
+                                key: string | null;
+                                /** @enum {string} */
+                                status: "running" | "compensating" | "completed" | "compensated" | "failed";
+                                input: {
+                                    [key: string]: unknown;
+                                };
+                                entity: {
+                                    type: string;
+                                    id: string;
+                                } | null;
+                                current_step: string | null;
+                                last_error: string | null;
+                                /** @description ISO 8601 time */
+                                next_run_at: string;
+                                locked_until: string | null;
+                                /** @description ISO 8601 time */
+                                created_at: string;
+                                /** @description ISO 8601 time */
+                                updated_at: string;
+                                finished_at: string | null;
+                            }[];
+                            next_before: string | null;
+                        };
+                    };
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/sagas/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One saga with its steps, every attempt (with inquiries) and every transition with its cause */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            name: string;
+                            key: string | null;
+                            /** @enum {string} */
+                            status: "running" | "compensating" | "completed" | "compensated" | "failed";
+                            input: {
+                                [key: string]: unknown;
+                            };
+                            entity: {
+                                type: string;
+                                id: string;
+                            } | null;
+                            current_step: string | null;
+                            last_error: string | null;
+                            /** @description ISO 8601 time */
+                            next_run_at: string;
+                            locked_until: string | null;
+                            /** @description ISO 8601 time */
+                            created_at: string;
+                            /** @description ISO 8601 time */
+                            updated_at: string;
+                            finished_at: string | null;
+                            steps: {
+                                position: number;
+                                step_id: string;
+                                status: string;
+                                output: {
+                                    [key: string]: unknown;
+                                } | null;
+                                error: string | null;
+                                /** @description ISO 8601 time */
+                                updated_at: string;
+                            }[];
+                            attempts: {
+                                id: string;
+                                step_id: string;
+                                /** @enum {string} */
+                                phase: "invoke" | "compensate";
+                                attempt: number;
+                                status: string;
+                                idempotency_key: string;
+                                inquiries: number;
+                                output: {
+                                    [key: string]: unknown;
+                                } | null;
+                                error_code: string | null;
+                                error_message: string | null;
+                                /** @description ISO 8601 time */
+                                started_at: string;
+                                finished_at: string | null;
+                            }[];
+                            events: {
+                                id: string;
+                                /** @description ISO 8601 time */
+                                at: string;
+                                step_id: string | null;
+                                from_status: string | null;
+                                to_status: string;
+                                cause: string;
+                            }[];
+                        };
+                    };
                 };
                 /** @description Problem (RFC 9457) */
                 default: {

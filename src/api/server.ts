@@ -15,6 +15,7 @@ import { bankTransferRoutes } from './bank-transfers.ts';
 import { refundRoutes } from './refunds.ts';
 import { reconcileRoutes } from './reconcile.ts';
 import { caseRoutes } from './cases.ts';
+import { sagaRoutes } from './sagas.ts';
 import { consoleRoutes } from './console.ts';
 import { needsCsrf, readCookie, SESSION_COOKIE, Sessions, sessionRoutes } from './session.ts';
 import { openApiDocument, type OpenApiRegistry, type Role } from './route.ts';
@@ -142,6 +143,7 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
   await app.register(async (scope) => depositRoutes(scope, engine, registry, engine.deposits));
   await app.register(async (scope) => refundRoutes(scope, engine, registry));
   await app.register(async (scope) => caseRoutes(scope, engine, registry));
+  await app.register(async (scope) => sagaRoutes(scope, engine, registry));
   await app.register(async (scope) => bankTransferRoutes(scope, engine, registry, { policy: engine.bankTransferPolicy }));
   await app.register(async (scope) => reconcileRoutes(scope, engine, registry));
   await app.register(async (scope) => sessionRoutes(scope, sessions, registry));

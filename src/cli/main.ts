@@ -16,6 +16,7 @@ import { printProblem, problemOf } from './problem.ts';
 import { applyRuntimeOptions, runtimeOptions } from './options.ts';
 import { startLocalSimulators, type LocalSimulators } from '../sim/local.ts';
 import { casesCommand } from './cases.ts';
+import { sagasCommand } from './sagas.ts';
 
 const program = new Command('seigo')
   .description('seigo (整合): keeps payment and partner integrations consistent with the outside world, on PostgreSQL.\n'
@@ -224,6 +225,23 @@ runtimeOptions(sim.command('providers'))
     }));
     onShutdown(log, () => sims.stop());
   });
+sim.command('billing')
+  .description('Run the legacy billing-system simulator (member ids only: start, renew, cancel, status) until stopped, with fault injection')
+  .addOption(new Option('--port <n>', 'port on 127.0.0.1 (0: any free one)').default(0).argParser(Number))
+  .option('--api-key <key>', 'the bearer key it accepts', 'bk_test_seigo_simulator')
+  .addOption(new Option('--latency-ms <ms>', 'each request waits a random 0…ms first').default(0).argParser(Number))
+  .addOption(new Option('--error500 <rate>', 'share of requests answered 500 without being processed').default(0).argParser(Number))
+  .addOption(new Option('--timeout-after-success <rate>', 'share of POSTs processed but never answered').default(0).argParser(Number))
+  .addOption(new Option('--seed <n>', 'seed of the fault schedule').default(1).argParser(Number))
+  .action(async (o: { port: number; apiKey: string; latencyMs: number; error500: number; timeoutAfterSuccess: number; seed: number }) => {
+    const { BillingSimulator } = await import('../providers/billing/index.ts');
+    const log = createLogger('info');
+    const billing = new BillingSimulator({ apiKey: o.apiKey, seed: o.seed });
+    billing.setFaults({ latencyMs: o.latencyMs, error500: o.error500, timeoutAfterSuccess: o.timeoutAfterSuccess });
+    const { url } = await billing.start(o.port);
+    console.log(JSON.stringify({ billing: { apiBase: url, apiKey: o.apiKey } }));
+    onShutdown(log, () => billing.stop());
+  });
 runtimeOptions(sim.command('webhook'), { withPort: true })
   .description('Send one Standard Webhooks notification, signed with a configured provider\'s secret, to a running seigo')
   .option('--provider <name>', 'a provider of kind standard-webhooks from the configuration', 'demo')
@@ -343,6 +361,7 @@ runtimeOptions(program.command('db'))
   });
 
 casesCommand(program);
+sagasCommand(program);
 
 try {
   await program.parseAsync(process.argv);
