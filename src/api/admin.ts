@@ -17,6 +17,26 @@ const limit = z.coerce.number().int().min(1).max(500).default(50);
 const isoDate = z.coerce.date()
   .min(new Date('0001-01-01T00:00:00Z'), 'must be a date from 0001-01-01')
   .max(new Date('9999-12-31T23:59:59.999Z'), 'must be a date until 9999-12-31');
+// Response shapes, for /openapi.json and the console's generated types (the rows are the SELECTs below).
+const when = z.string().describe('ISO 8601 time');
+const statusResponse = z.object({
+  entityType: z.string(), entityId: z.string(), state: z.enum(['waiting', 'done', 'failed', 'none']),
+  items: z.array(z.object({
+    kind: z.enum(['inbox', 'operation', 'delivery', 'case']), id: z.string(), state: z.enum(['waiting', 'done', 'failed']),
+    status: z.string(), detail: z.string(), cause: z.string().nullable(), updatedAt: when,
+  })),
+});
+const inboxRow = z.object({
+  id: z.string(), provider: z.string(), event_id: z.string(), source: z.string(), status: z.string(), event_type: z.string().nullable(),
+  entity_type: z.string().nullable(), entity_id: z.string().nullable(), attempts: z.number(), next_attempt_at: when.nullable(),
+  last_error: z.string().nullable(), received_at: when, processed_at: when.nullable(), replays: z.number(),
+});
+const deliveryRow = z.object({
+  id: z.string(), subscription: z.string(), topic: z.string(), key: z.string().nullable(), status: z.string(), attempts: z.number(),
+  next_attempt_at: when.nullable(), last_error: z.string().nullable(), last_status_code: z.number().nullable(), created_at: when,
+  updated_at: when, delivered_at: when.nullable(), redrives: z.number(),
+});
+
 const SIGNATURE_HEADERS = new Set(['webhook-signature', 'stripe-signature', 'x-komoju-signature', 'authorization']);
 
 function redactHeaders(h: Record<string, string>): Record<string, string> {
@@ -30,13 +50,14 @@ export async function adminRoutes(app: FastifyInstance, engine: Engine, registry
   route(app, registry, {
     method: 'GET', url: `${P}/status/:entityType/:entityId`, tags: ['status'], role: 'viewer',
     summary: 'Integration status of one record (waiting / done / failed, with causes) across inbox, operations and deliveries',
-    params: z.object({ entityType: z.string().min(1).max(100), entityId: z.string().min(1).max(255) }),
+    params: z.object({ entityType: z.string().min(1).max(100), entityId: z.string().min(1).max(255) }), response: statusResponse,
   }, async ({ params }) => integrationStatus(pool, params.entityType, params.entityId));
 
   // ---- inbox
   route(app, registry, {
     method: 'GET', url: `${P}/inbox`, tags: ['inbox'], role: 'viewer', summary: 'List stored notifications, newest first',
     query: z.object({ provider: z.string().max(100).optional(), status: z.enum(['pending', 'processed', 'failed', 'ignored']).optional(), before: isoDate.optional(), limit }),
+    response: z.object({ data: z.array(inboxRow) }),
   }, async ({ query }) => {
     const r = await pool.query(
       `SELECT id, provider, event_id, source, status, event_type, entity_type, entity_id, attempts, next_attempt_at, last_error, received_at, processed_at, replays
@@ -57,7 +78,7 @@ export async function adminRoutes(app: FastifyInstance, engine: Engine, registry
 
   route(app, registry, {
     method: 'POST', url: `${P}/inbox/:id/replay`, tags: ['inbox'], role: 'operator', summary: 'Process a stored notification again (idempotent)',
-    params: z.object({ id: uuid }), responseStatus: 202,
+    params: z.object({ id: uuid }), responseStatus: 202, response: z.object({ id: z.string(), replayed: z.boolean() }),
   }, async ({ params }) => {
     if (!(await replayInbox(pool, params.id))) throw new NotFoundError('not_found', `no inbox row ${params.id}`);
     return { id: params.id, replayed: true };
@@ -128,6 +149,7 @@ export async function adminRoutes(app: FastifyInstance, engine: Engine, registry
   route(app, registry, {
     method: 'GET', url: `${P}/deliveries`, tags: ['outbox'], role: 'viewer', summary: 'List deliveries (status=dead is the DLQ)',
     query: z.object({ subscription: z.string().max(100).optional(), status: z.enum(['pending', 'sending', 'delivered', 'dead', 'cancelled']).optional(), before: isoDate.optional(), limit }),
+    response: z.object({ data: z.array(deliveryRow) }),
   }, async ({ query }) => {
     const r = await pool.query(
       `SELECT d.id, s.name AS subscription, m.topic, m.key, d.status, d.attempts, d.next_attempt_at, d.last_error, d.last_status_code,
@@ -150,7 +172,7 @@ export async function adminRoutes(app: FastifyInstance, engine: Engine, registry
 
   route(app, registry, {
     method: 'POST', url: `${P}/deliveries/:id/redrive`, tags: ['outbox'], role: 'operator', responseStatus: 202, summary: 'Redrive one delivery',
-    params: z.object({ id: uuid }),
+    params: z.object({ id: uuid }), response: z.object({ redriven: z.number() }),
   }, async ({ params }) => {
     const n = await redrive(pool, { ids: [params.id], statuses: ['dead', 'cancelled', 'pending'] });
     if (n === 0) throw new NotFoundError('not_found', `no dead, cancelled or pending delivery ${params.id}`);
@@ -163,7 +185,7 @@ export async function adminRoutes(app: FastifyInstance, engine: Engine, registry
     body: z.object({
       ids: z.array(uuid).max(10_000).optional(), subscription: z.string().max(100).optional(), topic: z.string().max(200).optional(),
       statuses: z.array(z.enum(['dead', 'pending', 'cancelled'])).min(1).optional(), since: isoDate.optional(), until: isoDate.optional(),
-    }).strict(),
+    }).strict(), response: z.object({ redriven: z.number() }),
   }, async ({ body }) => ({ redriven: await redrive(pool, body) }));
 
   // ---- operations

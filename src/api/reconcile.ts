@@ -29,6 +29,20 @@ const startBody = z.discriminatedUnion('source', [
   z.object({ source: z.literal('csv'), csv: z.string().min(1), mapping: z.unknown(), from: isoDate.optional(), to: isoDate.optional() }).strict(),
 ]);
 
+// Response shapes, for /openapi.json and the console's generated types (read.ts builds the values).
+const runResponse = z.object({
+  id: z.string(), source: z.string(), scope: z.string(), provider: z.string().nullable(), file_name: z.string().nullable(),
+  window_from: z.string().nullable(), window_to: z.string().nullable(), status: z.string(), trigger: z.string(), external_rows: z.number(),
+  internal_rows: z.number(), counts: z.record(z.string(), z.number()), repairs: z.record(z.string(), z.number()),
+  timings: z.record(z.string(), z.number()), error: z.string().nullable(), started_at: z.string(), finished_at: z.string().nullable(),
+});
+const breakResponse = z.object({
+  id: z.string(), class: z.string(), status: z.string(), scope: z.string(), external_id: z.string().nullable(), internal_type: z.string().nullable(),
+  internal_id: z.string().nullable(), external_amount: z.string().nullable(), internal_amount: z.string().nullable(), currency: z.string().nullable(),
+  external_status: z.string().nullable(), internal_status: z.string().nullable(), occurred_at: z.string().nullable(), repair: z.string(),
+  repair_ref: z.string().nullable(), case_id: z.string().nullable(), seen_count: z.number(), first_seen_at: z.string(),
+}).catchall(z.unknown());
+
 export async function reconcileRoutes(app: FastifyInstance, engine: Engine, registry: OpenApiRegistry): Promise<void> {
   const pool = engine.db.pool;
   const P = '/admin/v1/reconcile';
@@ -36,6 +50,7 @@ export async function reconcileRoutes(app: FastifyInstance, engine: Engine, regi
   route(app, registry, {
     method: 'GET', url: `${P}/runs`, tags: ['reconcile'], role: 'viewer', summary: 'Reconciliation runs, newest first, with their counts per class',
     query: z.object({ scope: z.string().min(1).max(200).optional(), before: uuid.optional(), limit }),
+    response: z.object({ data: z.array(runResponse), next_cursor: z.string().nullable() }),
   }, async ({ query }) => listRuns(pool, { scope: query.scope, before: query.before, limit: query.limit }));
 
   route(app, registry, {
@@ -51,7 +66,7 @@ export async function reconcileRoutes(app: FastifyInstance, engine: Engine, regi
   route(app, registry, {
     method: 'GET', url: `${P}/runs/:id/breaks`, tags: ['reconcile'], role: 'viewer',
     summary: "A run's breaks (the ones it saw last), by class; pass next_cursor as `after` for the next page",
-    params: z.object({ id: uuid }), query: breaksQuery,
+    params: z.object({ id: uuid }), query: breaksQuery, response: z.object({ data: z.array(breakResponse), next_cursor: z.string().nullable() }),
   }, async ({ params, query }) => {
     if (!(await getRun(pool, params.id))) throw new NotFoundError('not_found', `no reconcile run ${params.id}`);
     return listBreaks(pool, { runId: params.id, class: query.class, after: query.after, limit: query.limit });

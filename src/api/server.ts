@@ -16,6 +16,8 @@ import { refundRoutes } from './refunds.ts';
 import { reconcileRoutes } from './reconcile.ts';
 import { caseRoutes } from './cases.ts';
 import { sagaRoutes } from './sagas.ts';
+import { consoleRoutes } from './console.ts';
+import { needsCsrf, readCookie, SESSION_COOKIE, Sessions, sessionRoutes } from './session.ts';
 import { openApiDocument, type OpenApiRegistry, type Role } from './route.ts';
 import { webhookRoutes } from './webhooks.ts';
 
@@ -81,6 +83,7 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
   });
   const registry: OpenApiRegistry = { routes: [] };
   const tokens = engine.config.adminTokens.map((t) => ({ ...t, digest: digest(t.token) }));
+  const sessions = new Sessions(engine.config.adminTokens, engine.clock);
 
   app.setErrorHandler((error: FastifyError | SeigoError | Error, req, reply) => {
     const p = toProblem(error, engine.config.intake.maxBodyBytes);
@@ -101,7 +104,14 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
     const auth = req.headers.authorization ?? '';
     const m = /^Bearer\s+(\S+)$/i.exec(auth);
     const given = m ? digest(m[1]!) : null;
-    const who = given ? tokens.find((t) => timingSafeEqual(t.digest, given)) : undefined;
+    let who: { name: string; role: Role } | undefined = given ? tokens.find((t) => timingSafeEqual(t.digest, given)) : undefined;
+    // No bearer token: the console's session cookie, which needs the CSRF header to change anything.
+    const session = m ? null : sessions.check(readCookie(req.headers.cookie, SESSION_COOKIE));
+    if (session && !session.ok) return reply.code(401).type('application/problem+json').send(problem(401, session.code, session.detail));
+    if (session?.ok) {
+      if (needsCsrf(req)) return reply.code(403).type('application/problem+json').send(problem(403, 'csrf_header_required', 'send the X-Seigo-CSRF header with a session cookie'));
+      who = session.admin;
+    }
     if (!who) {
       return reply.code(401).header('www-authenticate', 'Bearer').type('application/problem+json')
         .send(problem(401, 'unauthorized', 'a valid admin bearer token is required'));
@@ -136,6 +146,8 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
   await app.register(async (scope) => sagaRoutes(scope, engine, registry));
   await app.register(async (scope) => bankTransferRoutes(scope, engine, registry, { policy: engine.bankTransferPolicy }));
   await app.register(async (scope) => reconcileRoutes(scope, engine, registry));
+  await app.register(async (scope) => sessionRoutes(scope, sessions, registry));
+  await app.register(async (scope) => consoleRoutes(scope));
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {
