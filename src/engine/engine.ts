@@ -9,7 +9,7 @@ import { egressAgent, egressPolicy } from '../kernel/egress.ts';
 import type { Logger } from '../kernel/logger.ts';
 import { createMetrics, type Metrics } from '../kernel/metrics.ts';
 import { EventHandlers, InboxProcessor, InboxWriter } from '../intake/index.ts';
-import { Consumers, HandlerDeliveryProcessor, HttpDeliveryProcessor } from '../outbox/index.ts';
+import { Consumers, HandlerDeliveryProcessor, HttpDeliveryProcessor, NatsDeliveryProcessor, NatsLink } from '../outbox/index.ts';
 import { Operations, Resilience } from '../operations/index.ts';
 import { buildProviders, type ProviderRegistry } from '../providers/registry.ts';
 import type { ProviderAdapter } from '../providers/types.ts';
@@ -58,6 +58,8 @@ export interface Engine {
   inbox: InboxProcessor;
   handlerDeliveries: HandlerDeliveryProcessor;
   httpDeliveries: HttpDeliveryProcessor;
+  /** Deliveries to NATS JetStream targets; connects to config.nats on first use. */
+  natsDeliveries: NatsDeliveryProcessor;
   egress: Dispatcher;
   createWorker(role?: string, extra?: { loops?: WorkLoop[]; periodic?: PeriodicJob[] }): WorkerRuntime;
   close(): Promise<void>;
@@ -105,6 +107,8 @@ export function createEngine(opts: EngineOptions): Engine {
   };
   const handlerDeliveries = new HandlerDeliveryProcessor({ pool: db.pool, log, onOutcome }, consumers);
   const httpDeliveries = new HttpDeliveryProcessor({ pool: db.pool, log, onOutcome }, { dispatcher: egress, leaseMs: config.worker.leaseMs, userAgent: 'seigo/0.1' });
+  const natsLink = new NatsLink(config.nats, log);
+  const natsDeliveries = new NatsDeliveryProcessor({ pool: db.pool, log, onOutcome }, { link: natsLink, leaseMs: config.worker.leaseMs });
   const batch = config.worker.batchSize;
   const janitorMs = config.operations.janitorIntervalMs ?? 10_000;
   const caseActions = new CaseActions().register(retryOperationAction(operations)).register(redriveDeliveryAction()).register(replayInboxAction());
@@ -112,13 +116,14 @@ export function createEngine(opts: EngineOptions): Engine {
   caseActions.register(reimportRowAction(reconcileDeps));
 
   return {
-    config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, refunds, expiryInquiry, bankTransferPolicy, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
+    config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, refunds, expiryInquiry, bankTransferPolicy, inboxWriter, inbox, handlerDeliveries, httpDeliveries, natsDeliveries, egress,
     caseActions,
     createWorker(role = 'worker', extra = {}) {
       const loops: WorkLoop[] = [
         { name: 'inbox', channel: 'inbox', concurrency: 2, runOnce: () => inbox.runOnce(batch) },
         { name: 'deliveries.handler', channel: 'deliveries', concurrency: 2, runOnce: () => handlerDeliveries.runOnce(batch) },
         { name: 'deliveries.http', channel: 'deliveries', concurrency: 1, runOnce: () => httpDeliveries.runOnce(Math.min(batch, config.worker.concurrency * 8)) },
+        { name: 'deliveries.nats', channel: 'deliveries', concurrency: 2, runOnce: () => natsDeliveries.runOnce(batch) },
         ...(extra.loops ?? []),
       ];
       const periodic: PeriodicJob[] = [
@@ -144,6 +149,7 @@ export function createEngine(opts: EngineOptions): Engine {
     },
     async close() {
       await egress.close().catch(() => undefined);
+      await natsLink.close();
       await intakeDb.close();
     },
   };

@@ -70,6 +70,15 @@ export const subscriptionTargetSchema = z.discriminatedUnion('type', [
     body: z.enum(['envelope', 'payload']).default('envelope'),
   }).strict(),
   z.object({ type: z.literal('handler'), handler: z.string().min(1) }).strict(),
+  z.object({
+    type: z.literal('nats'),
+    /** The NATS subject published to (no wildcards); a JetStream stream must capture it. */
+    subject: z.string().max(255).regex(/^[^\s*>.]+(\.[^\s*>.]+)*$/, 'a NATS subject: dot-separated tokens, no spaces or wildcards'),
+    /** The stream expected to store it: a publish another stream (or none) would take is refused, and retried. */
+    stream: z.string().max(255).regex(/^[^\s*>.\/\\]+$/, 'a JetStream stream name: no spaces, ".", "*", ">", "/" or "\\"'),
+    /** How long to wait for the stream's acknowledgement. */
+    timeoutMs: timeout.default(5_000),
+  }).strict(),
 ]);
 
 export const subscriptionSchema = z.object({
@@ -125,6 +134,17 @@ export const configSchema = z.object({
     allow: z.array(z.string()).default([]),
   }).strict().default({ allow: [] }),
   endpoints: z.record(z.string(), endpointSchema).default({}),
+  /** The NATS servers that subscriptions with a `nats` target publish to (JetStream); unused, and never connected, without them. */
+  nats: z.object({
+    servers: z.array(z.string().min(1)).min(1, 'needs at least one server URL, e.g. "nats://127.0.0.1:4222"'),
+    /** The connection's name, as the server's monitoring shows it. */
+    name: z.string().min(1).default('seigo'),
+    user: z.string().min(1).optional(),
+    pass: z.string().min(1).optional(),
+    token: z.string().min(1).optional(),
+    /** How long one connection attempt may take. */
+    connectTimeoutMs: timeout.default(5_000),
+  }).strict().optional(),
   worker: z.object({
     pollIntervalMs: duration.default(1_000),
     leaseMs: duration.default(30_000),
@@ -266,6 +286,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if (env.SEIGO_HOST) merged.host = env.SEIGO_HOST;
   if (env.DATABASE_URL) merged.databaseUrl = env.DATABASE_URL;
   if (env.SEIGO_DATA_DIR) merged.dataDir = env.SEIGO_DATA_DIR;
+  if (env.SEIGO_NATS_SERVERS) {
+    const servers = env.SEIGO_NATS_SERVERS.split(',').map((x) => x.trim()).filter(Boolean);
+    merged.nats = { ...(merged.nats as object | undefined), servers };
+  }
   if (env.SEIGO_LOG_LEVEL) merged.log = { ...(merged.log as object | undefined), level: env.SEIGO_LOG_LEVEL };
   if (env.SEIGO_ADMIN_TOKEN) {
     const tokens = Array.isArray(merged.adminTokens) ? [...(merged.adminTokens as unknown[])] : [];
