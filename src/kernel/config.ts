@@ -40,6 +40,12 @@ export const providerSchema = z.discriminatedUnion('kind', [
     toleranceSeconds: z.number().int().positive().default(300),
   }).strict(),
   z.object({
+    /** A card network's events (src/providers/card-network), signed with Standard Webhooks. */
+    kind: z.literal('card-network'),
+    secrets: z.array(whsecSecret).min(1, 'needs at least one secret'),
+    toleranceSeconds: z.number().int().positive().default(300),
+  }).strict(),
+  z.object({
     kind: z.literal('stripe'),
     secretKey: z.string().min(1),
     webhookSecrets: z.array(z.string().regex(/^whsec_\S+$/, 'must be a Stripe webhook signing secret ("whsec_…")')).min(1, 'needs at least one webhook secret'),
