@@ -11,6 +11,7 @@ import { ledgerAdminRoutes } from './ledger.ts';
 import { depositRoutes } from './deposits.ts';
 import { bankTransferRoutes } from './bank-transfers.ts';
 import { refundRoutes } from './refunds.ts';
+import { pointsRoutes } from './points.ts';
 import { reconcileRoutes } from './reconcile.ts';
 import { caseRoutes } from './cases.ts';
 import { openApiDocument, type OpenApiRegistry, type Role } from './route.ts';
@@ -112,6 +113,7 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
   await app.register(async (scope) => ledgerAdminRoutes(scope, engine, registry));
   await app.register(async (scope) => depositRoutes(scope, engine, registry, engine.deposits));
   await app.register(async (scope) => refundRoutes(scope, engine, registry));
+  await app.register(async (scope) => pointsRoutes(scope, engine, registry));
   await app.register(async (scope) => caseRoutes(scope, engine, registry));
   await app.register(async (scope) => bankTransferRoutes(scope, engine, registry, { policy: engine.bankTransferPolicy }));
   await app.register(async (scope) => reconcileRoutes(scope, engine, registry));

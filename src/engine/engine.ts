@@ -20,6 +20,7 @@ import { createRefunds, type Refunds } from '../deposits/refunds.ts';
 import { createExpiryInquiry, type ExpiryInquiry } from '../deposits/expiry-inquiry.ts';
 import { reconcileDepsOf, reconcileJobs, reimportRowAction } from '../reconcile/index.ts';
 import { publishDigest } from '../digest/digest.ts';
+import { expireLots, pointsConsumer } from '../points/index.ts';
 import { CaseActions, detectCases, redriveDeliveryAction, replayInboxAction, retryOperationAction } from '../cases/index.ts';
 
 export interface EngineOptions {
@@ -107,6 +108,9 @@ export function createEngine(opts: EngineOptions): Engine {
   };
   const handlerDeliveries = new HandlerDeliveryProcessor({ pool: db.pool, log, onOutcome }, consumers);
   const httpDeliveries = new HttpDeliveryProcessor({ pool: db.pool, log, onOutcome }, { dispatcher: egress, leaseMs: config.worker.leaseMs, userAgent: 'seigo/0.1' });
+  // Points consume card.* like any subscriber (config subscription `points`); off unless configured.
+  const points = config.points;
+  if (points) consumers.register('points', pointsConsumer({ config: points, now: () => clock.now() }));
   const natsLink = new NatsLink(config.nats, log);
   const natsDeliveries = new NatsDeliveryProcessor({ pool: db.pool, log, onOutcome }, { link: natsLink, leaseMs: config.worker.leaseMs });
   const batch = config.worker.batchSize;
@@ -143,6 +147,7 @@ export function createEngine(opts: EngineOptions): Engine {
         ...(config.digest.slackWebhookUrl
           ? [{ name: 'digest.daily', intervalMs: config.digest.intervalMs, run: async () => { await publishDigest(db.pool, clock.now(), config.digest.intervalMs); } }]
           : []),
+        ...(points ? [{ name: 'points.expire-lots', intervalMs: 60 * 60_000, run: async () => { await expireLots(db.pool, clock.now()); } }] : []),
         ...(extra.periodic ?? []),
       ];
       return new WorkerRuntime({ pool: db.pool, databaseUrl: db.url, log, role, pollIntervalMs: config.worker.pollIntervalMs, loops, periodic });

@@ -194,6 +194,19 @@ export const configSchema = z.object({
     refundProvider: 'komoju', refundFee: { amount: 300, payer: 'platform' }, expiryInquiryAfterMs: 30 * 60_000,
     bankTransferExpiryMs: 7 * 24 * 3_600_000,
   }),
+  /** Points (src/points) from card.* events: a rule per merchant category, lots that expire. Off unless given. */
+  points: z.object({
+    /** The first rule naming a purchase's merchant category applies; otherwise the default rate. */
+    rules: z.array(z.object({
+      name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,99}$/, 'lowercase letters, digits, ".", "_" and "-"'),
+      merchantCategories: z.array(z.string().regex(/^\d{4}$/, 'a four-digit merchant category code')).min(1),
+      /** Points per ¥10,000 (100 = 1%). */
+      rateBasisPoints: z.number().int().min(0).max(10_000),
+    }).strict()).default([]),
+    defaultRateBasisPoints: z.number().int().min(0).max(10_000).default(100),
+    expiryMonths: z.number().int().min(1).max(120).default(12),
+    expiringSoonDays: z.number().int().min(1).max(365).default(30),
+  }).strict().optional(),
   /** `npm start` runs the Stripe and KOMOJU simulators for providers the configuration does not declare. */
   simulators: z.object({ enabled: z.boolean().default(true) }).strict().default({ enabled: true }),
   operations: z.object({
@@ -237,6 +250,8 @@ export const DEPOSITS_CALLBACK_SUBSCRIPTION = 'deposits.callback';
 /** The subscription that digest.slackWebhookUrl becomes, and the topic it takes (src/digest). */
 export const DIGEST_SUBSCRIPTION = 'digest.slack';
 export const DIGEST_TOPIC = 'digest.daily';
+/** The subscription that `points` becomes: every card.* message to the in-process consumer `points`. */
+export const POINTS_SUBSCRIPTION = 'points';
 
 function formatIssues(error: z.ZodError, source: string): string {
   return error.issues
@@ -262,6 +277,9 @@ export function parseConfig(input: unknown, source = 'configuration'): Config {
   const slack = r.data.digest.slackWebhookUrl;
   if (slack && !r.data.subscriptions.some((s) => s.name === DIGEST_SUBSCRIPTION)) {
     r.data.subscriptions.push({ name: DIGEST_SUBSCRIPTION, topic: DIGEST_TOPIC, filter: {}, target: { type: 'http', url: slack, timeoutMs: 10_000, body: 'payload' } });
+  }
+  if (r.data.points && !r.data.subscriptions.some((s) => s.name === POINTS_SUBSCRIPTION)) {
+    r.data.subscriptions.push({ name: POINTS_SUBSCRIPTION, topic: 'card.*', filter: {}, target: { type: 'handler', handler: 'points' } });
   }
   return r.data;
 }
