@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { withTx } from '../kernel/db.ts';
-import { eventually, startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
+import { eventually, OPERATOR_TOKEN, startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
 import { CardNetworkSimulator, normalizeCardEvent } from '../providers/card-network/index.ts';
 import type { NetworkEvent, Purchase } from '../providers/card-network/simulator.ts';
 import { CARD_SCENARIOS } from '../providers/card-network/simulator.ts';
@@ -153,5 +153,46 @@ describe('points from card events', () => {
     expect(await expireLots(t.tdb.db.pool, new Date(Date.now() + 366 * 86_400_000))).toBeGreaterThan(0);
     expect((await api('GET', '/v1/points/bob')).json).toMatchObject({ confirmed: '0', provisional: '30' });
     await invariants(['bob']);
+  });
+});
+
+describe('points failing on every message', () => {
+  let t: TestEngine;
+  beforeAll(async () => {
+    t = await startTestEngine({ config: {
+      points: CONFIG, providers: { visa: { kind: 'card-network', secrets: [SECRET] } },
+      subscriptions: [{ name: 'points', topic: 'card.*', filter: {}, target: { type: 'handler', handler: 'points' }, retrySchedule: [0, 0] }],
+    } });
+    await t.startWorker();
+  });
+  afterAll(async () => { await t?.close(); });
+
+  it('leaves card events processed, dead-letters its deliveries with the cause, and a redrive by filter awards once', async () => {
+    const pool = t.tdb.db.pool;
+    // A real failure of the points store: its events table is gone.
+    await pool.query('ALTER TABLE points_card_events RENAME TO points_card_events_away');
+    const sim = new CardNetworkSimulator({ secret: SECRET, seed: 42 });
+    const events = sim.purchase({ user: 'carol', amount: 10_000n, currency: 'JPY', mcc: '5812', country: 'JP', scenario: 'exact' });
+    for (const e of events) expect(await sim.send(`${t.url}/webhooks/visa`, e)).toBe(200);
+    const dead = await eventually(async () => {
+      const r = await pool.query<{ status: string; attempts: number; last_error: string }>(
+        `SELECT d.status, d.attempts, d.last_error FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id WHERE s.name = 'points'`);
+      return r.rows.length === 2 && r.rows.every((x) => x.status === 'dead') && r.rows;
+    });
+    for (const d of dead) expect(d).toMatchObject({ attempts: 3, last_error: expect.stringMatching(/points_card_events/) });
+    const inbox = await pool.query<{ status: string }>(`SELECT status FROM inbox WHERE provider = 'visa'`);
+    expect(inbox.rows.map((r) => r.status)).toEqual(['processed', 'processed']);
+    await pool.query('ALTER TABLE points_card_events_away RENAME TO points_card_events');
+    const res = await request(`${t.url}/admin/v1/deliveries/redrive`, {
+      method: 'POST', headers: { authorization: `Bearer ${OPERATOR_TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ subscription: 'points' }),
+    });
+    expect(await res.body.json()).toEqual({ redriven: 2 });
+    const b = await eventually(async () => {
+      const x = await pointsBalance(pool, 'carol', new Date(), 30);
+      return x.confirmed === 300n && x;
+    });
+    expect(b.provisional).toBe(0n);
+    const awards = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM points_history WHERE user_id = 'carol'`);
+    expect(awards.rows[0]!.n).toBe(2);
   });
 });
