@@ -4,7 +4,7 @@
 import type pg from 'pg';
 import { nextDelay } from '../kernel/backoff.ts';
 import type { DeliveryDeps, DeliveryOutcome } from './deliver.ts';
-import { webhookBody } from './deliver.ts';
+import { leasedClaim, webhookBody } from './deliver.ts';
 import type { JetStreamPublish, NatsLink, PublishOutcome } from './nats-link.ts';
 
 interface NatsClaimRow {
@@ -12,21 +12,8 @@ interface NatsClaimRow {
   retry_schedule_ms: string[]; message_id: string; topic: string; key: string | null; payload: unknown; created_at: Date;
 }
 
-// Due deliveries, and ones whose lease ran out (a worker died waiting for an ack), for NATS targets.
-const CLAIM_NATS = `
-WITH c AS (
-  SELECT d.id FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
-  WHERE d.target_type = 'nats' AND s.status = 'active'
-    AND ((d.status = 'pending' AND d.next_attempt_at <= now()) OR (d.status = 'sending' AND d.locked_until < now()))
-  ORDER BY d.next_attempt_at LIMIT $1
-  FOR UPDATE OF d SKIP LOCKED
-)
-UPDATE deliveries d SET status = 'sending', attempts = d.attempts + 1, updated_at = now(),
-  locked_until = now() + greatest($2::bigint, (s.target->>'timeoutMs')::bigint + 5000) * interval '1 millisecond'
-FROM c, subscriptions s, outbox_messages m
-WHERE d.id = c.id AND s.id = d.subscription_id AND m.id = d.message_id
-RETURNING d.id, d.attempts, s.name, s.target->>'subject' AS subject, s.target->>'stream' AS stream,
-  s.target->>'timeoutMs' AS timeout_ms, s.retry_schedule_ms, m.id AS message_id, m.topic, m.key, m.payload, m.created_at`;
+const CLAIM_NATS = leasedClaim('nats', `d.id, d.attempts, s.name, s.target->>'subject' AS subject, s.target->>'stream' AS stream,
+  s.target->>'timeoutMs' AS timeout_ms, s.retry_schedule_ms, m.id AS message_id, m.topic, m.key, m.payload, m.created_at`);
 // Outcomes are recorded only if the lease is still ours (same attempt, still sending).
 const NATS_DELIVERED = `
 UPDATE deliveries d SET status = 'delivered', delivered_at = now(), last_error = NULL, last_status_code = NULL,
