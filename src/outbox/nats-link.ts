@@ -97,6 +97,8 @@ export class NatsLink {
   }
 
   async close(): Promise<void> {
+    // A connection still being opened is closed once open, not left behind.
+    await this.connecting?.catch(() => undefined);
     const nc = this.nc;
     this.nc = null;
     this.js = null;
