@@ -13,6 +13,7 @@ import { balanceRoutes } from './balances.ts';
 import { depositRoutes } from './deposits.ts';
 import { bankTransferRoutes } from './bank-transfers.ts';
 import { refundRoutes } from './refunds.ts';
+import { pointsRoutes } from './points.ts';
 import { reconcileRoutes } from './reconcile.ts';
 import { caseRoutes } from './cases.ts';
 import { sagaRoutes } from './sagas.ts';
@@ -142,6 +143,7 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
   await app.register(async (scope) => balanceRoutes(scope, engine, registry));
   await app.register(async (scope) => depositRoutes(scope, engine, registry, engine.deposits));
   await app.register(async (scope) => refundRoutes(scope, engine, registry));
+  await app.register(async (scope) => pointsRoutes(scope, engine, registry));
   await app.register(async (scope) => caseRoutes(scope, engine, registry));
   await app.register(async (scope) => sagaRoutes(scope, engine, registry));
   await app.register(async (scope) => bankTransferRoutes(scope, engine, registry, { policy: engine.bankTransferPolicy }));

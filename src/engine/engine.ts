@@ -9,7 +9,7 @@ import { egressAgent, egressPolicy } from '../kernel/egress.ts';
 import type { Logger } from '../kernel/logger.ts';
 import { createMetrics, type Metrics } from '../kernel/metrics.ts';
 import { EventHandlers, InboxProcessor, InboxWriter } from '../intake/index.ts';
-import { Consumers, HandlerDeliveryProcessor, HttpDeliveryProcessor } from '../outbox/index.ts';
+import { Consumers, HandlerDeliveryProcessor, HttpDeliveryProcessor, NatsDeliveryProcessor, NatsLink } from '../outbox/index.ts';
 import { Operations, Resilience } from '../operations/index.ts';
 import { buildProviders, type ProviderRegistry } from '../providers/registry.ts';
 import type { ProviderAdapter } from '../providers/types.ts';
@@ -21,6 +21,7 @@ import { createExpiryInquiry, type ExpiryInquiry } from '../deposits/expiry-inqu
 import { reconcileDepsOf, reconcileJobs, reimportRowAction } from '../reconcile/index.ts';
 import { publishDigest } from '../digest/digest.ts';
 import { Sagas } from '../sagas/index.ts';
+import { expireLots, pointsConsumer } from '../points/index.ts';
 import { CaseActions, detectCases, redriveDeliveryAction, replayInboxAction, retryOperationAction } from '../cases/index.ts';
 
 export interface EngineOptions {
@@ -61,6 +62,8 @@ export interface Engine {
   inbox: InboxProcessor;
   handlerDeliveries: HandlerDeliveryProcessor;
   httpDeliveries: HttpDeliveryProcessor;
+  /** Deliveries to NATS JetStream targets; connects to config.nats on first use. */
+  natsDeliveries: NatsDeliveryProcessor;
   egress: Dispatcher;
   createWorker(role?: string, extra?: { loops?: WorkLoop[]; periodic?: PeriodicJob[] }): WorkerRuntime;
   close(): Promise<void>;
@@ -109,6 +112,11 @@ export function createEngine(opts: EngineOptions): Engine {
   };
   const handlerDeliveries = new HandlerDeliveryProcessor({ pool: db.pool, log, onOutcome }, consumers);
   const httpDeliveries = new HttpDeliveryProcessor({ pool: db.pool, log, onOutcome }, { dispatcher: egress, leaseMs: config.worker.leaseMs, userAgent: 'seigo/0.1' });
+  // Points consume card.* like any subscriber (config subscription `points`); off unless configured.
+  const points = config.points;
+  if (points) consumers.register('points', pointsConsumer({ config: points, now: () => clock.now() }));
+  const natsLink = new NatsLink(config.nats, log);
+  const natsDeliveries = new NatsDeliveryProcessor({ pool: db.pool, log, onOutcome }, { link: natsLink, leaseMs: config.worker.leaseMs });
   const batch = config.worker.batchSize;
   const janitorMs = config.operations.janitorIntervalMs ?? 10_000;
   const caseActions = new CaseActions().register(retryOperationAction(operations)).register(redriveDeliveryAction()).register(replayInboxAction());
@@ -116,7 +124,7 @@ export function createEngine(opts: EngineOptions): Engine {
   caseActions.register(reimportRowAction(reconcileDeps));
 
   return {
-    config, db, log, clock, metrics, providers, handlers, consumers, operations, sagas, deposits, refunds, expiryInquiry, bankTransferPolicy, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
+    config, db, log, clock, metrics, providers, handlers, consumers, operations, sagas, deposits, refunds, expiryInquiry, bankTransferPolicy, inboxWriter, inbox, handlerDeliveries, httpDeliveries, natsDeliveries, egress,
     caseActions,
     createWorker(role = 'worker', extra = {}) {
       const loops: WorkLoop[] = [
@@ -125,6 +133,7 @@ export function createEngine(opts: EngineOptions): Engine {
         { name: 'deliveries.http', channel: 'deliveries', concurrency: 1, runOnce: () => httpDeliveries.runOnce(Math.min(batch, config.worker.concurrency * 8)) },
         // Due sagas, and sagas whose worker died mid-step (their lease ended): claimed with SKIP LOCKED.
         { name: 'sagas', channel: 'sagas', concurrency: 1, runOnce: () => sagas.runOnce(Math.min(batch, 20)) },
+        { name: 'deliveries.nats', channel: 'deliveries', concurrency: 2, runOnce: () => natsDeliveries.runOnce(batch) },
         ...(extra.loops ?? []),
       ];
       const periodic: PeriodicJob[] = [
@@ -144,12 +153,14 @@ export function createEngine(opts: EngineOptions): Engine {
         ...(config.digest.slackWebhookUrl
           ? [{ name: 'digest.daily', intervalMs: config.digest.intervalMs, run: async () => { await publishDigest(db.pool, clock.now(), config.digest.intervalMs); } }]
           : []),
+        ...(points ? [{ name: 'points.expire-lots', intervalMs: 60 * 60_000, run: async () => { await expireLots(db.pool, clock.now()); } }] : []),
         ...(extra.periodic ?? []),
       ];
       return new WorkerRuntime({ pool: db.pool, databaseUrl: db.url, log, role, pollIntervalMs: config.worker.pollIntervalMs, loops, periodic });
     },
     async close() {
       await egress.close().catch(() => undefined);
+      await natsLink.close();
       await intakeDb.close();
     },
   };

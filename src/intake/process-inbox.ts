@@ -85,7 +85,7 @@ export class InboxProcessor {
           topic: event.type,
           key: event.entityId,
           entity: event.entityId !== undefined ? { type: event.entityType ?? 'unknown', id: event.entityId } : undefined,
-          attributes: { provider: row.provider, source: row.source },
+          attributes: { ...event.attributes, provider: row.provider, source: row.source },
           payload: {
             inbox_id: row.id, provider: row.provider, event_id: row.event_id, type: event.type,
             entity_type: event.entityType ?? null, entity_id: event.entityId ?? null, occurred_at: event.occurredAt ?? null, data: event.data,

@@ -56,6 +56,23 @@ describe('configuration', () => {
     }
   });
 
+  it('takes NATS servers (file or SEIGO_NATS_SERVERS) and nats targets, naming a bad subject or stream', () => {
+    const c = parseConfig({
+      nats: { servers: ['nats://a:4222'] },
+      subscriptions: [{ name: 'n', topic: 'order.*', target: { type: 'nats', subject: 'orders.events', stream: 'ORDERS' } }],
+    });
+    expect(c.nats).toEqual({ servers: ['nats://a:4222'], name: 'seigo', connectTimeoutMs: 5_000 });
+    expect(c.subscriptions[0]!.target).toEqual({ type: 'nats', subject: 'orders.events', stream: 'ORDERS', timeoutMs: 5_000 });
+    expect(parseConfig({}).nats).toBeUndefined();
+    expect(loadConfig({ SEIGO_NATS_SERVERS: 'nats://a:4222, nats://b:4222' }, mkdtempSync(join(tmpdir(), 'seigo-config-'))).nats?.servers)
+      .toEqual(['nats://a:4222', 'nats://b:4222']);
+    const target = (t: Record<string, unknown>) => ({ subscriptions: [{ name: 'n', topic: 't', target: { type: 'nats', ...t } }] });
+    expect(() => parseConfig(target({ subject: 'orders.>', stream: 'ORDERS' }))).toThrowError(/subscriptions\.0\.target\.subject: a NATS subject/);
+    expect(() => parseConfig(target({ subject: 'orders', stream: 'OR.DERS' }))).toThrowError(/subscriptions\.0\.target\.stream: a JetStream stream name/);
+    expect(() => parseConfig(target({ subject: 'orders' }))).toThrowError(/subscriptions\.0\.target\.stream/);
+    expect(() => parseConfig({ nats: { servers: [] } })).toThrowError(/nats\.servers: needs at least one server/);
+  });
+
   it('parses durations in schedules', () => {
     const c = parseConfig({ subscriptions: [{ name: 's', topic: 't', target: { type: 'http', url: 'https://example.com/h' }, retrySchedule: ['5s', '30min', 250] }] });
     expect(c.subscriptions[0]!.retrySchedule).toEqual([5_000, 1_800_000, 250]);

@@ -51,6 +51,12 @@ export const providerSchema = z.discriminatedUnion('kind', [
     toleranceSeconds: z.number().int().positive().default(300),
   }).strict(),
   z.object({
+    /** A card network's events (src/providers/card-network), signed with Standard Webhooks. */
+    kind: z.literal('card-network'),
+    secrets: z.array(whsecSecret).min(1, 'needs at least one secret'),
+    toleranceSeconds: z.number().int().positive().default(300),
+  }).strict(),
+  z.object({
     kind: z.literal('stripe'),
     secretKey: secretSchema(),
     webhookSecrets: z.array(secretSchema().regex(/^whsec_\S+$/, 'must be a Stripe webhook signing secret ("whsec_…")')).min(1, 'needs at least one webhook secret'),
@@ -81,6 +87,15 @@ export const subscriptionTargetSchema = z.discriminatedUnion('type', [
     body: z.enum(['envelope', 'payload']).default('envelope'),
   }).strict(),
   z.object({ type: z.literal('handler'), handler: z.string().min(1) }).strict(),
+  z.object({
+    type: z.literal('nats'),
+    /** The NATS subject published to (no wildcards); a JetStream stream must capture it. */
+    subject: z.string().max(255).regex(/^[^\s*>.]+(\.[^\s*>.]+)*$/, 'a NATS subject: dot-separated tokens, no spaces or wildcards'),
+    /** The stream expected to store it: a publish another stream (or none) would take is refused, and retried. */
+    stream: z.string().max(255).regex(/^[^\s*>.\/\\]+$/, 'a JetStream stream name: no spaces, ".", "*", ">", "/" or "\\"'),
+    /** How long to wait for the stream's acknowledgement. */
+    timeoutMs: timeout.default(5_000),
+  }).strict(),
 ]);
 
 export const subscriptionSchema = z.object({
@@ -136,6 +151,17 @@ export const configSchema = z.object({
     allow: z.array(z.string()).default([]),
   }).strict().default({ allow: [] }),
   endpoints: z.record(z.string(), endpointSchema).default({}),
+  /** The NATS servers that subscriptions with a `nats` target publish to (JetStream); unused, and never connected, without them. */
+  nats: z.object({
+    servers: z.array(z.string().min(1)).min(1, 'needs at least one server URL, e.g. "nats://127.0.0.1:4222"'),
+    /** The connection's name, as the server's monitoring shows it. */
+    name: z.string().min(1).default('seigo'),
+    user: z.string().min(1).optional(),
+    pass: z.string().min(1).optional(),
+    token: z.string().min(1).optional(),
+    /** How long one connection attempt may take. */
+    connectTimeoutMs: timeout.default(5_000),
+  }).strict().optional(),
   worker: z.object({
     pollIntervalMs: duration.default(1_000),
     leaseMs: duration.default(30_000),
@@ -181,6 +207,19 @@ export const configSchema = z.object({
     refundProvider: 'komoju', refundFee: { amount: 300, payer: 'platform' }, refundSettlePollMs: 5 * 60_000, expiryInquiryAfterMs: 30 * 60_000,
     bankTransferExpiryMs: 7 * 24 * 3_600_000,
   }),
+  /** Points (src/points) from card.* events: a rule per merchant category, lots that expire. Off unless given. */
+  points: z.object({
+    /** The first rule naming a purchase's merchant category applies; otherwise the default rate. */
+    rules: z.array(z.object({
+      name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,99}$/, 'lowercase letters, digits, ".", "_" and "-"'),
+      merchantCategories: z.array(z.string().regex(/^\d{4}$/, 'a four-digit merchant category code')).min(1),
+      /** Points per ¥10,000 (100 = 1%). */
+      rateBasisPoints: z.number().int().min(0).max(10_000),
+    }).strict()).default([]),
+    defaultRateBasisPoints: z.number().int().min(0).max(10_000).default(100),
+    expiryMonths: z.number().int().min(1).max(120).default(12),
+    expiringSoonDays: z.number().int().min(1).max(365).default(30),
+  }).strict().optional(),
   /** `npm start` runs the Stripe and KOMOJU simulators for providers the configuration does not declare. */
   simulators: z.object({ enabled: z.boolean().default(true) }).strict().default({ enabled: true }),
   operations: z.object({
@@ -224,6 +263,8 @@ export const DEPOSITS_CALLBACK_SUBSCRIPTION = 'deposits.callback';
 /** The subscription that digest.slackWebhookUrl becomes, and the topic it takes (src/digest). */
 export const DIGEST_SUBSCRIPTION = 'digest.slack';
 export const DIGEST_TOPIC = 'digest.daily';
+/** The subscription that `points` becomes: every card.* message to the in-process consumer `points`. */
+export const POINTS_SUBSCRIPTION = 'points';
 
 function formatIssues(error: z.ZodError, source: string): string {
   return error.issues
@@ -249,6 +290,9 @@ export function parseConfig(input: unknown, source = 'configuration'): Config {
   const slack = r.data.digest.slackWebhookUrl;
   if (slack && !r.data.subscriptions.some((s) => s.name === DIGEST_SUBSCRIPTION)) {
     r.data.subscriptions.push({ name: DIGEST_SUBSCRIPTION, topic: DIGEST_TOPIC, filter: {}, target: { type: 'http', url: slack, timeoutMs: 10_000, body: 'payload' } });
+  }
+  if (r.data.points && !r.data.subscriptions.some((s) => s.name === POINTS_SUBSCRIPTION)) {
+    r.data.subscriptions.push({ name: POINTS_SUBSCRIPTION, topic: 'card.*', filter: {}, target: { type: 'handler', handler: 'points' } });
   }
   return r.data;
 }
@@ -280,6 +324,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
   if (env.SEIGO_HOST) merged.host = env.SEIGO_HOST;
   if (env.DATABASE_URL) merged.databaseUrl = env.DATABASE_URL;
   if (env.SEIGO_DATA_DIR) merged.dataDir = env.SEIGO_DATA_DIR;
+  if (env.SEIGO_NATS_SERVERS) {
+    const servers = env.SEIGO_NATS_SERVERS.split(',').map((x) => x.trim()).filter(Boolean);
+    merged.nats = { ...(merged.nats as object | undefined), servers };
+  }
   if (env.SEIGO_LOG_LEVEL) merged.log = { ...(merged.log as object | undefined), level: env.SEIGO_LOG_LEVEL };
   if (env.SEIGO_ADMIN_TOKEN) {
     const tokens = Array.isArray(merged.adminTokens) ? [...(merged.adminTokens as unknown[])] : [];

@@ -1,8 +1,13 @@
 // The ledger's vocabulary: accounts, balances, postings, holds and the expected refusals.
 // Money is bigint minor units (JPY has none: ¥1 = 1n); in SQL it is read as text and converted.
 
-export type AccountKind = 'wallet' | 'clearing' | 'escrow' | 'suspense' | 'refunds_payable' | 'fees' | 'revenue';
-export const ACCOUNT_KINDS: readonly AccountKind[] = ['wallet', 'clearing', 'escrow', 'suspense', 'refunds_payable', 'fees', 'revenue'];
+export type AccountKind =
+  | 'wallet' | 'clearing' | 'escrow' | 'suspense' | 'refunds_payable' | 'fees' | 'revenue'
+  // Points (src/points), in their own asset: a user's confirmed and provisional points, the platform's issuing account.
+  | 'points' | 'points_provisional' | 'points_issued';
+export const ACCOUNT_KINDS: readonly AccountKind[] = [
+  'wallet', 'clearing', 'escrow', 'suspense', 'refunds_payable', 'fees', 'revenue', 'points', 'points_provisional', 'points_issued',
+];
 
 export const DEFAULT_CURRENCY = 'JPY';
 /** The balance limit when no per-user override exists (¥1,000,000, as for prepaid wallets under the Payment Services Act). */

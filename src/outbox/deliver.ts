@@ -93,12 +93,16 @@ interface HttpClaimRow {
   retry_schedule_ms: string[]; message_id: string; topic: string; payload: unknown; created_at: Date;
 }
 
-// Claims due deliveries, and ones whose lease ran out (a worker died mid-call), for HTTP targets.
-// The lease outlasts the subscription's timeout, so a live call is never taken over.
-const CLAIM_HTTP = `
+/**
+ * The claim of a leased target type (HTTP, NATS): due deliveries, and ones whose lease ran out (a
+ * worker died mid-call), moved to 'sending' with a lease that outlasts the target's timeoutMs, so a
+ * live call is never taken over. `returning` names the columns the deliverer needs (d, s, m).
+ */
+export function leasedClaim(targetType: 'http' | 'nats', returning: string): string {
+  return `
 WITH c AS (
   SELECT d.id FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
-  WHERE d.target_type = 'http' AND s.status = 'active'
+  WHERE d.target_type = '${targetType}' AND s.status = 'active'
     AND ((d.status = 'pending' AND d.next_attempt_at <= now()) OR (d.status = 'sending' AND d.locked_until < now()))
   ORDER BY d.next_attempt_at LIMIT $1
   FOR UPDATE OF d SKIP LOCKED
@@ -107,8 +111,11 @@ UPDATE deliveries d SET status = 'sending', attempts = d.attempts + 1, updated_a
   locked_until = now() + greatest($2::bigint, (s.target->>'timeoutMs')::bigint + 5000) * interval '1 millisecond'
 FROM c, subscriptions s, outbox_messages m
 WHERE d.id = c.id AND s.id = d.subscription_id AND m.id = d.message_id
-RETURNING d.id, d.attempts, d.subscription_id, s.name, s.target->>'url' AS url, s.target->>'timeoutMs' AS timeout_ms, s.target->>'body' AS body_format, s.secret,
-  s.retry_schedule_ms, m.id AS message_id, m.topic, m.payload, m.created_at`;
+RETURNING ${returning}`;
+}
+
+const CLAIM_HTTP = leasedClaim('http', `d.id, d.attempts, d.subscription_id, s.name, s.target->>'url' AS url, s.target->>'timeoutMs' AS timeout_ms,
+  s.target->>'body' AS body_format, s.secret, s.retry_schedule_ms, m.id AS message_id, m.topic, m.payload, m.created_at`);
 const HTTP_DELIVERED = `UPDATE deliveries SET status = 'delivered', delivered_at = now(), last_status_code = $3, last_error = NULL,
   locked_until = NULL, updated_at = now() WHERE id = $1 AND status = 'sending' AND attempts = $2`;
 const HTTP_GONE = `

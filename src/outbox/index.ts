@@ -3,3 +3,5 @@ export { Consumers, type Consumer, type ConsumerContext, type DeliveredMessage }
 export * from './subscriptions.ts';
 export { HandlerDeliveryProcessor, HttpDeliveryProcessor, webhookBody, type DeliveryOutcome } from './deliver.ts';
 export { redrive, backfill, type RedriveFilter } from './redrive.ts';
+export { NatsDeliveryProcessor, natsPublishOf } from './deliver-nats.ts';
+export { NatsLink, natsCause, type NatsConfig, type JetStreamPublish, type PublishOutcome } from './nats-link.ts';

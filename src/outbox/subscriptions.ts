@@ -14,7 +14,10 @@ export interface Subscription {
   name: string;
   topic: string;
   filter: Record<string, unknown>;
-  target: { type: 'handler'; handler: string } | { type: 'http'; url: string; timeoutMs: number; body: 'envelope' | 'payload' };
+  target:
+    | { type: 'handler'; handler: string }
+    | { type: 'http'; url: string; timeoutMs: number; body: 'envelope' | 'payload' }
+    | { type: 'nats'; subject: string; stream: string; timeoutMs: number };
   retryScheduleMs: number[];
   status: SubscriptionStatus;
   statusReason: string | null;
@@ -24,7 +27,7 @@ export interface Subscription {
 }
 
 interface SubscriptionRow {
-  id: string; name: string; topic: string; filter: Record<string, unknown>; target_type: 'handler' | 'http';
+  id: string; name: string; topic: string; filter: Record<string, unknown>; target_type: Subscription['target']['type'];
   target: Record<string, unknown>; retry_schedule_ms: string[]; status: SubscriptionStatus; status_reason: string | null;
   source: 'config' | 'api'; created_at: Date; updated_at: Date;
 }
@@ -35,29 +38,50 @@ export function newWebhookSecret(): string {
   return `whsec_${randomBytes(24).toString('base64')}`;
 }
 
+function targetOf(r: SubscriptionRow): Subscription['target'] {
+  const t = r.target;
+  switch (r.target_type) {
+    case 'http': return { type: 'http', url: String(t.url), timeoutMs: Number(t.timeoutMs ?? 10_000), body: t.body === 'payload' ? 'payload' : 'envelope' };
+    case 'nats': return { type: 'nats', subject: String(t.subject), stream: String(t.stream), timeoutMs: Number(t.timeoutMs ?? 5_000) };
+    case 'handler': return { type: 'handler', handler: String(t.handler) };
+  }
+}
+
+/** What the `target` column holds for a target (the type has its own column; an HTTP secret too). */
+function targetColumn(t: UpsertSubscription['target']): Record<string, unknown> {
+  switch (t.type) {
+    case 'http': return { url: t.url, timeoutMs: t.timeoutMs, body: t.body ?? 'envelope' };
+    case 'nats': return { subject: t.subject, stream: t.stream, timeoutMs: t.timeoutMs ?? 5_000 };
+    case 'handler': return { handler: t.handler };
+  }
+}
+
 function fromRow(r: SubscriptionRow): Subscription {
-  const target = r.target_type === 'http'
-    ? { type: 'http' as const, url: String(r.target.url), timeoutMs: Number(r.target.timeoutMs ?? 10_000), body: r.target.body === 'payload' ? 'payload' as const : 'envelope' as const }
-    : { type: 'handler' as const, handler: String(r.target.handler) };
+  const target = targetOf(r);
   return {
     id: r.id, name: r.name, topic: r.topic, filter: r.filter, target, retryScheduleMs: r.retry_schedule_ms.map(Number),
     status: r.status, statusReason: r.status_reason, source: r.source, createdAt: r.created_at, updatedAt: r.updated_at,
   };
 }
 
+type TargetConfig = SubscriptionConfig['target'];
+
 export interface UpsertSubscription {
   name: string;
   topic: string;
   filter?: Record<string, unknown>;
   /** An HTTP target's body is the Standard Webhooks envelope unless it says otherwise. */
-  target: Exclude<SubscriptionConfig['target'], { type: 'http' }> | (Omit<Extract<SubscriptionConfig['target'], { type: 'http' }>, 'body'> & { body?: 'envelope' | 'payload' });
+  target:
+    | Extract<TargetConfig, { type: 'handler' }>
+    | (Omit<Extract<TargetConfig, { type: 'http' }>, 'body'> & { body?: 'envelope' | 'payload' })
+    | (Omit<Extract<TargetConfig, { type: 'nats' }>, 'timeoutMs'> & { timeoutMs?: number });
   retrySchedule?: number[] | undefined;
   source?: 'config' | 'api';
 }
 
-/** Creates or updates a subscription by name; an HTTP target without a secret gets a new one. Returns it with its secret. */
+/** Creates or updates a subscription by name; a NATS target's ack timeout defaults to 5 s; an HTTP target without a secret gets a new one. Returns it with its secret. */
 export async function upsertSubscription(db: Queryable, s: UpsertSubscription): Promise<Subscription & { secret: string | null }> {
-  const target = s.target.type === 'http' ? { url: s.target.url, timeoutMs: s.target.timeoutMs, body: s.target.body ?? 'envelope' } : { handler: s.target.handler };
+  const target = targetColumn(s.target);
   const secret = s.target.type === 'http' ? (s.target.secret ?? null) : null;
   // Deliveries carry their target type (the claim queries' index); when the target type changes,
   // the ones not yet delivered and not in flight follow it, or no worker would ever claim them.

@@ -2,6 +2,7 @@
 // given dispatcher (the engine's SSRF-checking agent).
 import type { Dispatcher } from 'undici';
 import type { Config } from '../kernel/config.ts';
+import { cardNetworkAdapter } from './card-network/index.ts';
 import { komojuAdapter } from './komoju/index.ts';
 import { standardWebhooksAdapter } from './standard-webhooks/index.ts';
 import { stripeAdapter } from './stripe/index.ts';
@@ -20,6 +21,9 @@ export function buildProviders(
     switch (p.kind) {
       case 'standard-webhooks':
         out.set(name, standardWebhooksAdapter(name, { secrets: p.secrets, toleranceSeconds: p.toleranceSeconds }));
+        break;
+      case 'card-network':
+        out.set(name, cardNetworkAdapter(name, { secrets: p.secrets, toleranceSeconds: p.toleranceSeconds }));
         break;
       case 'stripe':
         out.set(name, stripeAdapter(name, {

@@ -26,6 +26,8 @@ export interface CanonicalEvent {
   entityId?: string;
   occurredAt?: string;
   data: Record<string, unknown>;
+  /** Added to the outbox message's attributes (beside provider and source), for subscription filters. */
+  attributes?: Record<string, string | number | boolean>;
 }
 
 /** What we learn when we ask the provider about one operation whose outcome we do not know. */
