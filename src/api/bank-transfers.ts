@@ -1,4 +1,4 @@
-// Bank-transfer deposits (seed 001 銀行振込, MISSION D3): API clients assign a user's virtual
+// Bank-transfer deposits (銀行振込): API clients assign a user's virtual
 // account; operators import the bank's Zengin transfer-notice file and list what waits in suspense.
 // The import takes the file as JSON `{ file_base64 }` (the bytes as the bank sent them, Shift_JIS),
 // as application/octet-stream (the same bytes), or as text/plain (the file converted to UTF-8).
@@ -10,15 +10,18 @@ import { BadRequestError } from '../kernel/errors.ts';
 import {
   assignVirtualAccount, bankTransferMessage, importTransferNoticeFile, listBankTransfers, type BankTransferPolicy, type VirtualAccount,
 } from '../deposits/bank-transfer.ts';
+import { BANK_ACCOUNT_TYPES } from '../deposits/refunds.ts';
 import type { ZenginParseError } from '../providers/zengin/index.ts';
 import { route, type OpenApiRegistry } from './route.ts';
 
 const virtualAccountResponse = z.object({
-  account_number: z.string(), bank_code: z.string(), branch_code: z.string(), user_id: z.string(), name_kana: z.string(), created_at: z.string(),
+  account_number: z.string(), bank_code: z.string(), branch_code: z.string(),
+  account_type: z.enum(BANK_ACCOUNT_TYPES).describe('ordinary (普通): a transfer is credited only to this bank, branch, type and number'),
+  user_id: z.string(), name_kana: z.string(), created_at: z.string(),
 });
 
 const virtualAccountMessage = (a: VirtualAccount) => ({
-  account_number: a.accountNumber, bank_code: a.bankCode, branch_code: a.branchCode, user_id: a.userId,
+  account_number: a.accountNumber, bank_code: a.bankCode, branch_code: a.branchCode, account_type: a.accountType, user_id: a.userId,
   name_kana: a.registeredNameKana, created_at: a.createdAt.toISOString(),
 });
 

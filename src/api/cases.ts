@@ -8,7 +8,7 @@ import type { Engine } from '../engine/engine.ts';
 import { withTx } from '../kernel/db.ts';
 import {
   CASE_STATUSES, CASE_SUBJECT_TYPES, CaseError, approveAdjustment, assignCase, caseEvents, commentCase, getCase, listAdjustments, listCases,
-  openCase, proposeAdjustment, adjustmentProposal, rejectAdjustment, resolveCase, transitionOrThrow, MANUAL_LEDGER_ADJUSTMENT,
+  openCase, logCaseOpened, logCaseClosed, proposeAdjustment, adjustmentProposal, rejectAdjustment, resolveCase, transitionOrThrow, MANUAL_LEDGER_ADJUSTMENT,
   type Adjustment, type Case, type CaseEvent, type CaseStatus,
 } from '../cases/index.ts';
 import { route, type OpenApiRegistry } from './route.ts';
@@ -117,6 +117,7 @@ export async function caseRoutes(app: FastifyInstance, engine: Engine, registry:
       kind: body.kind, cause: body.cause, subject: body.subject, summary: body.summary, actor: actorOf(req),
       ...(body.related ? { related: body.related } : {}), ...(body.details ? { details: body.details } : {}),
     }));
+    logCaseOpened(engine.log, r, body);
     reply.code(r.opened ? 201 : 200);
     return { ...(await full(r.id)), opened: r.opened };
   });
@@ -159,6 +160,7 @@ export async function caseRoutes(app: FastifyInstance, engine: Engine, registry:
       reply.code(202);
       return { ...(await full(params.id)), awaiting_approval: adjustmentJson(out.adjustment) };
     }
+    logCaseClosed(engine.log, { id: params.id, status: 'resolved' }, actorOf(req));
     return { ...(await full(params.id)), ...(out.action ? { action: out.action } : {}) };
   });
 
@@ -166,7 +168,8 @@ export async function caseRoutes(app: FastifyInstance, engine: Engine, registry:
     method: 'POST', url: `${P}/:id/wont-fix`, tags: ['cases'], role: 'operator', summary: "Close a case as won't fix; the note says why", response: fullCaseResponse,
     params: caseParams, body: z.object({ note }).strict(),
   }, async ({ params, body, req }) => {
-    await withTx(pool, (tx) => transitionOrThrow(tx, params.id, 'wont_fix', { actor: actorOf(req), note: body.note }));
+    const closed = await withTx(pool, (tx) => transitionOrThrow(tx, params.id, 'wont_fix', { actor: actorOf(req), note: body.note }));
+    logCaseClosed(engine.log, closed, actorOf(req));
     return full(params.id);
   });
 

@@ -1,4 +1,4 @@
-// The deposits API (/v1/deposits) for API clients: create a deposit (card: realtime flow, seed 001;
+// The deposits API (/v1/deposits) for API clients: create a deposit (card: realtime flow;
 // konbini / Pay-easy: reservation; bank transfer: to the user's virtual account), read one, list a user's. Money is a decimal string in JSON. Expected refusals are 422
 // problem+json with a stable code (balance_limit_exceeded carries `headroom` as an extension).
 import type { FastifyInstance } from 'fastify';
@@ -61,7 +61,7 @@ export async function depositRoutes(app: FastifyInstance, engine: Engine, regist
   route(app, registry, {
     method: 'POST', url: '/v1/deposits', tags: ['deposits'], apiClient: true, responseStatus: 201,
     summary: 'Create a deposit. card: charged at once (realtime); konbini / payeasy: reserved (awaiting_payment with payment_instructions and payment_deadline), paid later; '
-      + 'bank_transfer: awaiting_payment with the user\'s virtual account as payment_instructions (bank_code, branch_code, account_number, payer_name_kana) and a payment_deadline, '
+      + 'bank_transfer: awaiting_payment with the user\'s virtual account as payment_instructions (bank_code, branch_code, account_type, account_number, payer_name_kana) and a payment_deadline, '
       + 'paid by the first transfer of that amount to it (422 virtual_account_required without one: POST /v1/virtual-accounts first); '
       + 'the amount counts toward the balance limit until paid or expired. The answer is the deposit as it stands',
     body: createBody, response: depositResponse,

@@ -3,16 +3,19 @@
 import { timingSafeEqual, createHash } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyError, type FastifyReply } from 'fastify';
 import { SeigoError, problem } from '../kernel/errors.ts';
+import { uuidv7 } from '../kernel/ids.ts';
 import type { Engine } from '../engine/engine.ts';
 import { adminRoutes } from './admin.ts';
 import { apiClientAuth } from './api-clients.ts';
 import { idempotency } from './idempotency.ts';
 import { ledgerAdminRoutes } from './ledger.ts';
+import { balanceRoutes } from './balances.ts';
 import { depositRoutes } from './deposits.ts';
 import { bankTransferRoutes } from './bank-transfers.ts';
 import { refundRoutes } from './refunds.ts';
 import { reconcileRoutes } from './reconcile.ts';
 import { caseRoutes } from './cases.ts';
+import { sagaRoutes } from './sagas.ts';
 import { openApiDocument, type OpenApiRegistry, type Role } from './route.ts';
 import { webhookRoutes } from './webhooks.ts';
 
@@ -35,6 +38,14 @@ function toProblem(error: FastifyError | SeigoError | Error, maxBodyBytes: numbe
   return { status: 500, code: 'internal_error', detail: 'an unexpected error occurred; it has been logged' };
 }
 
+/** A caller's Request-Id is echoed when it is short printable ASCII (it goes into logs); otherwise we make one. */
+const CALLER_REQUEST_ID = /^[\x21-\x7E]{1,200}$/;
+export function requestIdOf(given: string | string[] | undefined): string {
+  return typeof given === 'string' && CALLER_REQUEST_ID.test(given) ? given : uuidv7();
+}
+/** Probes and scrapes log at debug: a line per probe every few seconds would bury the requests that matter. */
+const QUIET_ROUTES = new Set(['/healthz', '/readyz', '/metrics']);
+
 export interface ServerOptions {
   /** Stop answering /readyz (graceful shutdown in progress). */
   isShuttingDown?: () => boolean;
@@ -47,12 +58,14 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
     // Operators' ids travel in paths; keep them exact.
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 300 },
     return503OnClosing: true,
+    // Every response carries a Request-Id (the caller's, echoed, or ours), and so does its log line.
+    genReqId: (req) => requestIdOf(req.headers['request-id']),
     // Errors the router raises before any route runs (malformed percent-encoding, a parameter over
     // maxParamLength) would otherwise bypass the error handler and answer plain JSON.
-    frameworkErrors: (error, _req, res) => {
+    frameworkErrors: (error, req, res) => {
       const p = toProblem(error, engine.config.intake.maxBodyBytes);
       const reply = res as FastifyReply;
-      void reply.code(p.status).type('application/problem+json').send(problem(p.status, p.code, p.detail, p.extra));
+      void reply.header('request-id', req.id).code(p.status).type('application/problem+json').send(problem(p.status, p.code, p.detail, p.extra));
     },
   });
   // Requests Node's HTTP parser refuses before Fastify sees them (headers over 16 KB: 431; malformed
@@ -64,19 +77,22 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
     const code = status === 431 ? 'headers_too_large' : status === 408 ? 'request_timeout' : 'bad_request';
     const body = JSON.stringify(problem(status, code, status === 431 ? 'request headers exceed 16 KB' : 'malformed HTTP request'));
     socket.end(`HTTP/1.1 ${status} ${status === 431 ? 'Request Header Fields Too Large' : status === 408 ? 'Request Timeout' : 'Bad Request'}\r\n`
-      + `Content-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+      + `Request-Id: ${uuidv7()}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
   });
   const registry: OpenApiRegistry = { routes: [] };
   const tokens = engine.config.adminTokens.map((t) => ({ ...t, digest: digest(t.token) }));
 
   app.setErrorHandler((error: FastifyError | SeigoError | Error, req, reply) => {
     const p = toProblem(error, engine.config.intake.maxBodyBytes);
-    if (p.status >= 500) engine.log.error({ err: { message: error.message, stack: error.stack }, method: req.method, url: req.routeOptions.url }, 'request failed');
+    if (p.status >= 500) engine.log.error({ err: { message: error.message, stack: error.stack }, req_id: req.id, method: req.method, url: req.routeOptions.url }, 'request failed');
     void reply.code(p.status).type('application/problem+json').send(problem(p.status, p.code, p.detail, p.extra));
   });
   app.setNotFoundHandler((req, reply) => {
     void reply.code(404).type('application/problem+json').send(problem(404, 'not_found', `no route ${req.method} ${req.url.split('?')[0]}`));
   });
+
+  // First of all hooks, so a refusal (401, 404, 429…) carries it too.
+  app.addHook('onRequest', async (req, reply) => { void reply.header('request-id', req.id); });
 
   // Admin routes carry a role in their config; a bearer token from the configuration must grant it.
   app.addHook('onRequest', async (req, reply) => {
@@ -100,6 +116,9 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
     const route = req.routeOptions.url ?? 'unmatched';
     engine.metrics.httpRequests.inc({ route, method: req.method, status: String(reply.statusCode) });
     engine.metrics.httpDuration.observe({ route, method: req.method }, reply.elapsedTime / 1000);
+    const line = { req_id: req.id, method: req.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 };
+    if (QUIET_ROUTES.has(route)) engine.log.debug(line, 'request');
+    else engine.log.info(line, 'request');
   });
 
   // API clients (the wallet's backend) authenticate with their keys; their POSTs honour
@@ -110,9 +129,11 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
   await app.register(async (scope) => webhookRoutes(scope, engine, registry));
   await app.register(async (scope) => adminRoutes(scope, engine, registry));
   await app.register(async (scope) => ledgerAdminRoutes(scope, engine, registry));
+  await app.register(async (scope) => balanceRoutes(scope, engine, registry));
   await app.register(async (scope) => depositRoutes(scope, engine, registry, engine.deposits));
   await app.register(async (scope) => refundRoutes(scope, engine, registry));
   await app.register(async (scope) => caseRoutes(scope, engine, registry));
+  await app.register(async (scope) => sagaRoutes(scope, engine, registry));
   await app.register(async (scope) => bankTransferRoutes(scope, engine, registry, { policy: engine.bankTransferPolicy }));
   await app.register(async (scope) => reconcileRoutes(scope, engine, registry));
 

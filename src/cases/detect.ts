@@ -13,6 +13,7 @@ import type pg from 'pg';
 import { withTx } from '../kernel/db.ts';
 import type { Logger } from '../kernel/logger.ts';
 import { openCase, transitionCase, type CaseSubject, type CaseSubjectType, type OpenCaseInput } from './cases.ts';
+import { logCaseClosed, logCaseOpened } from './log.ts';
 
 interface Detector {
   cause: string;
@@ -143,19 +144,21 @@ export async function detectCases(pool: pg.Pool, opts: { limit?: number; log?: L
        ORDER BY x.subject_id LIMIT $3`, [d.subjectType, d.cause, limit]);
     let n = 0;
     for (const row of rows.rows) {
-      const r = await withTx(pool, (tx) => openCase(tx, { ...d.toCase(row), cause: d.cause, subject: { type: d.subjectType, id: row.subject_id } }));
+      const subject = { type: d.subjectType, id: row.subject_id };
+      const r = await withTx(pool, (tx) => openCase(tx, { ...d.toCase(row), cause: d.cause, subject }));
       if (r.opened) n++;
+      if (opts.log) logCaseOpened(opts.log, r, { cause: d.cause, subject });
     }
-    if (n) {
-      opened[d.cause] = n;
-      opts.log?.info({ cause: d.cause, opened: n }, 'cases opened');
-    }
+    if (n) opened[d.cause] = n;
   }
   const cleared = await pool.query<{ id: string; reason: string }>(CLEARED, [limit]);
   let autoResolved = 0;
   for (const c of cleared.rows) {
     const moved = await withTx(pool, (tx) => transitionCase(tx, c.id, 'resolved', { actor: 'system', note: `condition cleared: ${c.reason}`, resolution: { auto: true, reason: c.reason } }));
-    if (moved) autoResolved++;
+    if (moved) {
+      autoResolved++;
+      if (opts.log) logCaseClosed(opts.log, moved, 'system');
+    }
   }
   return { opened, autoResolved };
 }

@@ -1,4 +1,4 @@
-// Cases (issue 5, MISSION G3): what a person must resolve, with cause, owner and history.
+// Cases: what a person must resolve, with cause, owner and history.
 // `openCase` is the one way in for every module that finds a problem it cannot repair.
 export {
   openCase, getCase, caseEvents, listCases, lockCase, assignCase, commentCase, transitionCase, transitionOrThrow, recordEvent, CaseError,
@@ -13,3 +13,4 @@ export {
 } from './adjustments.ts';
 export { resolveCase, adjustmentProposal, ActionRefusedError, MANUAL_LEDGER_ADJUSTMENT, type ResolveInput, type ResolveOutcome } from './resolve.ts';
 export { detectCases, DETECTORS, type DetectResult } from './detect.ts';
+export { logCaseOpened, logCaseClosed } from './log.ts';

@@ -1,4 +1,4 @@
-// The case state machine as data (ARCHITECTURE.md "State machines are data"): open → investigating →
+// The case state machine as data (a transition table): open → investigating →
 // resolved | wont_fix, and open → resolved | wont_fix directly. Closed cases stay closed: when the
 // same problem comes back, a detector opens a new case for it.
 export type CaseStatus = 'open' | 'investigating' | 'resolved' | 'wont_fix';

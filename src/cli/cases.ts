@@ -1,6 +1,8 @@
 // `seigo cases`: read cases from a shell and run the detectors once (after an incident, or at the end
 // of a chaos run). Changing a case stays with the admin API, where the operator's identity is known.
 import { InvalidArgumentError, type Command } from 'commander';
+import { NotFoundError } from '../kernel/errors.ts';
+import { runtimeOptions } from './options.ts';
 import { CASE_STATUSES, caseEvents, detectCases, getCase, listCases, type CaseStatus } from '../cases/index.ts';
 import { isUuid } from '../kernel/ids.ts';
 import { openRuntime } from './bootstrap.ts';
@@ -19,7 +21,7 @@ const positive = (v: string): number => {
 export function casesCommand(program: Command): void {
   const cases = program.command('cases').description('Cases: what a person must resolve (list, show, run the detectors once)');
 
-  cases.command('list')
+  runtimeOptions(cases.command('list'))
     .description('List cases, newest first')
     .option('--status <list>', 'comma-separated statuses', statuses, ['open', 'investigating'] as CaseStatus[])
     .option('--kind <kind>', 'only this kind')
@@ -30,6 +32,10 @@ export function casesCommand(program: Command): void {
       const rt = await openRuntime({ role: 'cli', logLevel: 'warn' });
       try {
         const list = await listCases(rt.db.pool, { status: o.status, kind: o.kind, cause: o.cause, limit: o.limit });
+        if (list.length === 0 && !o.json) {
+          const also = [o.kind ? `kind ${o.kind}` : '', o.cause ? `cause ${o.cause}` : ''].filter(Boolean).join(', ');
+          console.log(`no cases with status ${o.status.join(' or ')}${also ? `, ${also}` : ''}`);
+        }
         for (const c of list) {
           console.log(o.json ? JSON.stringify(c)
             : [c.id, c.status.padEnd(13), c.cause.padEnd(30), `${c.subject.type}:${c.subject.id}`, c.assignee ?? '-', c.summary].join('  '));
@@ -39,26 +45,22 @@ export function casesCommand(program: Command): void {
       }
     });
 
-  cases.command('show')
+  runtimeOptions(cases.command('show'))
     .description('One case with its history, as JSON')
     .argument('<id>', 'case id')
-    .action(async (id: string) => {
-      if (!isUuid(id)) program.error(`not a case id: ${id}`);
+    .action(async (id: string, _o: unknown, cmd: Command) => {
+      if (!isUuid(id)) cmd.error(`not a case id: ${id}`);
       const rt = await openRuntime({ role: 'cli', logLevel: 'warn' });
       try {
         const c = await getCase(rt.db.pool, id);
-        if (!c) {
-          console.log(JSON.stringify({ error: { code: 'case_not_found', message: `no case ${id}` } }));
-          process.exitCode = 1;
-          return;
-        }
+        if (!c) throw new NotFoundError('case_not_found', `no case ${id}`);
         console.log(JSON.stringify({ ...c, events: await caseEvents(rt.db.pool, id) }, null, 2));
       } finally {
         await rt.close();
       }
     });
 
-  cases.command('detect')
+  runtimeOptions(cases.command('detect'))
     .description('Run every detector once now (the worker does it each minute) and print what it opened and resolved, as JSON')
     .action(async () => {
       const rt = await openRuntime({ role: 'cli', logLevel: 'warn' });

@@ -5,19 +5,25 @@ import { idempotencyPruneJob } from '../api/idempotency.ts';
 import { createEngine } from '../engine/index.ts';
 import { replayInbox, replayInboxSince } from '../intake/index.ts';
 import { SeigoError } from '../kernel/errors.ts';
-import { stopEmbeddedPostgres } from '../kernel/embedded-postgres.ts';
-import { loadConfig } from '../kernel/config.ts';
-import { backfill, redrive, syncConfigSubscriptions } from '../outbox/index.ts';
-import { applyLocalDefaults, onShutdown, openRuntime } from './bootstrap.ts';
-import { createLogger } from '../kernel/logger.ts';
+import { liveEmbeddedOwner, stopEmbeddedPostgres, type EmbeddedPostgres } from '../kernel/embedded-postgres.ts';
+import { loadConfig, type Config, type ProviderConfig } from '../kernel/config.ts';
+import { backfill, getSubscription, redrive, syncConfigSubscriptions } from '../outbox/index.ts';
+import { applyLocalDefaults, onShutdown, openRuntime, portIsFree } from './bootstrap.ts';
+import { createLogger, type Logger } from '../kernel/logger.ts';
+import { mkdirSync } from 'node:fs';
+import { claimRuntime, liveRuntime, publishRuntime, releaseRuntime } from './runtime-file.ts';
+import { printProblem, problemOf } from './problem.ts';
+import { applyRuntimeOptions, runtimeOptions } from './options.ts';
 import { startLocalSimulators, type LocalSimulators } from '../sim/local.ts';
 import { casesCommand } from './cases.ts';
+import { sagasCommand } from './sagas.ts';
 
 const program = new Command('seigo')
   .description('seigo (整合): keeps payment and partner integrations consistent with the outside world, on PostgreSQL.\n'
     + 'Without DATABASE_URL it runs its own PostgreSQL under ./.seigo (SEIGO_DATA_DIR).')
   .version('0.1.0')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  .hook('preAction', applyRuntimeOptions);
 
 const date = (v: string) => {
   const d = new Date(v);
@@ -26,8 +32,31 @@ const date = (v: string) => {
 };
 
 async function serve(role: 'start' | 'api' | 'worker'): Promise<void> {
-  const rt = await openRuntime({ role, migrate: role === 'start', poolMax: role === 'worker' ? 12 : 10 });
-  const { config, log, db } = rt;
+  const config = loadConfig();
+  // A second `start` in the same directory leaves before touching anything (database, simulators, port).
+  if (role === 'start' && !config.databaseUrl) {
+    mkdirSync(config.dataDir, { recursive: true });
+    const claim = claimRuntime(config.dataDir, { port: config.port, host: config.host });
+    if (!claim.ok) {
+      throw new SeigoError('already_running', `seigo already runs here (pid ${claim.holder.pid}, port ${claim.holder.port}); `
+        + `its data directory is ${config.dataDir}. Stop it first (Ctrl-C where it runs, or kill -TERM ${claim.holder.pid}).`, 409);
+    }
+  }
+  try {
+    if (role !== 'worker' && !(await portIsFree(config.host, config.port))) {
+      throw new SeigoError('port_in_use', `port ${config.port} on ${config.host} is taken by another program: stop it, `
+        + 'or choose another port with --port <n> (SEIGO_PORT)', 409);
+    }
+    await serveClaimed(role, config);
+  } catch (e) {
+    releaseRuntime(config.dataDir);
+    throw e;
+  }
+}
+
+async function serveClaimed(role: 'start' | 'api' | 'worker', config: Config): Promise<void> {
+  const rt = await openRuntime({ role, config, migrate: role === 'start', poolMax: role === 'worker' ? 12 : 10 });
+  const { log, db } = rt;
   let sims: LocalSimulators | undefined;
   if (role === 'start') {
     applyLocalDefaults(config, log);
@@ -44,29 +73,59 @@ async function serve(role: 'start' | 'api' | 'worker'): Promise<void> {
     await app.listen({ port: config.port, host: config.host });
     log.info({ url: `http://${config.host}:${config.port}`, openapi: '/openapi.json', metrics: '/metrics' }, 'seigo is listening');
   }
-  onShutdown(log, async () => {
+  if (role === 'start' && rt.embedded) {
+    publishRuntime(config.dataDir, { databaseUrl: rt.embedded.url, providers: simulatedProviders(config, sims) });
+  }
+  const stop = onShutdown(log, async () => {
     shuttingDown = true;
     await app?.close();
     await worker?.shutdown();
     await engine.close();
     await sims?.stop();
     await rt.close();
+    releaseRuntime(config.dataDir);
   });
+  if (rt.embedded) watchEmbedded(rt.embedded, config.dataDir, log, stop);
 }
 
-program.command('start')
+/** The providers the simulators registered, for the runtime file (commands run beside the engine use them). */
+function simulatedProviders(config: Config, sims: LocalSimulators | undefined): Record<string, ProviderConfig> {
+  const out: Record<string, ProviderConfig> = {};
+  if (sims?.stripe && config.providers.stripe) out.stripe = config.providers.stripe;
+  if (sims?.komoju && config.providers.komoju) out.komoju = config.providers.komoju;
+  return out;
+}
+
+/**
+ * An engine whose embedded PostgreSQL went away (stopped or killed under it) cannot do anything: it says so
+ * and exits with code 1 instead of answering /readyz 503 for ever.
+ */
+function watchEmbedded(embedded: EmbeddedPostgres, dataDir: string, log: Logger, stop: (code: number) => void): void {
+  const timer = setInterval(() => {
+    void embedded.running().then((up) => {
+      if (up) return;
+      clearInterval(timer);
+      log.error({ dataDir, port: embedded.port }, 'the embedded PostgreSQL stopped under this process (was `seigo db stop` run, '
+        + 'or the server killed?); seigo cannot work without it and exits. Start it again with `npm start`');
+      stop(1);
+    });
+  }, 2_000);
+  timer.unref();
+}
+
+runtimeOptions(program.command('start'), { withPort: true })
   .description('Run everything in one process: migrations, API, workers and scheduler (the embedded PostgreSQL unless DATABASE_URL is set)')
   .action(() => serve('start'));
 
-program.command('api')
+runtimeOptions(program.command('api'), { withPort: true })
   .description('Run an API process (webhooks, admin API, metrics). Run `seigo migrate` first; run as many as you like')
   .action(() => serve('api'));
 
-program.command('worker')
+runtimeOptions(program.command('worker'))
   .description('Run a worker process (inbox, deliveries, operations janitor, periodic jobs). Run as many as you like')
   .action(() => serve('worker'));
 
-program.command('migrate')
+runtimeOptions(program.command('migrate'))
   .description('Apply database migrations (safe to run from many processes at once)')
   .action(async () => {
     const rt = await openRuntime({ role: 'migrate', migrate: true });
@@ -74,14 +133,14 @@ program.command('migrate')
     await rt.close();
   });
 
-program.command('replay')
+runtimeOptions(program.command('replay'))
   .description('Process stored notifications again, idempotently: one by inbox id, or a provider\'s since a time')
   .argument('[id]', 'inbox row id')
   .option('--provider <name>', 'replay this provider\'s notifications')
   .option('--since <time>', 'received at or after this time (ISO 8601)', date)
   .option('--until <time>', 'received before this time (ISO 8601)', date)
-  .action(async (id: string | undefined, o: { provider?: string; since?: Date; until?: Date }) => {
-    if (!id && !(o.provider && o.since)) program.error('give an inbox id, or --provider and --since');
+  .action(async (id: string | undefined, o: { provider?: string; since?: Date; until?: Date }, cmd: Command) => {
+    if (!id && !(o.provider && o.since)) cmd.error('give an inbox id, or --provider and --since');
     const rt = await openRuntime({ role: 'cli', logLevel: 'warn' });
     try {
       if (id) {
@@ -96,7 +155,7 @@ program.command('replay')
     }
   });
 
-program.command('redrive')
+runtimeOptions(program.command('redrive'))
   .description('Put dead deliveries back in the queue: by id, or by subscription, topic and time; --backfill gives a subscription earlier messages')
   .argument('[ids...]', 'delivery ids')
   .option('--subscription <name>', 'only this subscription\'s deliveries')
@@ -105,13 +164,18 @@ program.command('redrive')
   .option('--since <time>', 'created at or after this time (ISO 8601)', date)
   .option('--until <time>', 'created before this time (ISO 8601)', date)
   .option('--backfill', 'create deliveries for messages published since --since that the subscription matches')
-  .action(async (ids: string[], o: { subscription?: string; topic?: string; status: string; since?: Date; until?: Date; backfill?: boolean }) => {
+  .action(async (ids: string[], o: { subscription?: string; topic?: string; status: string; since?: Date; until?: Date; backfill?: boolean }, cmd: Command) => {
     const statuses = o.status.split(',').map((s) => s.trim());
-    for (const s of statuses) if (!['dead', 'pending', 'cancelled'].includes(s)) program.error(`--status: unknown status ${s}`);
-    if (o.backfill && !(o.subscription && o.since)) program.error('--backfill needs --subscription and --since');
-    if (!o.backfill && ids.length === 0 && !o.subscription && !o.topic && !o.since) program.error('give delivery ids or a filter (--subscription, --topic, --since)');
+    for (const s of statuses) if (!['dead', 'pending', 'cancelled'].includes(s)) cmd.error(`--status: unknown status ${s}`);
+    if (o.backfill && !(o.subscription && o.since)) cmd.error('--backfill needs --subscription and --since');
+    if (!o.backfill && ids.length === 0 && !o.subscription && !o.topic && !o.since) cmd.error('give delivery ids or a filter (--subscription, --topic, --since)');
     const rt = await openRuntime({ role: 'cli', logLevel: 'warn' });
     try {
+      // A misspelt name would redrive nothing and say `0`, as if that subscription had no dead deliveries.
+      if (o.subscription && !(await getSubscription(rt.db.pool, o.subscription))) {
+        throw new SeigoError('subscription_not_found',
+          `the subscription "${o.subscription}" does not exist (GET /admin/v1/subscriptions lists them)`, 404);
+      }
       if (o.backfill) console.log(JSON.stringify({ created: await backfill(rt.db.pool, o.subscription!, o.since!) }));
       else {
         console.log(JSON.stringify({
@@ -147,7 +211,7 @@ bench.command('delivery')
   });
 
 const sim = program.command('sim').description('Play the outside world against a running seigo: provider simulators and test notifications');
-sim.command('providers')
+runtimeOptions(sim.command('providers'))
   .description('Run the Stripe and KOMOJU simulators until stopped, sending their webhooks to a seigo (npm start runs them itself)')
   .option('--seigo <url>', 'where seigo listens', 'http://127.0.0.1:8787')
   .action(async (o: { seigo: string }) => {
@@ -161,7 +225,24 @@ sim.command('providers')
     }));
     onShutdown(log, () => sims.stop());
   });
-sim.command('webhook')
+sim.command('billing')
+  .description('Run the legacy billing-system simulator (member ids only: start, renew, cancel, status) until stopped, with fault injection')
+  .addOption(new Option('--port <n>', 'port on 127.0.0.1 (0: any free one)').default(0).argParser(Number))
+  .option('--api-key <key>', 'the bearer key it accepts', 'bk_test_seigo_simulator')
+  .addOption(new Option('--latency-ms <ms>', 'each request waits a random 0…ms first').default(0).argParser(Number))
+  .addOption(new Option('--error500 <rate>', 'share of requests answered 500 without being processed').default(0).argParser(Number))
+  .addOption(new Option('--timeout-after-success <rate>', 'share of POSTs processed but never answered').default(0).argParser(Number))
+  .addOption(new Option('--seed <n>', 'seed of the fault schedule').default(1).argParser(Number))
+  .action(async (o: { port: number; apiKey: string; latencyMs: number; error500: number; timeoutAfterSuccess: number; seed: number }) => {
+    const { BillingSimulator } = await import('../providers/billing/index.ts');
+    const log = createLogger('info');
+    const billing = new BillingSimulator({ apiKey: o.apiKey, seed: o.seed });
+    billing.setFaults({ latencyMs: o.latencyMs, error500: o.error500, timeoutAfterSuccess: o.timeoutAfterSuccess });
+    const { url } = await billing.start(o.port);
+    console.log(JSON.stringify({ billing: { apiBase: url, apiKey: o.apiKey } }));
+    onShutdown(log, () => billing.stop());
+  });
+runtimeOptions(sim.command('webhook'), { withPort: true })
   .description('Send one Standard Webhooks notification, signed with a configured provider\'s secret, to a running seigo')
   .option('--provider <name>', 'a provider of kind standard-webhooks from the configuration', 'demo')
   .option('--type <type>', 'event type', 'payment.succeeded')
@@ -237,7 +318,7 @@ bench.command('ledger')
     console.log(JSON.stringify(r, null, o.json ? 0 : 2));
   });
 
-program.command('reconcile')
+runtimeOptions(program.command('reconcile'))
   .description('Reconcile now: a provider\'s history over a window, or a Zengin / CSV file, against our records; repairs what it can and prints the counts')
   .option('--provider <name>', 'reconcile this provider\'s history (needs --from and --to)')
   .option('--from <time>', 'window start (ISO 8601)', date)
@@ -249,9 +330,9 @@ program.command('reconcile')
   .option('--deliveries', 'reconcile HTTP deliveries to internal services over --from/--to')
   .option('--no-repair', 'only find and record the breaks')
   .option('--json', 'print the run as JSON')
-  .action(async (o: import('./reconcile.ts').ReconcileCliOptions) => {
+  .action(async (o: import('./reconcile.ts').ReconcileCliOptions, cmd: Command) => {
     const { reconcileCommand } = await import('./reconcile.ts');
-    await reconcileCommand(o, (m) => program.error(m));
+    await reconcileCommand(o, (m) => cmd.error(m));
   });
 bench.command('reconcile')
   .description('Reconcile N internal against N external rows (1% breaks of each class), against a bare COPY of the same file plus one hash join')
@@ -263,21 +344,28 @@ bench.command('reconcile')
     console.log(JSON.stringify(r, null, o.json ? 0 : 2));
   });
 
-program.command('db')
-  .description('The embedded PostgreSQL: `seigo db stop` stops a server left running under the data dir')
+runtimeOptions(program.command('db'))
+  .description('The embedded PostgreSQL: `seigo db stop` stops a server left running under the data dir (never one a running seigo uses)')
   .argument('<action>', 'stop')
-  .action(async (action: string) => {
-    if (action !== 'stop') program.error('the only action is: stop');
+  .action(async (action: string, _o: unknown, cmd: Command) => {
+    if (action !== 'stop') cmd.error('the only action is: stop');
     const config = loadConfig();
+    const engine = liveRuntime(config.dataDir);
+    const owner = engine ?? (await liveEmbeddedOwner(config.dataDir));
+    if (owner) {
+      throw new SeigoError('database_in_use', `a running seigo (pid ${owner.pid}${engine ? `, port ${engine.port}` : ''}) uses the `
+        + `PostgreSQL under ${config.dataDir}; stop that process instead (Ctrl-C where it runs, or kill -TERM ${owner.pid}): `
+        + 'it stops its PostgreSQL as it exits', 409);
+    }
     console.log(JSON.stringify({ stopped: await stopEmbeddedPostgres(config.dataDir) }));
   });
 
 casesCommand(program);
+sagasCommand(program);
 
 try {
   await program.parseAsync(process.argv);
 } catch (e) {
-  const msg = e instanceof SeigoError ? `${e.code}: ${e.message}` : (e as Error).stack ?? String(e);
-  console.error(`seigo: ${msg}`);
+  printProblem(problemOf(e));
   process.exit(1);
 }

@@ -4,6 +4,8 @@ import { readFile } from 'node:fs/promises';
 import { createEngine } from '../engine/index.ts';
 import { parseCsvMapping, ReconcileInputError, reconcileDepsOf, runReconcile, type Progress, type ReconcileRequest, type RunSummary } from '../reconcile/index.ts';
 import { openRuntime } from './bootstrap.ts';
+import { problem } from '../kernel/errors.ts';
+import { printProblem } from './problem.ts';
 
 export interface ReconcileCliOptions {
   provider?: string;
@@ -84,8 +86,10 @@ export async function reconcileCommand(o: ReconcileCliOptions, fail: (message: s
     console.log(o.json ? JSON.stringify(r) : describe(r));
   } catch (e) {
     if (e instanceof ReconcileInputError) {
-      if (o.json) console.log(JSON.stringify({ error: { code: e.code, message: e.message } }));
-      else console.error(`seigo reconcile: ${e.message}`);
+      // The API's problem shape; with --json on stdout, where the caller reads the run.
+      const p = problem(400, e.code, e.message);
+      if (o.json) console.log(JSON.stringify(p));
+      else printProblem(p);
       process.exitCode = 2;
       return;
     }

@@ -11,6 +11,9 @@ import { OPERATOR_TOKEN, startTestEngine, type TestEngine } from '../../test/hel
 import { file, transfer } from '../../test/helpers/zengin.ts';
 import { assignVirtualAccount, importTransfer, importTransferNoticeFile, type VirtualAccount } from './bank-transfer.ts';
 
+/** The bank, branch and type of every virtual account these tests assign (bank-transfer.ts's defaults). */
+const OUR_BANK = { bankCode: '0001', branchCode: '001', depositType: '1' } as const;
+
 const API_KEY = 'wallet-backend-key-0123456789abcdef';
 let t: TestEngine;
 beforeAll(async () => {
@@ -76,7 +79,7 @@ describe('asking for a bank-transfer deposit', () => {
     const d = await intent(va, 30_000);
     expect(d).toMatchObject({
       method: 'bank_transfer', status: 'awaiting_payment', amount: '30000', currency: 'JPY', credited: '0',
-      payment_instructions: { bank_code: va.bankCode, branch_code: va.branchCode, account_number: va.accountNumber, payer_name_kana: NAME[0] },
+      payment_instructions: { bank_code: va.bankCode, branch_code: va.branchCode, account_type: 'ordinary', account_number: va.accountNumber, payer_name_kana: NAME[0] },
     });
     // deposits.bankTransferExpiryMs: 7 days by default.
     const deadline = Date.parse(String(d.payment_deadline));
@@ -181,7 +184,7 @@ describe('the transfer that pays it', () => {
   it('importTransfer (what reconciliation repairs with) pays it too, and a repeat is a duplicate', async () => {
     const va = await user();
     const d = await intent(va, 2_500);
-    const incoming = { externalId: uid('zengin:r'), account: { accountNumber: va.accountNumber }, amount: 2_500n, payerName: NAME[1] };
+    const incoming = { externalId: uid('zengin:r'), account: { ...OUR_BANK, accountNumber: va.accountNumber }, amount: 2_500n, payerName: NAME[1] };
     expect((await importTransfer(pool(), incoming)).duplicate).toBe(false);
     expect((await importTransfer(pool(), incoming)).duplicate).toBe(true);
     expect(await deposit(String(d.id))).toMatchObject({ status: 'succeeded', credited: '2500', provider_payment_id: incoming.externalId });

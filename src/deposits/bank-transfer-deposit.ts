@@ -1,4 +1,4 @@
-// Bank-transfer deposits asked for in advance — seed 001 銀行振込, MISSION D3, C2, C3: the push
+// Bank-transfer deposits asked for in advance (銀行振込): the push
 // payment's "intent". The user says in the app how much they will transfer; we answer with where to
 // transfer it (their own virtual account) and until when, and an incoming hold makes the amount count
 // toward the limit meanwhile, exactly as a konbini reservation does (reservation.ts). There is no
@@ -82,7 +82,9 @@ export function createBankTransferDeposits(
       throw new Refused({ code: 'balance_limit_exceeded', headroom: 'headroom' in hold.error ? hold.error.headroom : 0n });
     }
     // Where to transfer, and as whom: the payer's name is compared with the registered one (payer-name.ts).
-    const instructions = { bank_code: va.bankCode, branch_code: va.branchCode, account_number: va.accountNumber, payer_name_kana: va.registeredNameKana };
+    const instructions = {
+      bank_code: va.bankCode, branch_code: va.branchCode, account_type: va.accountType, account_number: va.accountNumber, payer_name_kana: va.registeredNameKana,
+    };
     await tx.query(
       `UPDATE deposits SET hold_id = $2, payment_instructions = $3::jsonb, payment_deadline = now() + $4::bigint * interval '1 millisecond' WHERE id = $1`,
       [id, hold.value.hold.id, JSON.stringify(instructions), String(expiryMs)]);

@@ -118,6 +118,23 @@ describe('bank_transfer.received', () => {
     expect(await wallet(UNMATCHED_SUSPENSE_OWNER, 'suspense')).toBe(before + 7_000n);
   });
 
+  it('naming another bank, branch or account type, or no bank and branch, books to suspense as unknown_account, not to the holder of the number', async () => {
+    const va = await user();
+    const before = await wallet(UNMATCHED_SUSPENSE_OWNER, 'suspense');
+    await send('bank_transfer.received', received(va, 2_000, nextInquiry(), { bank_code: '0009' }));
+    await send('bank_transfer.received', received(va, 3_000, nextInquiry(), { branch_code: '777' }));
+    await send('bank_transfer.received', received(va, 4_000, nextInquiry(), { deposit_type: '2' }));
+    // An older partner's payload without bank_code and branch_code: it cannot say whose account this is.
+    const { bank_code: _b, branch_code: _br, ...bare } = received(va, 5_000, `tr_${uid('x')}`);
+    const r = await send('bank_transfer.received', bare);
+    expect((await inboxRow(r.json.id)).status).toBe('processed');
+    expect(await wallet(va.userId)).toBe(0n);
+    const rows = await transfersTo(va.accountNumber);
+    expect(rows).toHaveLength(4);
+    for (const row of rows) expect(row).toMatchObject({ status: 'suspense', reason: 'unknown_account', credited: '0' });
+    expect(await wallet(UNMATCHED_SUSPENSE_OWNER, 'suspense')).toBe(before + 14_000n);
+  });
+
   it('malformed data is stored and acknowledged, the row failed with the cause, nothing booked', async () => {
     const va = await user();
     const r = await send('bank_transfer.received', { ...received(va, 5_000), amount: -5, transaction_date: '2026-13-01' });

@@ -10,6 +10,12 @@
 // providers/zengin/transfer-notice.ts), so the later file finds it booked. Any other `id` is kept
 // as `<provider>:<id>`: unique, but it cannot agree with a file record (documented in README).
 //
+// The credited account is bank_code, branch_code, deposit_type (預金種目, 1 unless said: what every
+// virtual account is) and account_number, matched all four as a file record's (importTransfer). The
+// first two stay optional, as they always were, so an older partner's payload is still accepted and
+// booked; but without them the account is nobody's and the transfer goes to suspense
+// (unknown_account): a bare number is not ours, since every bank has an account 1234567 (docs/design.md).
+//
 // A payload that does not fit is a PermanentFailure: the inbox row is kept, failed, with the cause,
 // for an operator to read and replay; nothing is booked.
 import { z } from 'zod';
@@ -67,10 +73,13 @@ export function registerBankTransferWebhooks(handlers: EventHandlers, opts: Bank
     }
     const incoming: IncomingTransfer = {
       externalId: webhookExternalId(opts.provider, d, d.id),
-      account: { accountNumber: d.account_number, bankCode: d.bank_code, branchCode: d.branch_code },
+      account: { accountNumber: d.account_number, bankCode: d.bank_code, branchCode: d.branch_code, depositType: d.deposit_type },
       amount: d.amount, payerName: d.payer_name, transactionDate: d.transaction_date,
     };
     const policy = { ...opts.policy, log: ctx.log };
+    if (d.bank_code === undefined || d.branch_code === undefined) {
+      ctx.log.warn({ transfer: d.id }, `${event.type} without bank_code and branch_code: booked to suspense (unknown_account)`);
+    }
     if (d.cancels === undefined) {
       await importTransfer(ctx.tx, incoming, policy);
     } else {

@@ -1,4 +1,4 @@
-// Bank-transfer deposits (seed 001 銀行振込, D3) on real PostgreSQL: virtual accounts, the import of
+// Bank-transfer deposits (銀行振込) on real PostgreSQL: virtual accounts, the import of
 // Zengin transfer-notice files built with formatTransferNotice, and where every yen ends up.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAccount, getBalance, restrictOwner, setBalanceLimit } from '../ledger/index.ts';
@@ -116,6 +116,31 @@ describe('importing transfers', () => {
     expect(r.transfer).toMatchObject({ status: 'suspense', reason: 'unknown_account', userId: null, suspended: 7_000n });
     expect(await balanceOf('suspense', UNMATCHED_SUSPENSE_OWNER)).toBe(before + 7_000n);
     expect(await messages('bank_transfer.unmatched', r.transfer.externalId)).toBe(1);
+  });
+
+  it('a record whose header names another bank, branch or account type goes to suspense as unknown_account, though the number is ours', async () => {
+    const va = await user('ヤマダ タロウ');
+    const before = await balanceOf('suspense', UNMATCHED_SUSPENSE_OWNER);
+    // The same 7-digit number at another bank, at another branch of ours, and as a checking (当座) account.
+    const elsewhere = [{ bankCode: '0009' }, { branchCode: '002' }, { depositType: '2' as const }];
+    const f = formatTransferNotice({
+      groups: elsewhere.map((o) => ({ header: { ...HEADER(va.accountNumber), ...o }, transfers: [transfer(8_000n, 'ﾔﾏﾀﾞ ﾀﾛｳ')] })),
+    });
+    const r = await importTransferNoticeFile(pool(), f);
+    expect(r.ok && r.value).toMatchObject({ credited: 0, suspense: 3 });
+    expect(await balanceOf('wallet', va.userId)).toBe(0n);
+    expect(await balanceOf('suspense', UNMATCHED_SUSPENSE_OWNER)).toBe(before + 24_000n);
+    const rows = await transfersTo(va.accountNumber);
+    expect(rows).toHaveLength(3);
+    for (const row of rows) {
+      expect(row).toMatchObject({ status: 'suspense', reason: 'unknown_account', user_id: null, credited: '0', suspended: '8000' });
+      expect(await messages('bank_transfer.unmatched', row.external_id)).toBe(1);
+      expect(await messages('deposit.succeeded', row.external_id)).toBe(0);
+    }
+    // The same record at our bank, branch and type is the user's.
+    const ours = await importTransferNoticeFile(pool(), file([{ accountNumber: va.accountNumber, transfers: [transfer(8_000n, 'ﾔﾏﾀﾞ ﾀﾛｳ')] }]));
+    expect(ours.ok && ours.value).toMatchObject({ credited: 1, suspense: 0 });
+    expect(await balanceOf('wallet', va.userId)).toBe(8_000n);
   });
 
   it('over the limit: up to the limit to the wallet, the rest to escrow, never a breach', async () => {

@@ -1,10 +1,11 @@
-// Bank-transfer deposits — seed 001 銀行振込, MISSION D3, C3, C4.
+// Bank-transfer deposits (銀行振込).
 //
 // Fully asynchronous: the user pays from any bank into their own virtual account, without telling
 // us first, so there is nothing to validate beforehand and nothing can be refused afterwards. The
 // bank's transfer-notice file (Zengin 振込入金通知) is the only notice; every transfer in it is
 // accepted and booked somewhere:
-//   - matched (the account number is a user's virtual account, and the payer's kana name matches
+//   - matched (the credited account — bank code, branch code, account type and number, all four —
+//     is a user's virtual account, and the payer's kana name matches
 //     the registered one, or the policy says credit anyway): creditDeposit unrefusable — up to the
 //     limit to the wallet, the rest to escrow (C3); a restricted user's deposit to their suspense
 //     (C4) — then `deposit.succeeded` (method bank_transfer). If the user announced the transfer
@@ -12,7 +13,9 @@
 //     what it pays, in the same transaction: its hold is released just before the credit (so the
 //     money counts once toward the limit), the deposit succeeds with this transfer's booking, and
 //     `deposit.succeeded` names the deposit instead of the transfer;
-//   - unmatched (unknown account, or a name mismatch under the 'suspense' policy): the whole amount
+//   - unmatched (unknown account — which includes our number at another bank, branch or account
+//     type, and a notice that does not say its bank and branch — or a name mismatch under the
+//     'suspense' policy): the whole amount
 //     to the platform suspense account (owner 'bank-transfer-unmatched') with the reason, and
 //     `bank_transfer.unmatched` for the operators' runbook.
 // Idempotent per transfer on its external id (stable across re-imports of the same data): imports
@@ -35,12 +38,15 @@ import { nameBasedId } from '../kernel/ids.ts';
 import { silentLogger, type Logger } from '../kernel/logger.ts';
 import { creditDeposit, ensureAccounts, post, DEFAULT_BALANCE_LIMIT } from '../ledger/index.ts';
 import { publish } from '../outbox/publish.ts';
-import { parseTransferNotice, type ParseTransferNoticeOptions, type TransferNotice, type ZenginParseError } from '../providers/zengin/index.ts';
+import {
+  parseTransferNotice, type DepositType, type ParseTransferNoticeOptions, type TransferNotice, type ZenginParseError,
+} from '../providers/zengin/index.ts';
 import { payerNameMatches } from './payer-name.ts';
 import { reportCase } from './report-case.ts';
 import { reverseDepositCredit } from './reverse-credit.ts';
 import { publishDeposit, releaseDepositHold } from './flow.ts';
 import { DEPOSIT_COLUMNS, toDeposit, transitionDeposit, type Deposit, type DepositRow } from './state.ts';
+import type { BankAccountType } from './refunds.ts';
 
 /** The bank and branch our virtual accounts live at, unless the caller says otherwise. */
 export const DEFAULT_VIRTUAL_ACCOUNT_BANK = { bankCode: '0001', branchCode: '001' } as const;
@@ -50,25 +56,35 @@ export const BANK_CLEARING_OWNER = 'bank';
 export const UNMATCHED_SUSPENSE_OWNER = 'bank-transfer-unmatched';
 const CURRENCY = 'JPY';
 
+/** A credited account's type: a virtual account's (ordinary, as every one we open), or 'other' (預金種目 9). */
+export type TransferAccountType = BankAccountType | 'other';
+
+/** 預金種目 (a Zengin header's, a bank webhook's deposit_type) in our words. */
+export function accountTypeOf(depositType: DepositType): TransferAccountType {
+  return depositType === '1' ? 'ordinary' : depositType === '2' ? 'checking' : depositType === '4' ? 'savings' : 'other';
+}
+
 export interface VirtualAccount {
   accountNumber: string;
   bankCode: string;
   branchCode: string;
+  accountType: BankAccountType;
   userId: string;
   registeredNameKana: string;
   createdAt: Date;
 }
 
 interface VirtualAccountRow {
-  account_number: string; bank_code: string; branch_code: string; user_id: string; registered_name_kana: string; created_at: Date;
+  account_number: string; bank_code: string; branch_code: string; account_type: BankAccountType; user_id: string; registered_name_kana: string;
+  created_at: Date;
 }
 
 const toVirtualAccount = (r: VirtualAccountRow): VirtualAccount => ({
-  accountNumber: r.account_number, bankCode: r.bank_code, branchCode: r.branch_code, userId: r.user_id,
+  accountNumber: r.account_number, bankCode: r.bank_code, branchCode: r.branch_code, accountType: r.account_type, userId: r.user_id,
   registeredNameKana: r.registered_name_kana, createdAt: r.created_at,
 });
 
-const VA_COLUMNS = 'account_number, bank_code, branch_code, user_id, registered_name_kana, created_at';
+const VA_COLUMNS = 'account_number, bank_code, branch_code, account_type, user_id, registered_name_kana, created_at';
 
 // A number is drawn only when the user has none; a concurrent first assignment for the same user
 // loses on user_id and reads the winner's (the drawn number is simply not used).
@@ -116,8 +132,27 @@ export async function getVirtualAccountByUser(q: Queryable, userId: string): Pro
   return r.rows[0] ? toVirtualAccount(r.rows[0]) : null;
 }
 
-export async function getVirtualAccount(q: Queryable, accountNumber: string): Promise<VirtualAccount | null> {
-  const r = await q.query<VirtualAccountRow>(`SELECT ${VA_COLUMNS} FROM virtual_accounts WHERE account_number = $1`, [accountNumber]);
+/** A credited account as the bank names it; a part it does not say is missing (and then it is nobody's). */
+export interface CreditedAccountRef {
+  accountNumber: string;
+  bankCode?: string | undefined;
+  branchCode?: string | undefined;
+  /** 預金種目; missing: not said. */
+  depositType?: DepositType | undefined;
+}
+
+const FIND_VIRTUAL_ACCOUNT = `SELECT ${VA_COLUMNS} FROM virtual_accounts
+WHERE account_number = $1 AND bank_code = $2 AND branch_code = $3 AND account_type = $4`;
+
+/**
+ * The virtual account the bank credited: bank, branch, account type and number all ours. An account
+ * that does not say its bank, branch or type is nobody's: the same number exists at every bank.
+ */
+export async function findVirtualAccount(q: Queryable, a: CreditedAccountRef): Promise<VirtualAccount | null> {
+  if (a.bankCode === undefined || a.branchCode === undefined || a.depositType === undefined) return null;
+  const r = await q.query<VirtualAccountRow>({
+    name: 'virtual_account_find', text: FIND_VIRTUAL_ACCOUNT, values: [a.accountNumber, a.bankCode, a.branchCode, accountTypeOf(a.depositType)],
+  });
   return r.rows[0] ? toVirtualAccount(r.rows[0]) : null;
 }
 
@@ -138,7 +173,7 @@ export interface BankTransferPolicy {
 /** One incoming transfer: what importTransfer needs of a parsed Zengin data record. */
 export interface IncomingTransfer {
   externalId: string;
-  account: { accountNumber: string; bankCode?: string | undefined; branchCode?: string | undefined };
+  account: CreditedAccountRef;
   amount: bigint;
   payerName: string;
   /** ISO date (YYYY-MM-DD) the bank booked it. */
@@ -152,6 +187,10 @@ export type BankTransferReason = 'unknown_account' | 'name_mismatch' | 'account_
 export interface BankTransfer {
   externalId: string;
   accountNumber: string;
+  /** The rest of the credited account as the bank named it; null where it did not say. */
+  bankCode: string | null;
+  branchCode: string | null;
+  accountType: TransferAccountType | null;
   amount: bigint;
   currency: string;
   payerName: string;
@@ -175,18 +214,19 @@ export interface BankTransfer {
 }
 
 interface BankTransferRow {
-  external_id: string; account_number: string; amount: string; currency: string; payer_name: string; transaction_date: string | null;
+  external_id: string; account_number: string; bank_code: string | null; branch_code: string | null; account_type: TransferAccountType | null; amount: string; currency: string; payer_name: string; transaction_date: string | null;
   status: BankTransferStatus; reason: BankTransferReason | null; user_id: string | null;
   credited: string; escrowed: string; suspended: string; ledger_transaction_id: string | null; received_at: Date;
   cancels: string | null; cancelled_by: string | null; shortfall: string; deposit_id: string | null;
 }
 
-const BT_COLUMNS = `external_id, account_number, amount::text AS amount, currency, payer_name, to_char(transaction_date, 'YYYY-MM-DD') AS transaction_date,
+const BT_COLUMNS = `external_id, account_number, bank_code, branch_code, account_type, amount::text AS amount, currency, payer_name, to_char(transaction_date, 'YYYY-MM-DD') AS transaction_date,
   status, reason, user_id, credited::text AS credited, escrowed::text AS escrowed, suspended::text AS suspended, ledger_transaction_id, received_at,
   cancels, cancelled_by, shortfall::text AS shortfall, deposit_id`;
 
 const toBankTransfer = (r: BankTransferRow): BankTransfer => ({
-  externalId: r.external_id, accountNumber: r.account_number, amount: BigInt(r.amount), currency: r.currency, payerName: r.payer_name,
+  externalId: r.external_id, accountNumber: r.account_number, bankCode: r.bank_code, branchCode: r.branch_code, accountType: r.account_type,
+  amount: BigInt(r.amount), currency: r.currency, payerName: r.payer_name,
   transactionDate: r.transaction_date, status: r.status, reason: r.reason, userId: r.user_id,
   credited: BigInt(r.credited), escrowed: BigInt(r.escrowed), suspended: BigInt(r.suspended),
   ledgerTransactionId: r.ledger_transaction_id, receivedAt: r.received_at,
@@ -195,8 +235,8 @@ const toBankTransfer = (r: BankTransferRow): BankTransfer => ({
 
 const INSERT_TRANSFER = `
 INSERT INTO bank_transfers (external_id, account_number, amount, currency, payer_name, transaction_date, status, reason, user_id,
-  credited, escrowed, suspended, ledger_transaction_id, deposit_id)
-VALUES ($1, $2, $3::bigint, $4, $5, $6::date, $7, $8, $9, $10::bigint, $11::bigint, $12::bigint, $13::uuid, $14::uuid)
+  credited, escrowed, suspended, ledger_transaction_id, deposit_id, bank_code, branch_code, account_type)
+VALUES ($1, $2, $3::bigint, $4, $5, $6::date, $7, $8, $9, $10::bigint, $11::bigint, $12::bigint, $13::uuid, $14::uuid, $15, $16, $17)
 ON CONFLICT (external_id) DO NOTHING
 RETURNING ${BT_COLUMNS}`;
 
@@ -209,7 +249,8 @@ export interface ImportedTransfer {
 /** A bank transfer in messages and API answers: snake_case, money as decimal strings. */
 export function bankTransferMessage(t: BankTransfer): Record<string, string | null> {
   return {
-    id: t.externalId, external_id: t.externalId, method: 'bank_transfer', account_number: t.accountNumber, amount: t.amount.toString(),
+    id: t.externalId, external_id: t.externalId, method: 'bank_transfer', account_number: t.accountNumber,
+    bank_code: t.bankCode, branch_code: t.branchCode, account_type: t.accountType, amount: t.amount.toString(),
     currency: t.currency, payer_name: t.payerName, transaction_date: t.transactionDate, status: t.status, reason: t.reason, user_id: t.userId,
     credited: t.credited.toString(), escrowed: t.escrowed.toString(), suspended: t.suspended.toString(),
     ledger_transaction_id: t.ledgerTransactionId, received_at: t.receivedAt.toISOString(),
@@ -229,12 +270,18 @@ export interface IncomingCancellation extends IncomingTransfer {
 }
 
 // The transfer a cancellation withdraws: the one it names (a file record's 照会番号 is its id
-// without ':cancel'), or else the oldest one not yet cancelled with the same account, 勘定日, amount and payer.
+// without ':cancel'), or else the oldest one not yet cancelled with the same account (bank, branch,
+// type and number), 勘定日, amount and payer.
 const FIND_CANCELLED = `
 SELECT ${BT_COLUMNS} FROM bank_transfers
 WHERE status IN ('credited', 'suspense') AND (external_id = $1 OR (
-  $1 IS NULL AND account_number = $2 AND transaction_date IS NOT DISTINCT FROM $3::date AND amount = $4::bigint AND payer_name = $5))
+  $1 IS NULL AND account_number = $2 AND transaction_date IS NOT DISTINCT FROM $3::date AND amount = $4::bigint AND payer_name = $5
+  AND bank_code IS NOT DISTINCT FROM $6 AND branch_code IS NOT DISTINCT FROM $7 AND account_type IS NOT DISTINCT FROM $8))
 ORDER BY received_at, external_id LIMIT 1 FOR UPDATE`;
+
+/** The credited account's columns of a bank_transfers row: bank code, branch code, account type. */
+const accountColumns = (a: CreditedAccountRef): [string | null, string | null, TransferAccountType | null] =>
+  [a.bankCode ?? null, a.branchCode ?? null, a.depositType === undefined ? null : accountTypeOf(a.depositType)];
 
 /**
  * Books one cancellation (取消) record: reverses the transfer it names, or, when there is none,
@@ -247,22 +294,22 @@ export async function importCancellation(q: Queryable, cancel: IncomingCancellat
   const log = policy.log ?? silentLogger;
   const accountNumber = cancel.account.accountNumber;
   const named = cancel.cancels ?? (/:\d+:cancel$/.test(cancel.externalId) ? cancel.externalId.slice(0, -':cancel'.length) : null);
-  let found = await q.query<BankTransferRow>(FIND_CANCELLED, [named, accountNumber, cancel.transactionDate ?? null, cancel.amount.toString(), cancel.payerName]);
+  const account = accountColumns(cancel.account);
+  const details = [accountNumber, cancel.transactionDate ?? null, cancel.amount.toString(), cancel.payerName, ...account];
+  let found = await q.query<BankTransferRow>(FIND_CANCELLED, [named, ...details]);
   // A 照会番号 we never saw: try the transfer's other details before calling it unknown.
-  if (!found.rows[0] && named !== null) {
-    found = await q.query<BankTransferRow>(FIND_CANCELLED, [null, accountNumber, cancel.transactionDate ?? null, cancel.amount.toString(), cancel.payerName]);
-  }
+  if (!found.rows[0] && named !== null) found = await q.query<BankTransferRow>(FIND_CANCELLED, [null, ...details]);
   const target = found.rows[0] ? toBankTransfer(found.rows[0]) : null;
   const entity = { type: 'bank_transfer', id: cancel.externalId };
   const attributes = { method: 'bank_transfer', provider: 'zengin' };
   const insert = (status: BankTransferStatus, reason: BankTransferReason, suspended: bigint, txId: string | null, cancels: string | null) =>
     q.query<BankTransferRow>(
       `INSERT INTO bank_transfers (external_id, account_number, amount, currency, payer_name, transaction_date, status, reason, user_id,
-         suspended, ledger_transaction_id, cancels)
-       VALUES ($1, $2, $3::bigint, $4, $5, $6::date, $7, $8, $9, $10::bigint, $11::uuid, $12)
+         suspended, ledger_transaction_id, cancels, bank_code, branch_code, account_type)
+       VALUES ($1, $2, $3::bigint, $4, $5, $6::date, $7, $8, $9, $10::bigint, $11::uuid, $12, $13, $14, $15)
        ON CONFLICT (external_id) DO NOTHING RETURNING ${BT_COLUMNS}`,
       [cancel.externalId, accountNumber, cancel.amount.toString(), CURRENCY, cancel.payerName, cancel.transactionDate ?? null, status, reason,
-        target?.userId ?? null, suspended.toString(), txId, cancels]);
+        target?.userId ?? null, suspended.toString(), txId, cancels, ...account]);
 
   if (!target || target.amount !== cancel.amount) {
     if (target) log.warn({ cancellation: cancel.externalId, transfer: target.externalId }, 'cancellation amount differs from the transfer it names');
@@ -341,11 +388,14 @@ export async function importTransfer(q: Queryable, transfer: IncomingTransfer, p
   if (transfer.amount < 0n) throw new RangeError(`transfer ${transfer.externalId} has a negative amount`);
 
   const accountNumber = transfer.account.accountNumber;
-  const va = await getVirtualAccount(q, accountNumber);
+  const va = await findVirtualAccount(q, transfer.account);
   const nameOk = va !== null && payerNameMatches(transfer.payerName, va.registeredNameKana);
   const matched = va !== null && (nameOk || (policy.nameMismatch ?? 'suspense') === 'credit');
   const key = `bank_transfer:${transfer.externalId}`;
-  const meta = { external_id: transfer.externalId, account_number: accountNumber, payer_name: transfer.payerName };
+  const meta = {
+    external_id: transfer.externalId, account_number: accountNumber, bank_code: transfer.account.bankCode ?? null,
+    branch_code: transfer.account.branchCode ?? null, payer_name: transfer.payerName,
+  };
 
   let status: BankTransferStatus;
   let reason: BankTransferReason | null = va === null ? 'unknown_account' : nameOk ? null : 'name_mismatch';
@@ -396,6 +446,7 @@ export async function importTransfer(q: Queryable, transfer: IncomingTransfer, p
     values: [
       transfer.externalId, accountNumber, transfer.amount.toString(), CURRENCY, transfer.payerName, transfer.transactionDate ?? null,
       status, reason, va?.userId ?? null, credited.toString(), escrowed.toString(), suspended.toString(), txId, deposit?.id ?? null,
+      ...accountColumns(transfer.account),
     ],
   });
   if (!r.rows[0]) {

@@ -1,4 +1,4 @@
-// Card deposits (realtime flow, seed 001) through seigo's own paths, with the Stripe simulator
+// Card deposits (realtime flow) through seigo's own paths, with the Stripe simulator
 // playing Stripe over loopback: success, decline, timeout after success resolved by the janitor,
 // by the late webhook or by both at once (one credit in every order), the limit pre-check, escrow
 // when a concurrent deposit filled the wallet, and a property over concurrent deposits with faults.

@@ -1,4 +1,4 @@
-// Deposits, realtime (card) flow — seed 001 リアルタイム型, MISSION D1/D4, C1–C3.
+// Deposits, realtime (card) flow (リアルタイム型).
 //
 //   tx1  validate; limit pre-check under the wallet's balance-row lock; insert the deposit
 //        (pending); record the `charge` operation; deposit → processing.        (one transaction)

@@ -10,4 +10,7 @@ export {
   type Deposit, type DepositMethod, type DepositStatus, type DepositChange,
 } from './state.ts';
 export { RESERVATION_METHODS, type CreditOn, type ReservationDepositInput, type ReservationMethod } from './reservation.ts';
-export { assignVirtualAccount, importTransfer, importTransferNoticeFile, listBankTransfers, type BankTransferPolicy, type ImportCounts } from './bank-transfer.ts';
+export {
+  accountTypeOf, assignVirtualAccount, importTransfer, importTransferNoticeFile, listBankTransfers,
+  type BankTransferPolicy, type CreditedAccountRef, type ImportCounts, type TransferAccountType,
+} from './bank-transfer.ts';

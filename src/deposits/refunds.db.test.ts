@@ -12,6 +12,9 @@ import { startKomojuEngine, type KomojuEngine } from '../../test/helpers/komoju.
 import { assignVirtualAccount, importTransfer } from './bank-transfer.ts';
 import type { Deposit } from './state.ts';
 
+/** The bank, branch and type of every virtual account these tests assign (bank-transfer.ts's defaults). */
+const OUR_BANK = { bankCode: '0001', branchCode: '001', depositType: '1' } as const;
+
 const WEBHOOK_SECRET = 'komoju_whsec_seigo_refunds';
 const API_KEY = 'wallet-backend-key-0123456789abcdef';
 const ACCOUNT = { bank_code: '0005', bank_name: 'ﾐﾂﾋﾞｼUFJ', branch_code: '123', account_type: 'ordinary', account_number: '1234567', holder_kana: 'ﾔﾏﾀﾞ ﾀﾛｳ' };
@@ -133,7 +136,7 @@ describe('refunds of escrowed money', () => {
     const reg = await api('POST', '/v1/refund-accounts', { user_id: 'u-ref-2', ...ACCOUNT, holder_kana: 'ｽｽﾞｷ ﾊﾅｺ' });
     expect(reg.json.started_refunds).toEqual([]);
     const imported = await importTransfer(pool(), {
-      externalId: 'zengin:test:1', account: { accountNumber: va.account_number }, amount: 80_000n, payerName: 'ｽｽﾞｷ ﾊﾅｺ', transactionDate: '2026-11-20',
+      externalId: 'zengin:test:1', account: { ...OUR_BANK, accountNumber: va.account_number }, amount: 80_000n, payerName: 'ｽｽﾞｷ ﾊﾅｺ', transactionDate: '2026-11-20',
     });
     expect(imported.transfer).toMatchObject({ credited: 50_000n, escrowed: 30_000n });
 
@@ -214,7 +217,7 @@ describe('refunds of escrowed money', () => {
     // Two escrow sources of one user: 2,000 of a konbini payment, then all 3,000 of a bank transfer (the wallet is full).
     const d = await konbiniOverLimit('u-ref-6', 7_000n, 5_000n);
     const va = await assignVirtualAccount(pool(), { userId: 'u-ref-6', registeredNameKana: 'ﾔﾏﾀﾞ ﾀﾛｳ' });
-    const bt = await importTransfer(pool(), { externalId: 'zengin:race:1', account: { accountNumber: va.accountNumber }, amount: 3_000n, payerName: 'ﾔﾏﾀﾞ ﾀﾛｳ' });
+    const bt = await importTransfer(pool(), { externalId: 'zengin:race:1', account: { ...OUR_BANK, accountNumber: va.accountNumber }, amount: 3_000n, payerName: 'ﾔﾏﾀﾞ ﾀﾛｳ' });
     expect(bt.transfer).toMatchObject({ credited: 0n, escrowed: 3_000n });
     const ds = [d.id, 'zengin:race:1'];
     await Promise.all([
@@ -268,7 +271,7 @@ describe('refunds when the user bears the fee', () => {
   async function escrowFromTransfer(user: string, id: string, escrow: bigint): Promise<void> {
     const va = await assignVirtualAccount(u.tdb.db.pool, { userId: user, registeredNameKana: 'ｺﾊﾞﾔｼ ｹﾝ' });
     await setBalanceLimit(u.tdb.db.pool, user, 1_000n);
-    const r = await importTransfer(u.tdb.db.pool, { externalId: id, account: { accountNumber: va.accountNumber }, amount: 1_000n + escrow, payerName: 'ｺﾊﾞﾔｼ ｹﾝ' });
+    const r = await importTransfer(u.tdb.db.pool, { externalId: id, account: { ...OUR_BANK, accountNumber: va.accountNumber }, amount: 1_000n + escrow, payerName: 'ｺﾊﾞﾔｼ ｹﾝ' });
     expect(r.transfer.escrowed).toBe(escrow);
   }
 

@@ -1,5 +1,5 @@
-// Refunds of escrowed money (seed 001: a paid notice that cannot be refused is booked, "超えてしまった
-// 金額のみを一旦退避しておき、別処理で返金を行う"; MISSION C3). A deposit over the limit (or paid after
+// Refunds of escrowed money: a paid notice that cannot be refused is booked, and only the amount over
+// the limit is set aside and refunded by a separate process (超えた金額のみを退避し、別処理で返金). A deposit over the limit (or paid after
 // expiry, or a bank transfer beyond the limit) leaves its excess in the user's escrow account; this
 // module pays it back to the bank account the user registered through the wallet's backend.
 //
@@ -21,8 +21,8 @@
 // ledger books that payout against KOMOJU's clearing account, so the bank's clearing account keeps
 // the deposit and treasury evens the two out as it does for every settlement.
 //
-// Fee. The provider charges per payout (deposits.refundFee.amount). The seed returns "the amount
-// that exceeded" to the user, so by default the platform bears the fee: the user receives the whole
+// Fee. The provider charges per payout (deposits.refundFee.amount). The user gets back "the amount
+// that exceeded", so by default the platform bears the fee: the user receives the whole
 // escrow and the fee is the platform's expense. With payer 'user' it is deducted from the payout
 // and booked as recovered (revenue); escrow smaller than the fee is then not refunded but reported.
 //

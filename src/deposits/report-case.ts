@@ -1,4 +1,4 @@
-// What a person must look at, handed to the cases module (issue 5) as a case: one open case per
+// What a person must look at, handed to the cases module as a case: one open case per
 // record and cause, so reporting the same thing again only finds it. Callers keep their own
 // record too (escrow_reports, the transfer's status), which says what is waiting, case or not.
 import { openCase, transitionCase, type CaseSubject } from '../cases/index.ts';
@@ -18,7 +18,8 @@ export async function reportCase(q: Queryable, log: Logger, report: CaseReport):
   const c = await openCase(q, {
     kind: report.kind, cause: report.cause, subject: report.subject, summary: report.summary, ...(report.details ? { details: report.details } : {}),
   });
-  log.warn({ caseId: c.id, opened: c.opened, cause: report.cause, subject: report.subject }, report.summary);
+  log.warn({ case_id: c.id, opened: c.opened, cause: report.cause, subject: `${report.subject.type}:${report.subject.id}`, summary: report.summary },
+    c.opened ? 'case opened' : 'case still open');
   return c;
 }
 

@@ -1,4 +1,4 @@
-// Konbini / Pay-easy deposits (pre-reservation flow, seed 001 事前予約型) through seigo's own paths,
+// Konbini / Pay-easy deposits (pre-reservation flow, 事前予約型) through seigo's own paths,
 // with the KOMOJU simulator over loopback: the reservation and its hold counting toward the limit,
 // preliminary (速報) and final (確報) notices under both credit policies (exactly one credit),
 // duplicated and reordered notices, a withdrawn preliminary notice, expiry, and a payment after

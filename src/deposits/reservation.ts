@@ -1,4 +1,4 @@
-// Deposits, pre-reservation flow (konbini, Pay-easy) — seed 001 事前予約型, MISSION D2, C2, C3.
+// Deposits, pre-reservation flow (konbini, Pay-easy; 事前予約型).
 //
 //   tx1  under the wallet's balance-row lock: limit pre-check (posted + incoming holds + deposits in
 //        flight + this one ≤ limit); insert the deposit; place an incoming HOLD for the amount (a

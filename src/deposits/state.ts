@@ -1,9 +1,9 @@
-// The deposit state machine as data (ARCHITECTURE.md "State machines are data"): the status union,
+// The deposit state machine as data (a transition table): the status union,
 // the table of allowed edges, and the one way a deposit changes state: a conditional UPDATE
 // (`WHERE status = ANY($from)`; 0 rows means someone else moved it first, a normal outcome) that
 // records the transition with its cause in the same statement.
 //
-// Realtime (card), seed 001: pending → processing → succeeded | failed | unknown, unknown →
+// Realtime (card): pending → processing → succeeded | failed | unknown, unknown →
 // succeeded | failed. Reservation (konbini, Pay-easy; reservation.ts, migration 0011): pending →
 // processing → awaiting_payment (reserved) → paid_preliminary (速報) → succeeded (確報); a 速報取消
 // sends paid_preliminary back to awaiting_payment; awaiting_payment → expired | cancelled, and a

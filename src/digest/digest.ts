@@ -1,4 +1,4 @@
-// The daily digest (issue 5, J2): what reconciliation found and what people still have to do,
+// The daily digest: what reconciliation found and what people still have to do,
 // posted to a Slack incoming webhook. It is an outbox message (topic `digest.daily`), so when Slack
 // fails the delivery is retried on the outbox's schedule like any other, and a subscription with
 // `body: "payload"` sends Slack exactly the message below.

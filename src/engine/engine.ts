@@ -20,6 +20,7 @@ import { createRefunds, type Refunds } from '../deposits/refunds.ts';
 import { createExpiryInquiry, type ExpiryInquiry } from '../deposits/expiry-inquiry.ts';
 import { reconcileDepsOf, reconcileJobs, reimportRowAction } from '../reconcile/index.ts';
 import { publishDigest } from '../digest/digest.ts';
+import { Sagas } from '../sagas/index.ts';
 import { CaseActions, detectCases, redriveDeliveryAction, replayInboxAction, retryOperationAction } from '../cases/index.ts';
 
 export interface EngineOptions {
@@ -44,6 +45,8 @@ export interface Engine {
   /** Register in-process consumers for subscriptions with a handler target. */
   consumers: Consumers;
   operations: Operations;
+  /** Sagas: modules define theirs here; the worker's `sagas` loop advances and resumes them. */
+  sagas: Sagas;
   /** Deposits for the wallet's backend (card realtime flow). */
   deposits: Deposits;
   /** Refunds of escrowed money to the users' registered bank accounts. */
@@ -77,6 +80,7 @@ export function createEngine(opts: EngineOptions): Engine {
     stalePendingMs: config.operations.stalePendingMs,
     onTransition: (provider, status) => metrics.operationTransitions.inc({ provider, status }),
   });
+  const sagas = new Sagas({ pool: db.pool, log });
   // The intake writer has a small pool of its own, so acknowledgements never wait for a
   // connection behind admin queries or workers; one connection per batch in flight, plus one.
   const intakeDb = createDb(db.url, { max: config.intake.commitsInFlight + 1, applicationName: 'seigo-intake', log });
@@ -112,13 +116,15 @@ export function createEngine(opts: EngineOptions): Engine {
   caseActions.register(reimportRowAction(reconcileDeps));
 
   return {
-    config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, refunds, expiryInquiry, bankTransferPolicy, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
+    config, db, log, clock, metrics, providers, handlers, consumers, operations, sagas, deposits, refunds, expiryInquiry, bankTransferPolicy, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
     caseActions,
     createWorker(role = 'worker', extra = {}) {
       const loops: WorkLoop[] = [
         { name: 'inbox', channel: 'inbox', concurrency: 2, runOnce: () => inbox.runOnce(batch) },
         { name: 'deliveries.handler', channel: 'deliveries', concurrency: 2, runOnce: () => handlerDeliveries.runOnce(batch) },
         { name: 'deliveries.http', channel: 'deliveries', concurrency: 1, runOnce: () => httpDeliveries.runOnce(Math.min(batch, config.worker.concurrency * 8)) },
+        // Due sagas, and sagas whose worker died mid-step (their lease ended): claimed with SKIP LOCKED.
+        { name: 'sagas', channel: 'sagas', concurrency: 1, runOnce: () => sagas.runOnce(Math.min(batch, 20)) },
         ...(extra.loops ?? []),
       ];
       const periodic: PeriodicJob[] = [

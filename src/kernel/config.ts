@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from './errors.ts';
 import { parseDuration } from './backoff.ts';
+import { expandEnvReferences } from './config-env.ts';
 
 /** Longest retry delay anyone may configure: beyond it, timestamps and timers overflow. */
 export const MAX_DURATION_MS = 30 * 86_400_000;
@@ -152,7 +153,7 @@ export const configSchema = z.object({
     /**
      * Refunds of escrowed money (the part of an unrefusable deposit over the limit): the provider that
      * pays them out, the fee it charges per payout (yen), and who bears it: the platform (default: the
-     * user gets the whole excess back, as the seed has it) or the user (deducted from the payout).
+     * user gets the whole excess back) or the user (deducted from the payout).
      */
     refundProvider: z.string().default('komoju'),
     refundFee: z.object({
@@ -264,6 +265,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, cwd = process.c
     if (typeof file !== 'object' || file === null || Array.isArray(file)) {
       throw new ConfigError(`invalid configuration in ${path}: the file must hold a JSON object`);
     }
+    file = expandEnvReferences(file, env, path) as Record<string, unknown>;
   } else if (explicit) {
     throw new ConfigError(`SEIGO_CONFIG names ${path}, which does not exist`);
   }

@@ -41,6 +41,8 @@ export interface EmbeddedPostgres {
    * attached to a server owned by another live seigo process, it leaves that server running.
    */
   stop(): Promise<void>;
+  /** Whether a PostgreSQL server still serves the cluster (false once it was stopped or killed under us). */
+  running(): Promise<boolean>;
 }
 
 type Log = NonNullable<EmbeddedPostgresOptions['log']>;
@@ -153,6 +155,19 @@ export async function stopEmbeddedPostgres(dataDir: string, opts: { log?: Log } 
   return true;
 }
 
+/** Whether `dataDir` holds a cluster already (commands that only read must not create one). */
+export async function embeddedClusterExists(dataDir: string): Promise<boolean> {
+  const dir = path.resolve(dataDir);
+  return (await findExistingCluster(dir, await readState(dir, defaultLog))) !== undefined;
+}
+
+/** The live seigo process (other than this one) that owns the embedded server of `dataDir`, if any. */
+export async function liveEmbeddedOwner(dataDir: string): Promise<{ pid: number; since: string } | undefined> {
+  const owner = (await readState(path.resolve(dataDir), defaultLog)).owner;
+  if (!owner || owner.pid === process.pid || !isLiveProcess(owner)) return undefined;
+  return { pid: owner.pid, since: owner.since };
+}
+
 // ---------------------------------------------------------------------------------------------
 // Start: finishing touches and the handle
 // ---------------------------------------------------------------------------------------------
@@ -224,6 +239,10 @@ async function finishStart(a: FinishArgs): Promise<EmbeddedPostgres> {
     dataDir,
     pgData: cluster.pgData,
     stop,
+    async running() {
+      const pidFile = await readPidFile(cluster.pgData);
+      return pidFile !== undefined && (await isPostmasterOf(pidFile.pid, cluster.pgData));
+    },
   };
 }
 
@@ -1045,12 +1064,13 @@ function isAlive(pid: number): boolean {
   return state !== 'Z' && state !== 'X';
 }
 
-function processStartTime(pid: number): string | undefined {
+/** The kernel's start time of `pid` (jiffies since boot; Linux), which tells a process from a later one with the same pid. */
+export function processStartTime(pid: number): string | undefined {
   return procStatFields(pid)?.[19];
 }
 
 /** Alive and the same process as recorded (not a new process that reused the pid). */
-function isLiveProcess(p: { pid: number; startTime?: string | undefined }): boolean {
+export function isLiveProcess(p: { pid: number; startTime?: string | undefined }): boolean {
   if (!isAlive(p.pid)) return false;
   return p.startTime === undefined || processStartTime(p.pid) === p.startTime;
 }

@@ -19,3 +19,27 @@ describe('logger', () => {
     expect(out).toContain('[redacted]');
   });
 });
+
+describe('log lines', () => {
+  const capture = () => {
+    let out = '';
+    return { sink: new Writable({ write(chunk, _enc, cb) { out += chunk.toString(); cb(); } }), text: () => out };
+  };
+
+  it('name their level', () => {
+    const c = capture();
+    createLogger('info', { destination: c.sink, pretty: false }).warn({ case_id: 'x' }, 'case opened');
+    const line = JSON.parse(c.text()) as { level: unknown; msg: string };
+    expect(line.level).toBe('warn');
+    expect(line.msg).toBe('case opened');
+  });
+
+  it('are readable text with SEIGO_LOG_PRETTY, and still redacted', () => {
+    const c = capture();
+    createLogger('info', { destination: c.sink, pretty: true }).info({ route: '/v1/deposits', token: 'admin-token-value' }, 'request');
+    expect(c.text()).toMatch(/INFO.*request/);
+    expect(c.text()).toContain('/v1/deposits');
+    expect(c.text()).not.toContain('admin-token-value');
+    expect(() => JSON.parse(c.text()) as unknown).toThrow();
+  });
+});

@@ -4,7 +4,7 @@
 // poll, so a lost wake-up only delays work by the poll interval.
 import type pg from 'pg';
 
-export type WakeChannel = 'inbox' | 'deliveries' | 'operations';
+export type WakeChannel = 'inbox' | 'deliveries' | 'operations' | 'sagas';
 
 class Waker {
   private readonly pending = new Set<WakeChannel>();

@@ -1,4 +1,4 @@
-// Crediting a deposit to a user's wallet under the rules of seed 001 (C2–C4): a deposit that can be
+// Crediting a deposit to a user's wallet under the wallet's rules: a deposit that can be
 // refused is refused over the limit; one that cannot (a konbini paid notice) credits up to the
 // limit and puts the rest in the user's escrow, to be refunded; a restricted (frozen) user's
 // deposit goes to suspense. The decision is taken under the wallet's balance row lock.

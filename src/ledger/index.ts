@@ -5,5 +5,5 @@ export { ensureAccount, ensureAccounts, findAccount, setBalanceLimit, clearBalan
 export { post, reverse, InvalidPostingError } from './post.ts';
 export { placeHold, captureHold, releaseHold, expireHolds, getHold, HOLD_STATUSES, HOLD_TRANSITIONS, canTransition, type PlaceHoldInput } from './holds.ts';
 export { creditDeposit, creditDeposits, DepositCreditor, type CreditDepositResult, type CreditDepositInput, type CreditDepositOutcome, type CreditDepositError, type DepositMode } from './credit-deposit.ts';
-export { getAccount, getBalance, getTransaction, listAccountTransactions, entriesOf, type AccountTransaction } from './read.ts';
+export { getAccount, getBalance, getTransaction, getUserBalances, listAccountTransactions, entriesOf, type AccountTransaction, type UserBalances } from './read.ts';
 export { lockBalances, headroom } from './balances.ts';

@@ -64,3 +64,53 @@ export async function listAccountTransactions(q: Queryable, accountId: string, l
      JOIN ledger_transactions t ON t.id = e.transaction_id ORDER BY e.last DESC`, [accountId, limit]);
   return r.rows.map((t) => ({ transactionId: t.id, kind: t.kind, description: t.description, amount: BigInt(t.amount), createdAt: t.created_at }));
 }
+
+/** A user's money in one currency, across the accounts the ledger keeps for them. */
+export interface UserBalances {
+  owner: string;
+  currency: string;
+  /** The wallet: posted, what incoming / outgoing holds reserve, and what can be spent (posted − outgoing holds). */
+  posted: bigint;
+  pendingIn: bigint;
+  pendingOut: bigint;
+  available: bigint;
+  /** Deposited over the limit and waiting for a refund; held while the user is restricted. */
+  escrow: bigint;
+  suspense: bigint;
+  /** The per-user limit override (null: the configured default applies), and whether the user is restricted. */
+  limitOverride: bigint | null;
+  restricted: boolean;
+}
+
+// One statement: the user's wallet, escrow and suspense (shards summed), their limit override and restriction.
+const USER_BALANCES = `
+WITH b AS (
+  SELECT a.kind, sum(x.posted) AS posted, sum(x.pending_in) AS pending_in, sum(x.pending_out) AS pending_out
+  FROM ledger_accounts a JOIN ledger_balances x ON x.account_id = a.id
+  WHERE a.owner = $1 AND a.currency = $2 AND a.kind IN ('wallet', 'escrow', 'suspense')
+  GROUP BY a.kind
+)
+SELECT coalesce((SELECT posted FROM b WHERE kind = 'wallet'), 0)::text AS posted,
+       coalesce((SELECT pending_in FROM b WHERE kind = 'wallet'), 0)::text AS pending_in,
+       coalesce((SELECT pending_out FROM b WHERE kind = 'wallet'), 0)::text AS pending_out,
+       coalesce((SELECT posted FROM b WHERE kind = 'escrow'), 0)::text AS escrow,
+       coalesce((SELECT posted FROM b WHERE kind = 'suspense'), 0)::text AS suspense,
+       (SELECT "limit"::text FROM ledger_limits WHERE owner = $1 AND currency = $2) AS limit_override,
+       EXISTS (SELECT 1 FROM ledger_restrictions WHERE owner = $1) AS restricted`;
+
+/** A user's balances by user id (zeros for a user the ledger has not seen). */
+export async function getUserBalances(q: Queryable, owner: string, currency: string): Promise<UserBalances> {
+  const r = await q.query<{
+    posted: string; pending_in: string; pending_out: string; escrow: string; suspense: string; limit_override: string | null; restricted: boolean;
+  }>({
+    name: 'ledger_user_balances', text: USER_BALANCES, values: [owner, currency],
+  });
+  const row = r.rows[0]!;
+  const posted = BigInt(row.posted);
+  const pendingOut = BigInt(row.pending_out);
+  return {
+    owner, currency, posted, pendingIn: BigInt(row.pending_in), pendingOut, available: posted - pendingOut,
+    escrow: BigInt(row.escrow), suspense: BigInt(row.suspense),
+    limitOverride: row.limit_override === null ? null : BigInt(row.limit_override), restricted: row.restricted,
+  };
+}

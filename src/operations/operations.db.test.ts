@@ -7,7 +7,9 @@ import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { Writable } from 'node:stream';
 import { withTx } from '../kernel/db.ts';
+import { createLogger } from '../kernel/logger.ts';
 import { err, ok } from '../kernel/errors.ts';
 import type { CallOutcome, InquiryResult, OperationRequest, ProviderAdapter } from '../providers/types.ts';
 import { OPERATION_TRANSITIONS, type Operation, type OperationStatus, type RecordOperation } from './index.ts';
@@ -148,6 +150,7 @@ const BREAKER_AFTER = 2;
 beforeAll(async () => {
   await sim.start();
   t = await startTestEngine({
+    log: createLogger('info', { destination: new Writable({ write(chunk, _enc, cb) { logged += chunk.toString(); cb(); } }), pretty: false }),
     providers: [simAdapter('sim'), simAdapter('simcb'), simAdapter('simdown')],
     config: {
       endpoints: {
@@ -190,6 +193,9 @@ async function isListening(): Promise<boolean> {
 }
 
 const pool = () => t.tdb.db.pool;
+/** The engine's log lines (JSON), for the lines an operator relies on. */
+let logged = '';
+const logLines = () => logged.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
 
 async function record(input: Partial<RecordOperation> & { idempotencyKey: string }): Promise<{ operation: Operation; created: boolean }> {
   return withTx(pool(), (tx) => t.engine.operations.record(tx, { provider: 'sim', kind: 'charge', request: { amount: 1_000, currency: 'JPY' }, ...input }));
@@ -299,6 +305,9 @@ describe('declines', () => {
     const { operation } = await record({ idempotencyKey: key, request: { amount: 250_000, currency: 'JPY' } });
     const done = await t.engine.operations.execute(operation.id);
     expect(done).toMatchObject({ status: 'failed', error_code: 'card_declined', error_message: 'the card has insufficient funds' });
+    expect(logLines()).toContainEqual(expect.objectContaining({
+      level: 'warn', msg: 'operation failed', operation_id: operation.id, provider: 'sim', error_code: 'card_declined',
+    }));
     // A decline is a final outcome: the handler runs for it too, once.
     expect(await effects(operation.id)).toEqual([{ status: 'failed', charge_id: null }]);
 
@@ -323,6 +332,7 @@ describe('no answer: unknown, resolved by inquiry', () => {
     const after = await t.engine.operations.execute(operation.id);
     expect(after).toMatchObject({ status: 'unknown', error_code: 'timeout' });
     expect(after.next_inquiry_at).toBeInstanceOf(Date);
+    expect(logLines()).toContainEqual(expect.objectContaining({ level: 'warn', msg: 'operation outcome unknown', operation_id: operation.id }));
     // The provider did charge, and was asked exactly once even though retries are enabled for this endpoint.
     expect(sim.charges.get(key)?.status).toBe('succeeded');
     expect(sim.postsFor(key)).toBe(1);

@@ -171,6 +171,10 @@ export class Operations {
       return row;
     });
     if (op) this.deps.onTransition?.(op.provider, op.status);
+    if (op?.status === 'failed' || op?.status === 'unknown') {
+      this.deps.log.warn({ operation_id: op.id, provider: op.provider, kind: op.kind, error_code: op.error_code, cause: change.cause },
+        op.status === 'failed' ? 'operation failed' : 'operation outcome unknown');
+    }
     return op;
   }
 

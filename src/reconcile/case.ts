@@ -6,7 +6,7 @@ import type { Queryable } from '../kernel/db.ts';
 import { openCase, type CaseSubject } from '../cases/index.ts';
 import type { BreakRow } from './repair.ts';
 
-export async function openBreakCase(q: Queryable, b: BreakRow, why: string): Promise<{ id: string } | null> {
+export async function openBreakCase(q: Queryable, b: BreakRow, why: string): Promise<{ id: string; opened: boolean } | null> {
   const details = {
     break_id: b.id, scope: b.scope, class: b.class, match_key: b.match_key, external_id: b.external_id, internal_id: b.internal_id,
     external_amount: b.external_amount, internal_amount: b.internal_amount, external_status: b.external_status, internal_status: b.internal_status, why,

@@ -1,4 +1,4 @@
-// Reconciliation (issue 5, MISSION G1–G4): stage the other side's record, match it with ours in
+// Reconciliation: stage the other side's record, match it with ours in
 // SQL, repair through the normal paths, hand the rest to a person.
 export { reconcileDepsOf, type ReconcileEngine } from './deps.ts';
 export { runReconcile, type ReconcileDeps, type ReconcileRequest, type ReconcileOptions, type RunSummary, type Progress } from './run.ts';

@@ -273,6 +273,27 @@ describe('a CSV export with a declared mapping', () => {
     expect(firstRun.repairs.notifications).toBe(0);
   });
 
+  it('a file without a window covers the whole days its rows span, no more', async () => {
+    const made: Deposit[] = [];
+    for (let i = 0; i < 3; i++) {
+      const r = await t.engine.deposits.createCardDeposit({ userId: `u-csv-day-${i}`, amount: 700n + BigInt(i), paymentMethod: 'pm_card_visa' });
+      if (!r.ok) throw new Error(r.error.code);
+      made.push(r.value);
+    }
+    await stripe.idle();
+    await settle();
+    // The file's one row is at 10:00 on 2026-11-20 (UTC, the mapping's zone). Ours: that deposit;
+    // one earlier the same day that the file lacks (missing there); one the next morning (not covered).
+    const [inFile, sameDay, nextDay] = made;
+    const at = [['2026-11-20T09:59:00Z', inFile!], ['2026-11-20T01:00:00Z', sameDay!], ['2026-11-21T05:00:00Z', nextDay!]] as const;
+    for (const [when, d] of at) await pool().query('UPDATE deposits SET created_at = $2 WHERE id = $1', [d.id, when]);
+    const path = join(dir, 'one-day.csv');
+    await writeFile(path, `id,amount,currency,status,created\n${inFile!.providerPaymentId},700,jpy,succeeded,2026-11-20T10:00:00Z\n`);
+    const r = await run({ source: 'csv', file: path, mapping: checkCsvMapping(MAPPING) }, { repair: false });
+    expect(r.window).toEqual({ from: '2026-11-20T00:00:00.000Z', to: '2026-11-21T00:00:00.000Z' });
+    expect((await breaks(r.id)).map((b) => [b.class, b.internal_id])).toEqual([['missing_there', sameDay!.id]]);
+  });
+
   it('re-running the same file opens no break twice', async () => {
     const before = await tableCounts();
     const again = await run({ source: 'csv', file: csvPath, mapping: checkCsvMapping(MAPPING), ...window() });
@@ -366,7 +387,7 @@ describe('a CSV export with a declared mapping', () => {
       join(import.meta.dirname, '../../bin/seigo.js'), 'reconcile', '--file', join(dir, 'missing.csv'), '--format', 'csv', '--mapping', mappingPath, '--json',
     ], { cwd: dir, env: { ...process.env, DATABASE_URL: t.tdb.url, SEIGO_CONFIG: join(dir, 'none.json') }, timeout: 60_000 }).catch((e: { code: number; stdout: string }) => e);
     expect((bad as { code: number }).code).toBe(2);
-    expect(JSON.parse((bad as { stdout: string }).stdout)).toMatchObject({ error: { code: 'invalid_csv' } });
+    expect(JSON.parse((bad as { stdout: string }).stdout)).toMatchObject({ status: 400, code: 'invalid_csv' });
   });
 });
 
@@ -427,6 +448,37 @@ describe('Zengin transfer-notice files against bank transfers', () => {
     await expect(run({ source: 'zengin', file: broken })).rejects.toThrow(/line 1/);
   });
 
+  it('a file covering one account compares only that account: no break for another account, a missing transfer in it found', async () => {
+    const a = await assignVirtualAccount(pool(), { userId: 'u-zengin-cover-a', registeredNameKana: 'ﾔﾏﾀﾞ ﾀﾛｳ' });
+    const b = await assignVirtualAccount(pool(), { userId: 'u-zengin-cover-b', registeredNameKana: 'ﾔﾏﾀﾞ ﾀﾛｳ' });
+    const [a1, a2, b1] = [transfer(1_100n, 'ﾔﾏﾀﾞ ﾀﾛｳ'), transfer(1_200n, 'ﾔﾏﾀﾞ ﾀﾛｳ'), transfer(1_300n, 'ﾔﾏﾀﾞ ﾀﾛｳ')];
+    expect(await importTransferNoticeFile(pool(), notice(a.accountNumber, [a1, a2]))).toMatchObject({ ok: true, value: { credited: 2 } });
+    expect(await importTransferNoticeFile(pool(), notice(b.accountNumber, [b1]))).toMatchObject({ ok: true, value: { credited: 1 } });
+    const a2Id = (await pool().query<{ external_id: string }>('SELECT external_id FROM bank_transfers WHERE account_number = $1 AND amount = 1200', [a.accountNumber])).rows[0]!.external_id;
+    // The bank's file for account a alone, and a2 is not in it: we booked a transfer the bank does not report.
+    const path = join(dir, 'one-account.txt');
+    await writeFile(path, notice(a.accountNumber, [a1]));
+    const casesBefore = (await pool().query<{ n: string }>('SELECT count(*) AS n FROM cases')).rows[0]!.n;
+    const r = await run({ source: 'zengin', file: path });
+    const found = await breaks(r.id);
+    expect(found.map((x) => [x.class, x.internal_id])).toEqual([['missing_there', a2Id]]);
+    expect(r.counts).toMatchObject({ matched: 1, missing_there: 1, missing_here: 0 });
+    // One case, about a2; none about b (or any other account the file does not cover).
+    const cases = (await pool().query<{ details: { internal_id: string | null } }>('SELECT details FROM cases ORDER BY id OFFSET $1', [Number(casesBefore)])).rows;
+    expect(cases.map((c) => c.details.internal_id)).toEqual([a2Id]);
+
+    // b's own file, without b1: a break for b. The next file for a alone leaves it open (it says nothing of b).
+    const bPath = join(dir, 'other-account.txt');
+    await writeFile(bPath, notice(b.accountNumber, []));
+    const rb = await run({ source: 'zengin', file: bPath });
+    const [bBreak] = await breaks(rb.id);
+    expect(bBreak).toMatchObject({ class: 'missing_there', internal_id: expect.stringContaining(b.accountNumber) });
+    const again = await run({ source: 'zengin', file: path });
+    expect(again.resolved).toBe(0);
+    const still = await pool().query<{ status: string }>('SELECT status FROM reconcile_breaks WHERE id = $1', [bBreak!.id]);
+    expect(still.rows[0]!.status).toBe('open');
+  });
+
   it('a file with a 取消 record: the cancellation the import booked is no break, the cancelled transfer still matches', async () => {
     const va = await assignVirtualAccount(pool(), { userId: 'u-zengin-cancel', registeredNameKana: 'ﾔﾏﾀﾞ ﾊﾅｺ' });
     const tr = transfer(4_000n, 'ﾔﾏﾀﾞ ﾊﾅｺ');
@@ -436,9 +488,8 @@ describe('Zengin transfer-notice files against bank transfers', () => {
     await writeFile(path, file);
     const r = await run({ source: 'zengin', file: path });
     expect(r.counts).toMatchObject({ matched: 1, missing_here: 0 });
-    // Breaks of other tests' transfers on the same day may be listed; none is about this account.
-    const ours = (await breaks(r.id)).filter((b) => String(b.match_key).includes(va.accountNumber));
-    expect(ours).toEqual([]);
+    // The file covers this account only: other tests' transfers of the same day are no break here.
+    expect(await breaks(r.id)).toEqual([]);
   });
 });
 

@@ -1,4 +1,4 @@
-// Repair of a run's breaks, through the normal paths only (ARCHITECTURE "The four paths", 4):
+// Repair of a run's breaks, through the normal paths only (import what we lost, re-ask about what they lost):
 //   - their record says a payment ended (paid, failed, expired) and ours does not: a synthetic
 //     notification in the provider's own format goes into the inbox (source 'reconciliation'), and
 //     the inbox worker applies it with the same handlers as a webhook. Its event id is
@@ -12,11 +12,13 @@
 //   - the rest, and a repaired break still seen `escalateAfterMs` after its repair: a case.
 import { withTx } from '../kernel/db.ts';
 import type { CaseAction } from '../cases/index.ts';
-import { importTransfer } from '../deposits/index.ts';
+import { importTransfer, type CreditedAccountRef } from '../deposits/index.ts';
+import type { DepositType } from '../providers/zengin/index.ts';
 import { replayInbox } from '../intake/index.ts';
 import type { RepairCounts, RunSource } from './classes.ts';
 import type { ReconcileDeps } from './run.ts';
 import { openBreakCase } from './case.ts';
+import { logCaseOpened } from '../cases/index.ts';
 
 export interface BreakRow {
   id: string;
@@ -57,6 +59,7 @@ export async function repairRun(deps: ReconcileDeps, runId: string, source: RunS
         // Repaired before and still here: unless the repair may still be on its way, a person looks.
         if (b.repaired_at && Date.now() - b.repaired_at.getTime() >= o.escalateAfterMs) {
           const c = await openBreakCase(deps.pool, b, `still ${b.class} after ${b.repair} ${b.repaired_at.toISOString()}`);
+          if (c) logCaseOpened(deps.log, c, { cause: `recon_${b.class}`, subject: { type: 'recon_break', id: b.id } });
           await mark(b, 'case', c?.id ?? null, c?.id);
           counts.cases++;
         }
@@ -65,6 +68,7 @@ export async function repairRun(deps: ReconcileDeps, runId: string, source: RunS
       const done = await tryRepair(deps, b, source, counts);
       if (done) continue;
       const c = await openBreakCase(deps.pool, b, 'no automatic repair for this break');
+      if (c) logCaseOpened(deps.log, c, { cause: `recon_${b.class}`, subject: { type: 'recon_break', id: b.id } });
       await mark(b, 'case', c?.id ?? null, c?.id);
       counts.cases++;
     } catch (e) {
@@ -114,8 +118,11 @@ async function feed(d: ReconcileDeps, b: BreakRow): Promise<{ repair: 'notificat
     return { repair: 'notification', ref: w.id };
   }
   if (b.scope === 'zengin' && b.external_raw) {
-    const t = b.external_raw as unknown as { externalId: string; account: { accountNumber: string; bankCode?: string; branchCode?: string }; amount: string; payerName: string; transactionDate?: string };
-    const imported = await withTx(d.pool, (tx) => importTransfer(tx, { ...t, amount: BigInt(t.amount) }, d.bankTransferPolicy));
+    const t = b.external_raw as unknown as { externalId: string; account: CreditedAccountRef; amount: string; payerName: string; transactionDate?: string };
+    // A row staged before the type was kept: its id names it (zengin:<bank>-<branch>-<type>-<number>:…).
+    const depositType = t.account.depositType ?? (/^zengin:\d{4}-\d{3}-([1249])-/.exec(t.externalId)?.[1] as DepositType | undefined);
+    const account = { ...t.account, depositType };
+    const imported = await withTx(d.pool, (tx) => importTransfer(tx, { ...t, account, amount: BigInt(t.amount) }, d.bankTransferPolicy));
     return { repair: 'import', ref: imported.transfer.externalId };
   }
   return undefined;

@@ -1,4 +1,4 @@
-// One reconciliation run (ARCHITECTURE "Reconcile"; seeds 001 リコンサイル and 003 定期的に突合):
+// One reconciliation run (リコンサイル, 定期的な突合):
 //   1. stage the other side's rows with COPY into a temporary table (streamed);
 //   2. compare them with our side in ONE statement: a narrow pass for the keys they hold twice (as
 //      sorted hashes), one hash full join of their rows (not grouped) with ours in the window
@@ -7,7 +7,8 @@
 //      up by key where ours lies outside the window, grouped by key, classified, and the breaks
 //      written (one open break per scope, class and key: a re-run changes the existing row, never
 //      adds one);
-//   3. resolve the open breaks of the same scope and window that this run no longer sees;
+//   3. resolve the open breaks of the same scope and window (and, for a bank file, of the accounts
+//      it covers) that this run no longer sees;
 //   4. record the run, commit; then repair (repair.ts).
 // Steps 1–4 are one transaction on one connection: a run that fails leaves no breaks, a malformed
 // input leaves nothing at all.
@@ -19,13 +20,15 @@ import type { Logger } from '../kernel/logger.ts';
 import type { InboxWriter } from '../intake/index.ts';
 import type { Operations } from '../operations/index.ts';
 import type { ProviderRegistry } from '../providers/registry.ts';
-import { parseTransferNotice, type ZenginEncoding } from '../providers/zengin/index.ts';
+import { parseTransferNotice, type TransferNoticeGroup, type ZenginEncoding } from '../providers/zengin/index.ts';
 import { emptyCounts, type BreakClass, type RepairCounts, type RunCounts, type RunSource } from './classes.ts';
 import { stageCsv, type CsvMapping } from './csv.ts';
 import type { BankTransferPolicy } from '../deposits/index.ts';
 import { ReconcileInputError } from './errors.ts';
 import { repairRun } from './repair.ts';
-import { bankTransfersSide, depositsSide, historyRows, zenginRows, type InternalSide } from './sources.ts';
+import {
+  BREAK_COVERED, bankTransfersSide, coverParams, CREATE_COVER, depositsSide, historyRows, INSERT_COVER, zenginRows, type InternalSide,
+} from './sources.ts';
 import { STAGE_TABLE, stageRows, type ExternalRelation } from './stage.ts';
 
 export interface ReconcileDeps {
@@ -94,6 +97,8 @@ interface Staged {
   from: Date;
   to: Date;
   findBadRow?: (tx: pg.ClientBase, refused?: string) => Promise<string | null>;
+  /** The run covers only some accounts (a bank file's, staged in COVER_TABLE): it resolves only their breaks. */
+  covered?: boolean;
 }
 
 const stagedRelation = () => ({ sql: `SELECT ctid AS line, key, external_id, amount, currency, status, at, raw, false AS bad FROM ${STAGE_TABLE}`, params: [] });
@@ -114,8 +119,10 @@ async function stage(tx: pg.ClientBase, deps: ReconcileDeps, req: ReconcileReque
       const parsed = parseTransferNotice(bytes, req.encoding ? { encoding: req.encoding } : {});
       if (!parsed.ok) throw new ReconcileInputError('invalid_transfer_notice', `line ${parsed.error.line}, ${parsed.error.field}: ${parsed.error.message}`);
       const rows = await stageRows(tx, zenginRows(parsed.value.transfers), progress);
-      const w = await fileWindow(tx, stagedRelation(), req.from, req.to);
-      return { scope: 'zengin', provider: null, file: req.file, rows, side: bankTransfersSide, relation: stagedRelation, ...w };
+      await tx.query(CREATE_COVER);
+      await tx.query(INSERT_COVER, coverParams(parsed.value.groups));
+      const w = zenginWindow(parsed.value.groups, req.from, req.to);
+      return { scope: 'zengin', provider: null, file: req.file, rows, side: bankTransfersSide, relation: stagedRelation, covered: true, ...w };
     }
     case 'csv': {
       const size = (await stat(req.file).catch(() => ({ size: 0 }))).size;
@@ -138,13 +145,25 @@ async function stage(tx: pg.ClientBase, deps: ReconcileDeps, req: ReconcileReque
   }
 }
 
-/** A file's window: as given, or the days its rows span. */
+/**
+ * A CSV file's window: as given, or the whole days its rows span, from the first row's day to the
+ * last row's, in the mapping's time zone (the session's, set by stageCsv). A statement export
+ * covers whole days; a day after its last row is not covered (and its deposits not missing there).
+ */
 async function fileWindow(tx: pg.ClientBase, rel: { sql: string; params: unknown[] }, from?: Date, to?: Date): Promise<{ from: Date; to: Date }> {
   if (from && to) return { from, to };
-  const r = await tx.query<{ min: Date | null; max: Date | null }>(`SELECT min(at::timestamptz) AS min, max(at::timestamptz) AS max FROM (${rel.sql}) x`, rel.params);
+  const r = await tx.query<{ min: Date | null; end: Date | null }>(
+    `SELECT date_trunc('day', min(at::timestamptz)) AS min, date_trunc('day', max(at::timestamptz)) + interval '1 day' AS end
+     FROM (${rel.sql}) x`, rel.params);
   const min = r.rows[0]!.min ?? new Date();
-  const max = r.rows[0]!.max ?? min;
-  return { from: from ?? min, to: to ?? new Date(max.getTime() + DAY) };
+  return { from: from ?? min, to: to ?? r.rows[0]!.end ?? min };
+}
+
+/** A Zengin file's window: as given, or its headers' 勘定日 range, whole days in Japan. */
+function zenginWindow(groups: readonly TransferNoticeGroup[], from?: Date, to?: Date): { from: Date; to: Date } {
+  const first = groups.map((g) => g.header.accountingFrom).sort()[0]!;
+  const last = groups.map((g) => g.header.accountingTo).sort().at(-1)!;
+  return { from: from ?? new Date(`${first}T00:00:00+09:00`), to: to ?? new Date(Date.parse(`${last}T00:00:00+09:00`) + DAY) };
 }
 
 // $1 run, $2 scope, $3 window from, $4 window to, $5 provider, $6/$7 the window widened by the
@@ -224,7 +243,7 @@ SELECT 'matched', agg.all_rows - coalesce(cardinality(agg.rows), 0) + (SELECT co
 FROM agg`;
 }
 
-// HTTP callbacks to internal services (seed 003): each must end acknowledged (delivered). Dead ones,
+// HTTP callbacks to internal services: each must end acknowledged (delivered). Dead ones,
 // and ones still unacknowledged past the deadline ($6), are missing there: the service never got them.
 const DELIVERIES_MATCH = `
 WITH cls AS (
@@ -269,6 +288,8 @@ WHERE NOT EXISTS (SELECT 1 FROM reconcile_breaks b WHERE b.scope = f.scope AND b
 const RESOLVE = `
 UPDATE reconcile_breaks SET status = 'resolved', resolved_at = now(), resolved_run_id = $1
 WHERE scope = $2 AND status = 'open' AND run_id <> $1 AND occurred_at >= $3 AND occurred_at < $4`;
+// A run over some accounts only (a bank file) resolves only their breaks.
+const RESOLVE_COVERED = `${RESOLVE} AND ${BREAK_COVERED}`;
 
 // Their row as they gave it, on the breaks (a repair, or a case's re-import, replays it).
 const ATTACH_RAW = `
@@ -277,6 +298,9 @@ WHERE b.run_id = $1 AND x.external_id = b.external_id AND x.raw IS NOT NULL`;
 
 export async function runReconcile(deps: ReconcileDeps, req: ReconcileRequest, opts: ReconcileOptions = {}): Promise<RunSummary> {
   const t0 = performance.now();
+  // The run's real start; the rows are written in a transaction whose now() would be its own start, and
+  // finished_at comes from clock_timestamp() once the repairs are done.
+  const startedAt = new Date();
   const id = uuidv7();
   const report = (phase: Progress['phase'], rows: number, fraction?: number) => opts.onProgress?.({ phase, rows, ...(fraction === undefined ? {} : { fraction }) });
   if ('from' in req && req.from && req.to && !(req.from < req.to)) throw new ReconcileInputError('invalid_window', '--from must be before --to');
@@ -301,9 +325,9 @@ export async function runReconcile(deps: ReconcileDeps, req: ReconcileRequest, o
     if (upsert && staged.side) await client.query(CREATE_PENDING);
     tStage = performance.now() - t0;
     await client.query(
-      `INSERT INTO reconcile_runs (id, source, scope, provider, file_name, window_from, window_to, trigger, external_rows)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
-      [id, req.source, staged.scope, staged.provider, staged.file, staged.from, staged.to, opts.trigger ?? 'manual', staged.rows]);
+      `INSERT INTO reconcile_runs (id, source, scope, provider, file_name, window_from, window_to, trigger, external_rows, started_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+      [id, req.source, staged.scope, staged.provider, staged.file, staged.from, staged.to, opts.trigger ?? 'manual', staged.rows, startedAt]);
     report('match', staged.rows);
     const slack = opts.slackMs ?? DAY;
     const base: unknown[] = [id, staged.scope, staged.from, staged.to, staged.provider];
@@ -343,17 +367,17 @@ export async function runReconcile(deps: ReconcileDeps, req: ReconcileRequest, o
       internalRows += r.internal;
     }
     if (req.source === 'provider' || req.source === 'zengin') await client.query(ATTACH_RAW, [id]);
-    resolved = (await client.query(RESOLVE, [id, staged.scope, staged.from, staged.to])).rowCount ?? 0;
+    resolved = (await client.query(staged.covered ? RESOLVE_COVERED : RESOLVE, [id, staged.scope, staged.from, staged.to])).rowCount ?? 0;
     tMatch = performance.now() - t0 - tStage;
     await client.query(
-      `UPDATE reconcile_runs SET status = 'succeeded', counts = $2, internal_rows = $3, finished_at = now(),
+      `UPDATE reconcile_runs SET status = 'succeeded', counts = $2, internal_rows = $3, finished_at = clock_timestamp(),
          timings = jsonb_build_object('stage', $4::int, 'match', $5::int, 'total', $6::int) WHERE id = $1`,
       [id, JSON.stringify(counts), internalRows, Math.round(tStage), Math.round(tMatch), Math.round(tStage + tMatch)]);
     await client.query('COMMIT');
   } catch (e) {
     await client.query('ROLLBACK').catch(() => undefined);
     await client.end().catch(() => undefined);
-    if (!(e instanceof ReconcileInputError)) await recordFailure(deps, id, req, staged, opts, e as Error);
+    if (!(e instanceof ReconcileInputError)) await recordFailure(deps, { id, startedAt }, req, staged, opts, e as Error);
     throw e;
   }
   await client.end();
@@ -368,8 +392,11 @@ export async function runReconcile(deps: ReconcileDeps, req: ReconcileRequest, o
   const total = performance.now() - t0;
   const breaks = counts.missing_here + counts.missing_there + counts.amount_mismatch + counts.status_mismatch + counts.duplicate_there;
   await deps.pool.query(
-    `UPDATE reconcile_runs SET repairs = $2, timings = timings || jsonb_build_object('repair', $3::int, 'total', $4::int) WHERE id = $1`,
+    `UPDATE reconcile_runs SET repairs = $2, timings = timings || jsonb_build_object('repair', $3::int, 'total', $4::int),
+       finished_at = clock_timestamp() WHERE id = $1`,
     [id, JSON.stringify(repairs), Math.round(tRepair), Math.round(total)]);
+  deps.log.info({ run_id: id, scope: staged.scope, trigger: opts.trigger ?? 'manual', external_rows: staged.rows, internal_rows: internalRows,
+    breaks, resolved, repairs, ms: Math.round(total) }, 'reconcile run finished');
   report('done', staged.rows);
   return {
     id, source: req.source, scope: staged.scope, provider: staged.provider, file: staged.file,
@@ -380,13 +407,16 @@ export async function runReconcile(deps: ReconcileDeps, req: ReconcileRequest, o
 }
 
 /** A run that failed for a reason other than its input (the provider or the database) is kept, with the cause. */
-async function recordFailure(deps: ReconcileDeps, id: string, req: ReconcileRequest, staged: Staged | undefined, opts: ReconcileOptions, e: Error): Promise<void> {
+async function recordFailure(
+  deps: ReconcileDeps, run: { id: string; startedAt: Date }, req: ReconcileRequest, staged: Staged | undefined, opts: ReconcileOptions, e: Error,
+): Promise<void> {
+  const id = run.id;
   const scope = staged?.scope ?? (req.source === 'provider' ? `provider:${req.provider}` : req.source === 'csv' ? `csv:${req.mapping.provider}` : req.source);
   await deps.pool.query(
-    `INSERT INTO reconcile_runs (id, source, scope, provider, file_name, window_from, window_to, trigger, status, error, finished_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'failed', $9, now())`,
+    `INSERT INTO reconcile_runs (id, source, scope, provider, file_name, window_from, window_to, trigger, status, error, started_at, finished_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'failed', $9, $10, clock_timestamp())`,
     [id, req.source, scope, req.source === 'provider' ? req.provider : staged?.provider ?? null, 'file' in req ? req.file : null,
-      staged?.from ?? ('from' in req ? req.from ?? null : null), staged?.to ?? ('to' in req ? req.to ?? null : null), opts.trigger ?? 'manual', e.message.slice(0, 2000)],
+      staged?.from ?? ('from' in req ? req.from ?? null : null), staged?.to ?? ('to' in req ? req.to ?? null : null), opts.trigger ?? 'manual', e.message.slice(0, 2000), run.startedAt],
   ).catch((err: Error) => deps.log.error({ runId: id, err: err.message }, 'recording a failed reconcile run failed'));
   deps.log.error({ runId: id, source: req.source, err: e.message }, 'reconcile run failed');
 }

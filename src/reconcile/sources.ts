@@ -3,7 +3,8 @@
 // the same money (deposits, bank transfers), with the same columns, so one statement compares them.
 import { SeigoError } from '../kernel/errors.ts';
 import type { HistoryRow, ProviderAdapter } from '../providers/types.ts';
-import type { TransferNotice } from '../providers/zengin/index.ts';
+import { accountTypeOf } from '../deposits/index.ts';
+import type { TransferNotice, TransferNoticeGroup } from '../providers/zengin/index.ts';
 import type { CanonicalStatus } from './classes.ts';
 import type { ExternalRow } from './stage.ts';
 
@@ -78,7 +79,10 @@ export function* zenginRows(transfers: readonly TransferNotice[]): Generator<Ext
     yield {
       key: t.externalId, externalId: t.externalId, amount: t.amount, currency: 'JPY', status: 'paid', at: `${t.transactionDate}T00:00:00+09:00`,
       raw: {
-        externalId: t.externalId, account: { accountNumber: t.account.accountNumber, bankCode: t.account.bankCode, branchCode: t.account.branchCode },
+        externalId: t.externalId,
+        account: {
+          accountNumber: t.account.accountNumber, bankCode: t.account.bankCode, branchCode: t.account.branchCode, depositType: t.account.depositType,
+        },
         amount: t.amount.toString(), payerName: t.payerName, transactionDate: t.transactionDate,
       },
     };
@@ -116,15 +120,50 @@ export function depositsSide(match: 'reference' | 'external_id'): InternalSide {
   };
 }
 
+// What a bank's transfer-notice file covers: per group (one per account: banks send one file per
+// account, or one group each), the account its header names and its 勘定日 range. Our side is
+// compared only there: a transfer of an account, or of a day, the file does not cover is not
+// "missing there". Staged per run (ON COMMIT DROP), as the file's rows are.
+export const COVER_TABLE = 'recon_cover';
+export const CREATE_COVER = `CREATE TEMP TABLE ${COVER_TABLE} (bank_code text NOT NULL, branch_code text NOT NULL, deposit_type text NOT NULL,
+  account_type text NOT NULL, account_number text NOT NULL, from_date date NOT NULL, to_date date NOT NULL) ON COMMIT DROP`;
+export const INSERT_COVER = `INSERT INTO ${COVER_TABLE}
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::date[], $7::date[])`;
+
+/** The cover rows of a parsed file, as INSERT_COVER's parameters (one array per column). */
+export function coverParams(groups: readonly TransferNoticeGroup[]): string[][] {
+  const cols: string[][] = [[], [], [], [], [], [], []];
+  for (const { header: h } of groups) {
+    const row = [h.bankCode, h.branchCode, h.depositType, accountTypeOf(h.depositType), h.accountNumber, h.accountingFrom, h.accountingTo];
+    row.forEach((v, i) => cols[i]!.push(v));
+  }
+  return cols;
+}
+
+const BANK_TRANSFER_COLUMNS = `b.external_id AS key, b.ctid AS tid, b.external_id AS id, b.amount, b.currency, 'paid'::text AS status,
+  b.status AS raw_status, (b.transaction_date::timestamp AT TIME ZONE 'Asia/Tokyo') AS at`;
+
+/** Our bank transfers of the accounts and days the staged file covers (COVER_TABLE). */
 export const bankTransfersSide: InternalSide = {
   type: 'bank_transfer',
-  window: `SELECT b.external_id AS key, b.ctid AS tid, b.external_id AS id, b.amount, b.currency, 'paid'::text AS status, b.status AS raw_status,
-      (b.transaction_date::timestamp AT TIME ZONE 'Asia/Tokyo') AS at
-    FROM bank_transfers b
+  window: `SELECT ${BANK_TRANSFER_COLUMNS}
+    FROM bank_transfers b JOIN ${COVER_TABLE} c ON c.account_number = b.account_number AND c.bank_code = b.bank_code
+      AND c.branch_code = b.branch_code AND c.account_type = b.account_type AND b.transaction_date BETWEEN c.from_date AND c.to_date
     WHERE b.transaction_date >= ($6::timestamptz AT TIME ZONE 'Asia/Tokyo')::date AND b.transaction_date < ($7::timestamptz AT TIME ZONE 'Asia/Tokyo')::date
       -- 取消 records booked by the import are not transfers (zenginRows leaves them out too).
       AND b.status NOT IN ('cancellation', 'unmatched_cancel')`,
-  lookup: (k) => `SELECT b.external_id AS key, b.ctid AS tid, b.external_id AS id, b.amount, b.currency, 'paid'::text AS status, b.status AS raw_status,
-      (b.transaction_date::timestamp AT TIME ZONE 'Asia/Tokyo') AS at FROM bank_transfers b
+  lookup: (k) => `SELECT ${BANK_TRANSFER_COLUMNS} FROM bank_transfers b
     WHERE b.external_id = ${k} AND b.status NOT IN ('cancellation', 'unmatched_cancel')`,
 };
+
+/**
+ * An open break of a Zengin run lies in what the staged file covers: its day, and its account —
+ * our transfer's (missing there), or the one the file's id names (zengin:<bank>-<branch>-<type>-<number>:…).
+ * A run resolves only such breaks: a file for one account says nothing of the others.
+ */
+export const BREAK_COVERED = `EXISTS (
+  SELECT 1 FROM ${COVER_TABLE} c LEFT JOIN bank_transfers t ON t.external_id = reconcile_breaks.internal_id
+  WHERE (reconcile_breaks.occurred_at AT TIME ZONE 'Asia/Tokyo')::date BETWEEN c.from_date AND c.to_date
+    AND ((t.bank_code, t.branch_code, t.account_type, t.account_number) = (c.bank_code, c.branch_code, c.account_type, c.account_number)
+      OR starts_with(reconcile_breaks.match_key,
+        'zengin:' || c.bank_code || '-' || c.branch_code || '-' || c.deposit_type || '-' || c.account_number || ':')))`;

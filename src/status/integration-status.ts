@@ -1,12 +1,12 @@
-// Integration status of one record (seed 000: 連携ステータス): waiting / done / failed with the cause,
-// across the inbox rows, outbound operations and deliveries that concern it, and the cases about it
-// (an open case is a failure waiting for a person).
+// Integration status of one record (連携ステータス): waiting / done / failed with the cause,
+// across the inbox rows, outbound operations, deliveries and sagas that concern it, and the cases
+// about it (an open case is a failure waiting for a person).
 import type { Queryable } from '../kernel/db.ts';
 
 export type IntegrationState = 'waiting' | 'done' | 'failed';
 
 export interface StatusItem {
-  kind: 'inbox' | 'operation' | 'delivery' | 'case';
+  kind: 'inbox' | 'operation' | 'delivery' | 'saga' | 'case';
   id: string;
   state: IntegrationState;
   status: string;
@@ -36,6 +36,10 @@ SELECT 'delivery', d.id::text, d.status, s.name || ' ← ' || m.topic, d.last_er
        CASE d.status WHEN 'delivered' THEN 'done' WHEN 'cancelled' THEN 'done' WHEN 'dead' THEN 'failed' ELSE 'waiting' END
   FROM outbox_messages m JOIN deliveries d ON d.message_id = m.id JOIN subscriptions s ON s.id = d.subscription_id
   WHERE m.entity_type = $1 AND m.entity_id = $2
+UNION ALL
+SELECT 'saga', id::text, status, name || COALESCE(' at ' || current_step, ''), last_error, updated_at,
+       CASE status WHEN 'completed' THEN 'done' WHEN 'compensated' THEN 'failed' WHEN 'failed' THEN 'failed' ELSE 'waiting' END
+  FROM sagas WHERE entity_type = $1 AND entity_id = $2
 UNION ALL
 SELECT 'case', id::text, status, kind || ': ' || cause, summary, updated_at,
        CASE WHEN status IN ('open', 'investigating') THEN 'failed' ELSE 'done' END

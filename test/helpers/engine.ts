@@ -4,7 +4,7 @@ import { createServer } from '../../src/api/server.ts';
 import { createEngine, type Engine } from '../../src/engine/index.ts';
 import { parseConfig, type ConfigInput } from '../../src/kernel/config.ts';
 import { createDb } from '../../src/kernel/db.ts';
-import { silentLogger } from '../../src/kernel/logger.ts';
+import { silentLogger, type Logger } from '../../src/kernel/logger.ts';
 import { syncConfigSubscriptions } from '../../src/outbox/index.ts';
 import type { ProviderAdapter } from '../../src/providers/types.ts';
 import type { WorkerRuntime } from '../../src/worker/runtime.ts';
@@ -24,7 +24,7 @@ export interface TestEngine {
   close(): Promise<void>;
 }
 
-export async function startTestEngine(opts: { config?: Partial<ConfigInput>; worker?: boolean; providers?: ProviderAdapter[] } = {}): Promise<TestEngine> {
+export async function startTestEngine(opts: { config?: Partial<ConfigInput>; worker?: boolean; providers?: ProviderAdapter[]; log?: Logger } = {}): Promise<TestEngine> {
   const tdb = await createTestDatabase();
   const config = parseConfig({
     providers: { acme: { kind: 'standard-webhooks', secrets: [TEST_SECRET] } },
@@ -33,7 +33,7 @@ export async function startTestEngine(opts: { config?: Partial<ConfigInput>; wor
     worker: { pollIntervalMs: 200, leaseMs: 30_000, batchSize: 100, concurrency: 8 },
     ...opts.config,
   });
-  const engine = createEngine({ config, db: tdb.db, log: silentLogger, ...(opts.providers ? { providers: opts.providers } : {}) });
+  const engine = createEngine({ config, db: tdb.db, log: opts.log ?? silentLogger, ...(opts.providers ? { providers: opts.providers } : {}) });
   await syncConfigSubscriptions(tdb.db.pool, config.subscriptions);
   const app = await createServer(engine);
   await app.listen({ port: 0, host: '127.0.0.1' });
