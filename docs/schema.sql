@@ -153,7 +153,7 @@ ALTER TABLE deliveries ADD CONSTRAINT deliveries_message_subscription UNIQUE (me
 ALTER TABLE deliveries ADD CONSTRAINT deliveries_pkey PRIMARY KEY (id);
 ALTER TABLE deliveries ADD CONSTRAINT deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sending'::text, 'delivered'::text, 'dead'::text, 'cancelled'::text])));
 ALTER TABLE deliveries ADD CONSTRAINT deliveries_subscription_id_fkey FOREIGN KEY (subscription_id) REFERENCES subscriptions(id);
-ALTER TABLE deliveries ADD CONSTRAINT deliveries_target_type_check CHECK ((target_type = ANY (ARRAY['handler'::text, 'http'::text])));
+ALTER TABLE deliveries ADD CONSTRAINT deliveries_target_type_check CHECK ((target_type = ANY (ARRAY['handler'::text, 'http'::text, 'nats'::text])));
 CREATE INDEX deliveries_dead ON deliveries USING btree (subscription_id, updated_at) WHERE (status = 'dead'::text);
 CREATE INDEX deliveries_ready ON deliveries USING btree (target_type, next_attempt_at) WHERE (status = ANY (ARRAY['pending'::text, 'sending'::text]));
 CREATE INDEX deliveries_subscription_status ON deliveries USING btree (subscription_id, status, created_at);
@@ -372,7 +372,7 @@ CREATE TABLE ledger_accounts (
 ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_check CHECK ((((shards >= 1) AND (shards <= 256)) AND ((kind <> 'wallet'::text) OR (shards = 1))));
 ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_currency_check CHECK ((currency ~ '^[A-Z]{3}$'::text));
 ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_id_currency UNIQUE (id, currency);
-ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_kind_check CHECK ((kind = ANY (ARRAY['wallet'::text, 'clearing'::text, 'escrow'::text, 'suspense'::text, 'refunds_payable'::text, 'fees'::text, 'revenue'::text])));
+ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_kind_check CHECK ((kind = ANY (ARRAY['wallet'::text, 'clearing'::text, 'escrow'::text, 'suspense'::text, 'refunds_payable'::text, 'fees'::text, 'revenue'::text, 'points'::text, 'points_provisional'::text, 'points_issued'::text])));
 ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_kind_owner_currency UNIQUE (kind, owner, currency);
 ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_pkey PRIMARY KEY (id);
 CREATE INDEX ledger_accounts_owner ON ledger_accounts USING btree (owner, currency);
@@ -551,6 +551,67 @@ CREATE TABLE periodic_jobs (
 );
 ALTER TABLE periodic_jobs ADD CONSTRAINT periodic_jobs_interval_ms_check CHECK ((interval_ms > 0));
 ALTER TABLE periodic_jobs ADD CONSTRAINT periodic_jobs_pkey PRIMARY KEY (name);
+
+CREATE TABLE points_card_events (
+  event_key text NOT NULL,
+  purchase_key text NOT NULL,
+  topic text NOT NULL,
+  amount_jpy bigint NOT NULL,
+  received_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE points_card_events ADD CONSTRAINT points_card_events_amount_jpy_check CHECK ((amount_jpy >= 0));
+ALTER TABLE points_card_events ADD CONSTRAINT points_card_events_pkey PRIMARY KEY (event_key);
+ALTER TABLE points_card_events ADD CONSTRAINT points_card_events_topic_check CHECK ((topic = ANY (ARRAY['card.authorized'::text, 'card.reversed'::text, 'card.expired'::text, 'card.cleared'::text, 'card.refunded'::text])));
+CREATE INDEX points_card_events_purchase ON points_card_events USING btree (purchase_key);
+
+CREATE TABLE points_history (
+  id uuid NOT NULL,
+  user_id text NOT NULL,
+  kind text NOT NULL,
+  purchase_key text,
+  rule text,
+  provisional bigint DEFAULT 0 NOT NULL,
+  confirmed bigint DEFAULT 0 NOT NULL,
+  transaction_id uuid NOT NULL,
+  created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE points_history ADD CONSTRAINT points_history_kind_check CHECK ((kind = ANY (ARRAY['award'::text, 'spend'::text, 'expiry'::text])));
+ALTER TABLE points_history ADD CONSTRAINT points_history_pkey PRIMARY KEY (id);
+CREATE INDEX points_history_user ON points_history USING btree (user_id, created_at DESC);
+
+CREATE TABLE points_lots (
+  id uuid NOT NULL,
+  user_id text NOT NULL,
+  purchase_key text NOT NULL,
+  amount bigint NOT NULL,
+  remaining bigint NOT NULL,
+  confirmed_at timestamp with time zone NOT NULL,
+  expires_at timestamp with time zone NOT NULL
+);
+ALTER TABLE points_lots ADD CONSTRAINT points_lots_amount_check CHECK ((amount > 0));
+ALTER TABLE points_lots ADD CONSTRAINT points_lots_check CHECK (((remaining >= 0) AND (remaining <= amount)));
+ALTER TABLE points_lots ADD CONSTRAINT points_lots_pkey PRIMARY KEY (id);
+ALTER TABLE points_lots ADD CONSTRAINT points_lots_purchase_key_fkey FOREIGN KEY (purchase_key) REFERENCES points_purchases(purchase_key);
+CREATE INDEX points_lots_expiring ON points_lots USING btree (expires_at) WHERE (remaining > 0);
+CREATE INDEX points_lots_user_open ON points_lots USING btree (user_id, expires_at, id) WHERE (remaining > 0);
+
+CREATE TABLE points_purchases (
+  purchase_key text NOT NULL,
+  user_id text NOT NULL,
+  merchant_category text NOT NULL,
+  rule text NOT NULL,
+  rate_bp integer NOT NULL,
+  provisional bigint DEFAULT 0 NOT NULL,
+  confirmed bigint DEFAULT 0 NOT NULL,
+  version integer DEFAULT 0 NOT NULL,
+  created_at timestamp with time zone DEFAULT now() NOT NULL,
+  updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE points_purchases ADD CONSTRAINT points_purchases_confirmed_check CHECK ((confirmed >= 0));
+ALTER TABLE points_purchases ADD CONSTRAINT points_purchases_pkey PRIMARY KEY (purchase_key);
+ALTER TABLE points_purchases ADD CONSTRAINT points_purchases_provisional_check CHECK ((provisional >= 0));
+ALTER TABLE points_purchases ADD CONSTRAINT points_purchases_rate_bp_check CHECK ((rate_bp >= 0));
+CREATE INDEX points_purchases_user ON points_purchases USING btree (user_id);
 
 CREATE TABLE processes (
   id text NOT NULL,
@@ -755,7 +816,7 @@ ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_name_key UNIQUE (name);
 ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_pkey PRIMARY KEY (id);
 ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_source_check CHECK ((source = ANY (ARRAY['config'::text, 'api'::text])));
 ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_status_check CHECK ((status = ANY (ARRAY['active'::text, 'paused'::text, 'disabled'::text])));
-ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_target_type_check CHECK ((target_type = ANY (ARRAY['handler'::text, 'http'::text])));
+ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_target_type_check CHECK ((target_type = ANY (ARRAY['handler'::text, 'http'::text, 'nats'::text])));
 
 CREATE TABLE virtual_accounts (
   account_number text NOT NULL,
