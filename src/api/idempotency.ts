@@ -54,6 +54,13 @@ const KEY_RE = /^[\x20-\x7E]{1,255}$/;
 export interface IdempotencyOptions {
   /** How long a claimed key stays locked without being extended: a crashed attempt's key is free after this. */
   lockMs?: number;
+  /** The pool that holds the keys (default the engine's); the partner API passes its own. */
+  pool?: pg.Pool;
+  /**
+   * Which requests take part, and under which client name their keys are kept; default: API client
+   * POST routes, keyed by the client's name. The partner API keys by `partner:<id>`.
+   */
+  clientOf?: (req: FastifyRequest) => string | undefined;
 }
 
 /** One request that holds a key while its handler runs. */
@@ -157,9 +164,9 @@ function releasesKey(e: Error): boolean {
   return false;
 }
 
-function applies(req: FastifyRequest): boolean {
+function apiClientOf(req: FastifyRequest): string | undefined {
   const config = req.routeOptions.config;
-  return req.method === 'POST' && config.apiClient === true && config.idempotent !== false && req.apiClient !== undefined;
+  return req.method === 'POST' && config.apiClient === true && config.idempotent !== false ? req.apiClient?.name : undefined;
 }
 
 /**
@@ -169,7 +176,8 @@ function applies(req: FastifyRequest): boolean {
  * not stored and releases its key.
  */
 export function idempotency(app: FastifyInstance, engine: Pick<Engine, 'db' | 'log'>, opts: IdempotencyOptions = {}): void {
-  const pool = engine.db.pool;
+  const pool = opts.pool ?? engine.db.pool;
+  const clientOf = opts.clientOf ?? apiClientOf;
   const lockMs = opts.lockMs ?? DEFAULT_LOCK_MS;
   const attempts = new WeakMap<FastifyRequest, Attempt>();
   const json = 'application/problem+json';
@@ -182,13 +190,14 @@ export function idempotency(app: FastifyInstance, engine: Pick<Engine, 'db' | 'l
   };
 
   app.addHook('preHandler', async (req, reply) => {
-    if (!applies(req)) return;
+    const client = clientOf(req);
+    if (client === undefined) return;
     const raw = req.headers[IDEMPOTENCY_KEY_HEADER];
     if (raw === undefined) return;
     if (typeof raw !== 'string' || !KEY_RE.test(raw)) {
       return reply.code(400).type(json).send(problem(400, 'invalid_idempotency_key', 'Idempotency-Key must be one header of 1 to 255 printable ASCII characters'));
     }
-    const input = { client: req.apiClient!.name, key: raw, method: req.method, path: req.url, hash: requestHash(req.body) };
+    const input = { client, key: raw, method: req.method, path: req.url, hash: requestHash(req.body) };
     const c = await claim(pool, input, lockMs);
     switch (c.kind) {
       case 'claimed': {

@@ -13,6 +13,8 @@ import { bankTransferRoutes } from './bank-transfers.ts';
 import { refundRoutes } from './refunds.ts';
 import { reconcileRoutes } from './reconcile.ts';
 import { caseRoutes } from './cases.ts';
+import { partnerAdminRoutes } from './partner-admin.ts';
+import { partnerRoutes } from './partner.ts';
 import { openApiDocument, type OpenApiRegistry, type Role } from './route.ts';
 import { webhookRoutes } from './webhooks.ts';
 
@@ -115,6 +117,9 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
   await app.register(async (scope) => caseRoutes(scope, engine, registry));
   await app.register(async (scope) => bankTransferRoutes(scope, engine, registry, { policy: engine.bankTransferPolicy }));
   await app.register(async (scope) => reconcileRoutes(scope, engine, registry));
+  await app.register(async (scope) => partnerAdminRoutes(scope, engine, registry));
+  // Partner routes in their own plugin: their auth, rate-limit and idempotency hooks run on the partner pool.
+  await app.register(async (scope) => partnerRoutes(scope, engine, registry));
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {

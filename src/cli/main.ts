@@ -12,6 +12,7 @@ import { applyLocalDefaults, onShutdown, openRuntime } from './bootstrap.ts';
 import { createLogger } from '../kernel/logger.ts';
 import { startLocalSimulators, type LocalSimulators } from '../sim/local.ts';
 import { casesCommand } from './cases.ts';
+import { partnersCommand } from './partners.ts';
 
 const program = new Command('seigo')
   .description('seigo (整合): keeps payment and partner integrations consistent with the outside world, on PostgreSQL.\n'
@@ -273,6 +274,7 @@ program.command('db')
   });
 
 casesCommand(program);
+partnersCommand(program);
 
 try {
   await program.parseAsync(process.argv);

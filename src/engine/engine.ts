@@ -20,6 +20,7 @@ import { createRefunds, type Refunds } from '../deposits/refunds.ts';
 import { createExpiryInquiry, type ExpiryInquiry } from '../deposits/expiry-inquiry.ts';
 import { reconcileDepsOf, reconcileJobs, reimportRowAction } from '../reconcile/index.ts';
 import { publishDigest } from '../digest/digest.ts';
+import { createPartnerDb, type PartnerDb } from '../partners/index.ts';
 import { CaseActions, detectCases, redriveDeliveryAction, replayInboxAction, retryOperationAction } from '../cases/index.ts';
 
 export interface EngineOptions {
@@ -54,6 +55,8 @@ export interface Engine {
   caseActions: CaseActions;
   /** How transfers are booked whatever brings them (file import, bank webhook, reconciliation): the configured limit. */
   bankTransferPolicy: BankTransferPolicy;
+  /** Partner traffic's own bounded pool, as the seigo_partner role (row-level security by partner). */
+  partnerDb: PartnerDb;
   inboxWriter: InboxWriter;
   inbox: InboxProcessor;
   handlerDeliveries: HandlerDeliveryProcessor;
@@ -80,6 +83,7 @@ export function createEngine(opts: EngineOptions): Engine {
   // The intake writer has a small pool of its own, so acknowledgements never wait for a
   // connection behind admin queries or workers; one connection per batch in flight, plus one.
   const intakeDb = createDb(db.url, { max: config.intake.commitsInFlight + 1, applicationName: 'seigo-intake', log });
+  const partnerDb = createPartnerDb(db.url, { max: config.partners.pool.max, acquireTimeoutMs: config.partners.pool.acquireTimeoutMs, log });
   const inboxWriter = new InboxWriter(intakeDb.pool, { maxBatch: config.intake.batchMaxRows, maxInFlight: config.intake.commitsInFlight, onBatch: (n) => metrics.intakeBatchRows.observe(n) });
   const inbox = new InboxProcessor({
     pool: db.pool, providers, handlers, log, retryScheduleMs: config.intake.retrySchedule,
@@ -112,7 +116,7 @@ export function createEngine(opts: EngineOptions): Engine {
   caseActions.register(reimportRowAction(reconcileDeps));
 
   return {
-    config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, refunds, expiryInquiry, bankTransferPolicy, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
+    config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, refunds, expiryInquiry, bankTransferPolicy, partnerDb, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
     caseActions,
     createWorker(role = 'worker', extra = {}) {
       const loops: WorkLoop[] = [
@@ -145,6 +149,7 @@ export function createEngine(opts: EngineOptions): Engine {
     async close() {
       await egress.close().catch(() => undefined);
       await intakeDb.close();
+      await partnerDb.close();
     },
   };
 }
