@@ -82,10 +82,12 @@ describe('isolation', () => {
     const c = await t.engine.partnerDb.pool.connect();
     try {
       expect((await c.query<{ u: string }>('SELECT current_user AS u')).rows[0]!.u).toBe('seigo_partner');
-      for (const table of ['ledger_accounts', 'ledger_entries', 'cases', 'partner_api_keys', 'partners', 'deposits', 'inbox']) {
+      for (const table of ['ledger_accounts', 'ledger_entries', 'cases', 'partner_api_keys', 'partner_rate_windows', 'partners', 'deposits', 'inbox', 'outbox_messages']) {
         await expect(c.query(`SELECT 1 FROM ${table} LIMIT 1`)).rejects.toThrow(/permission denied/);
       }
+      await expect(c.query('SELECT private_pkcs8 FROM ticket_signing_keys')).rejects.toThrow(/permission denied/);
       expect((await c.query('SELECT id FROM partner_products')).rowCount).toBe(0);
+      expect((await c.query('SELECT id FROM tickets')).rowCount).toBe(0);
       await c.query('BEGIN');
       await c.query(`SET LOCAL seigo.partner_id = '${a.id}'`);
       expect((await c.query<{ id: string }>('SELECT id FROM partner_products')).rows.map((r) => r.id)).toEqual([a.productId]);

@@ -11,6 +11,7 @@ import {
   type AuthError, type PartnerCaller, type PartnerScope,
 } from '../partners/index.ts';
 import { idempotency } from './idempotency.ts';
+import { partnerTicketRoutes } from './partner-tickets.ts';
 import { route, type OpenApiRegistry } from './route.ts';
 
 declare module 'fastify' {
@@ -92,4 +93,6 @@ export async function partnerRoutes(app: FastifyInstance, engine: Engine, regist
     if (!g) throw new NotFoundError('gate_not_found', `no gate ${params.gate}`);
     return gateJson(g);
   });
+
+  partnerTicketRoutes(app, engine, registry, engine.ticketKeys);
 }

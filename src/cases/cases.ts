@@ -8,9 +8,9 @@ import { uuidv7 } from '../kernel/ids.ts';
 import { publish } from '../outbox/index.ts';
 import { sourcesOf, type CaseStatus } from './state.ts';
 
-export type CaseSubjectType = 'deposit' | 'operation' | 'delivery' | 'inbox' | 'recon_break' | 'ledger_account' | 'ledger_transaction' | 'bank_transfer';
+export type CaseSubjectType = 'deposit' | 'operation' | 'delivery' | 'inbox' | 'recon_break' | 'ledger_account' | 'ledger_transaction' | 'bank_transfer' | 'ticket';
 export const CASE_SUBJECT_TYPES: readonly CaseSubjectType[] = [
-  'deposit', 'operation', 'delivery', 'inbox', 'recon_break', 'ledger_account', 'ledger_transaction', 'bank_transfer',
+  'deposit', 'operation', 'delivery', 'inbox', 'recon_break', 'ledger_account', 'ledger_transaction', 'bank_transfer', 'ticket',
 ];
 export interface CaseSubject { type: CaseSubjectType; id: string }
 

@@ -21,6 +21,7 @@ import { createExpiryInquiry, type ExpiryInquiry } from '../deposits/expiry-inqu
 import { reconcileDepsOf, reconcileJobs, reimportRowAction } from '../reconcile/index.ts';
 import { publishDigest } from '../digest/digest.ts';
 import { createPartnerDb, type PartnerDb } from '../partners/index.ts';
+import { TicketKeys, settleTickets } from '../tickets/index.ts';
 import { CaseActions, detectCases, redriveDeliveryAction, replayInboxAction, retryOperationAction } from '../cases/index.ts';
 
 export interface EngineOptions {
@@ -57,6 +58,8 @@ export interface Engine {
   bankTransferPolicy: BankTransferPolicy;
   /** Partner traffic's own bounded pool, as the seigo_partner role (row-level security by partner). */
   partnerDb: PartnerDb;
+  /** Today's ticket signing key and the public keys gates verify with (src/tickets/qr.ts). */
+  ticketKeys: TicketKeys;
   inboxWriter: InboxWriter;
   inbox: InboxProcessor;
   handlerDeliveries: HandlerDeliveryProcessor;
@@ -84,6 +87,7 @@ export function createEngine(opts: EngineOptions): Engine {
   // connection behind admin queries or workers; one connection per batch in flight, plus one.
   const intakeDb = createDb(db.url, { max: config.intake.commitsInFlight + 1, applicationName: 'seigo-intake', log });
   const partnerDb = createPartnerDb(db.url, { max: config.partners.pool.max, acquireTimeoutMs: config.partners.pool.acquireTimeoutMs, log });
+  const ticketKeys = new TicketKeys(db.pool, partnerDb.pool);
   const inboxWriter = new InboxWriter(intakeDb.pool, { maxBatch: config.intake.batchMaxRows, maxInFlight: config.intake.commitsInFlight, onBatch: (n) => metrics.intakeBatchRows.observe(n) });
   const inbox = new InboxProcessor({
     pool: db.pool, providers, handlers, log, retryScheduleMs: config.intake.retrySchedule,
@@ -116,13 +120,15 @@ export function createEngine(opts: EngineOptions): Engine {
   caseActions.register(reimportRowAction(reconcileDeps));
 
   return {
-    config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, refunds, expiryInquiry, bankTransferPolicy, partnerDb, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
+    config, db, log, clock, metrics, providers, handlers, consumers, operations, deposits, refunds, expiryInquiry, bankTransferPolicy, partnerDb, ticketKeys, inboxWriter, inbox, handlerDeliveries, httpDeliveries, egress,
     caseActions,
     createWorker(role = 'worker', extra = {}) {
       const loops: WorkLoop[] = [
         { name: 'inbox', channel: 'inbox', concurrency: 2, runOnce: () => inbox.runOnce(batch) },
         { name: 'deliveries.handler', channel: 'deliveries', concurrency: 2, runOnce: () => handlerDeliveries.runOnce(batch) },
         { name: 'deliveries.http', channel: 'deliveries', concurrency: 1, runOnce: () => httpDeliveries.runOnce(Math.min(batch, config.worker.concurrency * 8)) },
+        // Ticket sales, refunds and redemptions to the ledger; redemption conflicts to cases.
+        { name: 'tickets.settle', channel: null, concurrency: 1, runOnce: () => settleTickets(db.pool) },
         ...(extra.loops ?? []),
       ];
       const periodic: PeriodicJob[] = [

@@ -1,8 +1,8 @@
 // The ledger's vocabulary: accounts, balances, postings, holds and the expected refusals.
 // Money is bigint minor units (JPY has none: ¥1 = 1n); in SQL it is read as text and converted.
 
-export type AccountKind = 'wallet' | 'clearing' | 'escrow' | 'suspense' | 'refunds_payable' | 'fees' | 'revenue';
-export const ACCOUNT_KINDS: readonly AccountKind[] = ['wallet', 'clearing', 'escrow', 'suspense', 'refunds_payable', 'fees', 'revenue'];
+export type AccountKind = 'wallet' | 'clearing' | 'escrow' | 'suspense' | 'refunds_payable' | 'fees' | 'revenue' | 'deferred_revenue';
+export const ACCOUNT_KINDS: readonly AccountKind[] = ['wallet', 'clearing', 'escrow', 'suspense', 'refunds_payable', 'fees', 'revenue', 'deferred_revenue'];
 
 export const DEFAULT_CURRENCY = 'JPY';
 /** The balance limit when no per-user override exists (¥1,000,000, as for prepaid wallets under the Payment Services Act). */
