@@ -26,7 +26,7 @@ interface ConflictRow { id: string; partner_id: string; ticket_id: string; cause
 async function accountsOf(tx: Tx, partnerId: string, currency: string) {
   const owner = `partner:${partnerId}`;
   const [receivable, deferred, revenue] = await ensureAccounts(tx, [
-    { kind: 'clearing', owner, currency }, { kind: 'deferred_revenue', owner, currency }, { kind: 'revenue', owner: 'tickets', currency }]);
+    { kind: 'clearing', owner, currency }, { kind: 'deferred_revenue', owner, currency }, { kind: 'revenue', owner, currency }]);
   return { receivable: receivable!.id, deferred: deferred!.id, revenue: revenue!.id };
 }
 
