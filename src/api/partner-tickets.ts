@@ -7,7 +7,7 @@ import type { Engine } from '../engine/engine.ts';
 import { NotFoundError, SeigoError } from '../kernel/errors.ts';
 import { getProduct, withPartner } from '../partners/index.ts';
 import {
-  MAX_QUANTITY, closeTicket, facilityToday, getTicket, issueTickets, manifest, redeem, syncGate, ticketJson,
+  MAX_QUANTITY, closeTicket, facilityToday, getTicket, issueTickets, manifest, redeem, scanOf, syncGate, ticketJson, verifyBatch,
   type CloseError, type IssueError, type RedeemError, type SyncError, type TicketKeys,
 } from '../tickets/index.ts';
 import { PARTNER_PREFIX } from './partner.ts';
@@ -104,7 +104,10 @@ export function partnerTicketRoutes(app: FastifyInstance, engine: Engine, regist
       .refine((b) => (b.qr === undefined) !== (b.ticket_id === undefined), 'needs exactly one of qr and ticket_id'),
   }, async ({ body, req }) => {
     const partnerId = req.partner!.partnerId;
-    const r = await withPartner(pool, partnerId, (tx) => redeem(tx, keys, { partnerId, gateId: body.gate_id, qr: body.qr, ticketId: body.ticket_id, now: now() }));
+    const at = now();
+    const scan = await scanOf(keys, { qr: body.qr, ticketId: body.ticket_id }, at);
+    if (!scan.ok) throw redeemError(scan.error);
+    const r = await withPartner(pool, partnerId, (tx) => redeem(tx, { partnerId, gateId: body.gate_id, scan: scan.value, now: at }));
     if (!r.ok) throw redeemError(r.error);
     return { redemption_id: r.value.redemptionId, ticket_id: r.value.ticketId, gate_id: r.value.gateId, redeemed_at: r.value.redeemedAt };
   });
@@ -129,7 +132,8 @@ export function partnerTicketRoutes(app: FastifyInstance, engine: Engine, regist
   }, async ({ params, body, req, reply }) => {
     const partnerId = req.partner!.partnerId;
     const scans = body.redemptions.map((s) => ({ qr: s.qr, ticketId: s.ticket_id, gateTime: s.gate_time }));
-    const r = await withPartner(pool, partnerId, (tx) => syncGate(tx, keys, { partnerId, gateId: params.gate, batchId: body.batch_id, scans, now: now() }));
+    const batch = await verifyBatch(keys, scans, now());
+    const r = await withPartner(pool, partnerId, (tx) => syncGate(tx, { partnerId, gateId: params.gate, batchId: body.batch_id, batch }));
     if (!r.ok) throw syncError(r.error);
     if (r.value.replayed) reply.header('idempotent-replayed', 'true');
     const x = r.value.result;

@@ -25,13 +25,18 @@ export type RedeemError =
   | { code: 'already_redeemed'; redeemedAt: Date; gateId: string; gateTime: Date }
   | { code: 'ticket_cancelled' | 'ticket_refunded' };
 
-export interface RedeemInput { partnerId: string; gateId: string; qr?: string | undefined; ticketId?: string | undefined; now: Date }
+export interface RedeemInput { partnerId: string; gateId: string; scan: Scanned; now: Date }
 export interface Redeemed { redemptionId: string; ticketId: string; gateId: string; redeemedAt: Date }
+/** The ticket a scan names, and the facility its QR says (null when given by id). */
+export interface Scanned { id: string; facility: string | null }
 
-/** Which ticket a scan names, checked as a gate would: the QR's signature and validity, or the id. */
-async function scannedTicket(tx: Tx, keys: TicketKeys, input: RedeemInput): Promise<Result<{ id: string; facility: string | null }, RedeemError>> {
-  if (input.qr === undefined) return ok({ id: input.ticketId!, facility: null });
-  const v = await verifyQr(input.qr, (kid) => keys.publicKey(kid), input.now);
+/**
+ * Which ticket a scan names, checked as a gate would: the QR's signature and validity, or the id.
+ * Run it before the partner transaction: a key not yet cached is read on another connection.
+ */
+export async function scanOf(keys: TicketKeys, s: { qr?: string | undefined; ticketId?: string | undefined }, now: Date): Promise<Result<Scanned, RedeemError>> {
+  if (s.qr === undefined) return ok({ id: s.ticketId!, facility: null });
+  const v = await verifyQr(s.qr, (kid) => keys.publicKey(kid), now);
   return v.ok ? ok({ id: v.value.t, facility: v.value.f }) : err({ code: v.error });
 }
 
@@ -44,16 +49,15 @@ function refusal(t: Ticket, gate: Gate, now: Date): RedeemError | null {
   return null;
 }
 
-export async function redeem(tx: Tx, keys: TicketKeys, input: RedeemInput): Promise<Result<Redeemed, RedeemError>> {
-  const scanned = await scannedTicket(tx, keys, input);
-  if (!scanned.ok) return scanned;
+export async function redeem(tx: Tx, input: RedeemInput): Promise<Result<Redeemed, RedeemError>> {
+  const { scan } = input;
   const gate = await getGate(tx, input.gateId);
   if (!gate) return err({ code: 'gate_not_found' });
   // A QR for another facility is refused before any row is read: it says nothing about our tickets.
-  if (scanned.value.facility !== null && scanned.value.facility !== gate.facility) {
-    return err({ code: 'wrong_facility', ticketFacility: scanned.value.facility, gateFacility: gate.facility });
+  if (scan.facility !== null && scan.facility !== gate.facility) {
+    return err({ code: 'wrong_facility', ticketFacility: scan.facility, gateFacility: gate.facility });
   }
-  const before = await getTicket(tx, scanned.value.id);
+  const before = await getTicket(tx, scan.id);
   if (!before) return err({ code: 'ticket_not_found' });
   const early = refusal(before, gate, input.now);
   if (early) return err(early);

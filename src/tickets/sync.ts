@@ -54,21 +54,32 @@ export type SyncError =
   | { code: 'invalid_batch'; errors: { index: number; code: string }[] }
   | { code: 'batch_mismatch' };
 
-/** Every scan's ticket id, or the reasons the batch is refused whole (a forged QR, another facility, a time in the future). */
-async function validate(keys: TicketKeys, gate: Gate, scans: readonly Scan[], now: Date): Promise<Result<string[], SyncError>> {
+/** A batch's scans with their QR signatures checked: run before the partner transaction (keys are read on another connection). */
+export interface VerifiedBatch { scans: readonly Scan[]; ids: string[]; facilities: (string | null)[]; errors: { index: number; code: string }[] }
+
+export async function verifyBatch(keys: TicketKeys, scans: readonly Scan[], now: Date): Promise<VerifiedBatch> {
   const errors: { index: number; code: string }[] = [];
   const ids: string[] = [];
+  const facilities: (string | null)[] = [];
   for (const [index, s] of scans.entries()) {
     if (s.gateTime.getTime() > now.getTime() + GATE_FUTURE_SKEW_MS) errors.push({ index, code: 'gate_time_in_future' });
-    if (s.qr === undefined) { ids.push(s.ticketId!); continue; }
+    if (s.qr === undefined) { ids.push(s.ticketId!); facilities.push(null); continue; }
     // Signature only: the gate judged validity at its own time, which may be long past by the upload.
     const v = await verifyQr(s.qr, (kid) => keys.publicKey(kid));
-    if (!v.ok) { errors.push({ index, code: v.error }); ids.push(''); continue; }
-    if (v.value.f !== gate.facility) errors.push({ index, code: 'wrong_facility' });
+    if (!v.ok) { errors.push({ index, code: v.error }); ids.push(''); facilities.push(null); continue; }
     if (s.ticketId !== undefined && s.ticketId !== v.value.t) errors.push({ index, code: 'ticket_id_mismatch' });
     ids.push(v.value.t);
+    facilities.push(v.value.f);
   }
-  return errors.length ? err({ code: 'invalid_batch', errors }) : ok(ids);
+  return { scans, ids, facilities, errors };
+}
+
+/** Every scan's ticket id, or the reasons the batch is refused whole (a forged QR, another facility, a time in the future). */
+function validate(gate: Gate, batch: VerifiedBatch): Result<string[], SyncError> {
+  const errors = [...batch.errors];
+  batch.facilities.forEach((f, index) => { if (f !== null && f !== gate.facility) errors.push({ index, code: 'wrong_facility' }); });
+  errors.sort((a, b) => a.index - b.index);
+  return errors.length ? err({ code: 'invalid_batch', errors }) : ok(batch.ids);
 }
 
 interface Ctx { tx: Tx; partnerId: string; gate: Gate; batchId: string }
@@ -111,19 +122,20 @@ async function applyScan(c: Ctx, t: Ticket | null, ticketId: string, index: numb
   return result('accepted', 'earlier_than_recorded');
 }
 
-export interface SyncInput { partnerId: string; gateId: string; batchId: string; scans: readonly Scan[]; now: Date }
+export interface SyncInput { partnerId: string; gateId: string; batchId: string; batch: VerifiedBatch }
 
 /** What makes two uploads of a batch id the same batch: its scans, in order. */
 const batchHash = (scans: readonly Scan[]): string =>
   createHash('sha256').update(JSON.stringify(scans.map((s) => [s.qr ?? null, s.ticketId ?? null, s.gateTime.toISOString()]))).digest('hex');
 
 /** Applies an offline batch once; a repeat of the same batch id returns the first result (`replayed`). */
-export async function syncGate(tx: Tx, keys: TicketKeys, input: SyncInput): Promise<Result<{ result: SyncResult; replayed: boolean }, SyncError>> {
+export async function syncGate(tx: Tx, input: SyncInput): Promise<Result<{ result: SyncResult; replayed: boolean }, SyncError>> {
   const gate = await getGate(tx, input.gateId);
   if (!gate) return err({ code: 'gate_not_found' });
-  const ids = await validate(keys, gate, input.scans, input.now);
+  const ids = validate(gate, input.batch);
   if (!ids.ok) return ids;
-  const hash = batchHash(input.scans);
+  const scans = input.batch.scans;
+  const hash = batchHash(scans);
   const inserted = await tx.query(INSERT_BATCH, [gate.id, input.batchId, input.partnerId, hash]);
   if (inserted.rowCount === 0) {
     const prior = (await tx.query<{ request_hash: string; result: SyncResult }>(SELECT_BATCH, [gate.id, input.batchId])).rows[0]!;
@@ -131,14 +143,14 @@ export async function syncGate(tx: Tx, keys: TicketKeys, input: SyncInput): Prom
   }
   const ctx: Ctx = { tx, partnerId: input.partnerId, gate, batchId: input.batchId };
   // In gate-time order, each ticket locked once in id order first, so concurrent batches cannot deadlock.
-  const order = input.scans.map((s, index) => ({ index, s, id: ids.value[index]! })).sort((a, b) => a.s.gateTime.getTime() - b.s.gateTime.getTime() || a.index - b.index);
+  const order = scans.map((s, index) => ({ index, s, id: ids.value[index]! })).sort((a, b) => a.s.gateTime.getTime() - b.s.gateTime.getTime() || a.index - b.index);
   for (const id of [...new Set(ids.value)].sort()) await getTicket(tx, id, true);
   const results: ScanResult[] = [];
   for (const o of order) results.push(await applyScan(ctx, await getTicket(tx, o.id), o.id, o.index, o.s.gateTime));
   results.sort((a, b) => a.index - b.index);
   const counts: Record<ScanOutcome, number> = { accepted: 0, conflict: 0, duplicate: 0, rejected: 0 };
   for (const r of results) counts[r.outcome] += 1;
-  const result: SyncResult = { batchId: input.batchId, gateId: gate.id, received: input.scans.length, results, counts };
+  const result: SyncResult = { batchId: input.batchId, gateId: gate.id, received: scans.length, results, counts };
   await tx.query(STORE_RESULT, [gate.id, input.batchId, JSON.stringify(result)]);
   return ok({ result, replayed: false });
 }

@@ -9,7 +9,7 @@ import { withTx } from '../kernel/db.ts';
 import { silentLogger } from '../kernel/logger.ts';
 import { createGate, createPartner, createPartnerDb, createProduct, withPartner, type PartnerDb, type Product } from '../partners/index.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.ts';
-import { TicketKeys, closeTicket, facilityToday, issueTickets, redeem, settleTickets, syncGate } from './index.ts';
+import { TicketKeys, closeTicket, facilityToday, issueTickets, redeem, scanOf, settleTickets, syncGate, verifyBatch } from './index.ts';
 
 let tdb: TestDatabase;
 let pdb: PartnerDb;
@@ -83,10 +83,13 @@ describe('tickets (properties)', () => {
           } else if (o.kind === 'close') {
             await closeTicket(tx, pid, pick(o.pick)!.id, o.to);
           } else if (o.kind === 'redeem') {
-            await redeem(tx, keys, { partnerId: pid, gateId: gates[o.gate]!.id, qr: pick(o.pick)!.qr, now });
+            const scan = await scanOf(keys, { qr: pick(o.pick)!.qr }, now);
+            if (!scan.ok) throw new Error(scan.error.code);
+            await redeem(tx, { partnerId: pid, gateId: gates[o.gate]!.id, scan: scan.value, now });
           } else {
             const gateTime = new Date(now.getTime() - o.minutesAgo * 60_000);
-            const r = await syncGate(tx, keys, { partnerId: pid, gateId: gates[o.gate]!.id, batchId: `b${batch++}`, scans: o.picks.map((n) => ({ qr: pick(n)!.qr, gateTime })), now });
+            const verified = await verifyBatch(keys, o.picks.map((n) => ({ qr: pick(n)!.qr, gateTime })), now);
+            const r = await syncGate(tx, { partnerId: pid, gateId: gates[o.gate]!.id, batchId: `b${batch++}`, batch: verified });
             expect(r.ok).toBe(true);
           }
         });
