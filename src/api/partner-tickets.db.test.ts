@@ -2,7 +2,7 @@ import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { JWK } from 'jose';
 import { admin } from '../../test/helpers/admin.ts';
-import { startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
+import { eventually, startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
 import { partnerCall, setUpPartner, type TestPartner } from '../../test/helpers/partner.ts';
 import { facilityToday, keysFromManifest, settleTickets, signQr, verifyQr } from '../tickets/index.ts';
 
@@ -241,5 +241,23 @@ describe('ledger', () => {
     expect(posted.rows[0]!.n).toBe('7'); // 4 sold, 1 refunded, 2 redeemed
     const unbalanced = await t.tdb.db.pool.query(`SELECT transaction_id FROM ledger_entries GROUP BY transaction_id HAVING sum(amount) <> 0`);
     expect(unbalanced.rowCount).toBe(0);
+  });
+});
+
+describe('the worker', () => {
+  it('posts ticket events and opens conflict cases on its own (tickets.settle loop)', async () => {
+    const d = await setUpPartner(t.url, 'delta', { price: '700' });
+    const g2 = (await admin<{ id: string }>(t.url, 'POST', '/partners/delta/gates', { facility: d.facility, name: 'g2' })).json.id;
+    const r = await partnerCall<{ tickets: TicketJson[] }>(t.url, 'POST', '/tickets', d.key, { product_id: d.productId, date: today(), quantity: 1 });
+    const tk = r.json.tickets[0]!;
+    const at = new Date(Date.now() - 60_000).toISOString();
+    await partnerCall(t.url, 'POST', `/gates/${d.gateId}/sync`, d.key, { batch_id: 'w1', redemptions: [{ qr: tk.qr, gate_time: at }] });
+    await partnerCall(t.url, 'POST', `/gates/${g2}/sync`, d.key, { batch_id: 'w2', redemptions: [{ qr: tk.qr, gate_time: at }] });
+    await t.startWorker();
+    await eventually(async () => {
+      const e = await t.tdb.db.pool.query('SELECT 1 FROM ticket_events WHERE ticket_id = $1 AND posting IS NOT NULL AND posted_at IS NULL', [tk.id]);
+      const c = await t.tdb.db.pool.query('SELECT 1 FROM ticket_conflicts WHERE ticket_id = $1 AND case_id IS NOT NULL', [tk.id]);
+      return e.rowCount === 0 && c.rowCount === 1;
+    });
   });
 });
