@@ -56,6 +56,16 @@ const MAX_BODY_DEPTH = 256;
 /** 1–255 printable ASCII characters. */
 const KEY_RE = /^[\x20-\x7E]{1,255}$/;
 
+export interface IdempotencyOptions {
+  /** The pool that holds the keys (default the engine's); the partner API passes its own. */
+  pool?: pg.Pool;
+  /**
+   * Which requests take part, and under which client name their keys are kept; default: API client
+   * POST routes, keyed by the client's name. The partner API keys by `partner:<id>`.
+   */
+  clientOf?: (req: FastifyRequest) => string | undefined;
+}
+
 /** One request that holds a key while its handler runs. */
 interface Attempt {
   client: string;
@@ -220,9 +230,9 @@ function releasesKey(e: Error): boolean {
   return false;
 }
 
-function applies(req: FastifyRequest): boolean {
+function apiClientOf(req: FastifyRequest): string | undefined {
   const config = req.routeOptions.config;
-  return req.method === 'POST' && config.apiClient === true && config.idempotent !== false && req.apiClient !== undefined;
+  return req.method === 'POST' && config.apiClient === true && config.idempotent !== false ? req.apiClient?.name : undefined;
 }
 
 /**
@@ -231,8 +241,9 @@ function applies(req: FastifyRequest): boolean {
  * are registered. Idempotent routes answer JSON (a string or Buffer payload); a streamed answer is
  * not stored and releases its key.
  */
-export function idempotency(app: FastifyInstance, engine: Pick<Engine, 'db' | 'log'>): void {
-  const pool = engine.db.pool;
+export function idempotency(app: FastifyInstance, engine: Pick<Engine, 'db' | 'log'>, opts: IdempotencyOptions = {}): void {
+  const pool = opts.pool ?? engine.db.pool;
+  const clientOf = opts.clientOf ?? apiClientOf;
   const owner = new IdempotencyOwner(engine.db.url, engine.log);
   app.addHook('onClose', async () => { await owner.close(); });
   const attempts = new WeakMap<FastifyRequest, Attempt>();
@@ -245,13 +256,14 @@ export function idempotency(app: FastifyInstance, engine: Pick<Engine, 'db' | 'l
   };
 
   app.addHook('preHandler', async (req, reply) => {
-    if (!applies(req)) return;
+    const client = clientOf(req);
+    if (client === undefined) return;
     const raw = req.headers[IDEMPOTENCY_KEY_HEADER];
     if (raw === undefined) return;
     if (typeof raw !== 'string' || !KEY_RE.test(raw)) {
       return reply.code(400).type(json).send(problem(400, 'invalid_idempotency_key', 'Idempotency-Key must be one header of 1 to 255 printable ASCII characters'));
     }
-    const input = { client: req.apiClient!.name, key: raw, method: req.method, path: req.url, hash: requestHash(req.body) };
+    const input = { client, key: raw, method: req.method, path: req.url, hash: requestHash(req.body) };
     const c = await claim(pool, owner, input);
     switch (c.kind) {
       case 'claimed':

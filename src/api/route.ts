@@ -15,6 +15,8 @@ export interface RouteDef<P extends z.ZodType, Q extends z.ZodType, B extends z.
   role?: Role;
   /** Routes for API clients (the wallet's backend): bearer API key; POSTs honour Idempotency-Key. */
   apiClient?: boolean;
+  /** Partner routes (/partner/v1): a partner API key holding this scope; POSTs honour Idempotency-Key. */
+  partnerScope?: string;
   params?: P;
   query?: Q;
   body?: B;
@@ -80,7 +82,7 @@ export function route<P extends z.ZodType = z.ZodUndefined, Q extends z.ZodType 
   app.route({
     method: def.method,
     url: def.url,
-    config: { role: def.role, ...(def.apiClient ? { apiClient: true } : {}) },
+    config: { role: def.role, ...(def.apiClient ? { apiClient: true } : {}), ...(def.partnerScope ? { partnerScope: def.partnerScope } : {}) },
     handler: async (req, reply) => {
       const params = parse(def.params, req.params, 'path parameters');
       const query = parse(def.query, req.query, 'query');
@@ -118,8 +120,9 @@ export function openApiDocument(registry: OpenApiRegistry, extra: { title: strin
     };
     if (r.body) op.requestBody = { required: true, content: { 'application/json': { schema: toSchema(r.body, 'input') } } };
     if (r.role) op.security = [{ bearer: [] }];
-    if (r.apiClient) {
-      op.security = [{ apiKey: [] }];
+    if (r.partnerScope) op.security = [{ partnerKey: [r.partnerScope] }];
+    if (r.apiClient || r.partnerScope) {
+      if (r.apiClient) op.security = [{ apiKey: [] }];
       if (r.method === 'POST') {
         parameters.push({
           name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', minLength: 1, maxLength: 255 },
@@ -137,6 +140,7 @@ export function openApiDocument(registry: OpenApiRegistry, extra: { title: strin
       securitySchemes: {
         bearer: { type: 'http', scheme: 'bearer', description: 'An admin token from the configuration (role viewer or operator)' },
         apiKey: { type: 'http', scheme: 'bearer', description: 'An API client key from the configuration (apiClients)' },
+        partnerKey: { type: 'http', scheme: 'bearer', description: 'A partner API key (`pk_….…`, created by an operator) holding the route\'s scope' },
       },
       schemas: {
         Problem: {

@@ -19,6 +19,8 @@ import { caseRoutes } from './cases.ts';
 import { sagaRoutes } from './sagas.ts';
 import { consoleRoutes } from './console.ts';
 import { needsCsrf, readCookie, SESSION_COOKIE, Sessions, sessionRoutes } from './session.ts';
+import { partnerAdminRoutes } from './partner-admin.ts';
+import { partnerRoutes } from './partner.ts';
 import { openApiDocument, type OpenApiRegistry, type Role } from './route.ts';
 import { webhookRoutes } from './webhooks.ts';
 
@@ -150,6 +152,9 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
   await app.register(async (scope) => reconcileRoutes(scope, engine, registry));
   await app.register(async (scope) => sessionRoutes(scope, sessions, registry));
   await app.register(async (scope) => consoleRoutes(scope));
+  await app.register(async (scope) => partnerAdminRoutes(scope, engine, registry));
+  // Partner routes in their own plugin: their auth, rate-limit and idempotency hooks run on the partner pool.
+  await app.register(async (scope) => partnerRoutes(scope, engine, registry));
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   app.get('/readyz', async (_req, reply) => {

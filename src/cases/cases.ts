@@ -8,9 +8,9 @@ import { uuidv7 } from '../kernel/ids.ts';
 import { publish } from '../outbox/index.ts';
 import { sourcesOf, type CaseStatus } from './state.ts';
 
-export type CaseSubjectType = 'deposit' | 'operation' | 'delivery' | 'inbox' | 'recon_break' | 'ledger_account' | 'ledger_transaction' | 'bank_transfer' | 'saga' | 'iap_subscription';
+export type CaseSubjectType = 'deposit' | 'operation' | 'delivery' | 'inbox' | 'recon_break' | 'ledger_account' | 'ledger_transaction' | 'bank_transfer' | 'saga' | 'iap_subscription' | 'ticket';
 export const CASE_SUBJECT_TYPES: readonly CaseSubjectType[] = [
-  'deposit', 'operation', 'delivery', 'inbox', 'recon_break', 'ledger_account', 'ledger_transaction', 'bank_transfer', 'saga', 'iap_subscription',
+  'deposit', 'operation', 'delivery', 'inbox', 'recon_break', 'ledger_account', 'ledger_transaction', 'bank_transfer', 'saga', 'iap_subscription', 'ticket',
 ];
 export interface CaseSubject { type: CaseSubjectType; id: string }
 

@@ -17,6 +17,7 @@ import { applyRuntimeOptions, runtimeOptions } from './options.ts';
 import { startLocalSimulators, type LocalSimulators } from '../sim/local.ts';
 import { casesCommand } from './cases.ts';
 import { sagasCommand } from './sagas.ts';
+import { partnersCommand } from './partners.ts';
 
 const program = new Command('seigo')
   .description('seigo (整合): keeps payment and partner integrations consistent with the outside world, on PostgreSQL.\n'
@@ -339,6 +340,18 @@ bench.command('ledger')
     console.log(JSON.stringify(r, null, o.json ? 0 : 2));
   });
 
+bench.command('redeem')
+  .description('Online ticket redemptions through the partner API (QR verify + single-use update + answer) against pgbench single-row conditional UPDATEs')
+  .addOption(new Option('--tickets <n>', 'tickets issued before the run (each redeemed at most once)').default(50_000).argParser(Number))
+  .addOption(new Option('--concurrency <n>', 'HTTP connections, and pgbench clients').default(32).argParser(Number))
+  .addOption(new Option('--duration <s>', 'seconds of load for each side').default(10).argParser(Number))
+  .option('--json', 'print only the JSON result')
+  .action(async (o: { tickets: number; concurrency: number; duration: number; json?: boolean }) => {
+    const { benchRedeem } = await import('../bench/redeem.ts');
+    const r = await benchRedeem({ tickets: o.tickets, concurrency: o.concurrency, seconds: o.duration });
+    console.log(JSON.stringify(r, null, o.json ? 0 : 2));
+  });
+
 runtimeOptions(program.command('reconcile'))
   .description('Reconcile now: a provider\'s history over a window, or a Zengin / CSV file, against our records; repairs what it can and prints the counts')
   .option('--provider <name>', 'reconcile this provider\'s history (needs --from and --to)')
@@ -383,6 +396,7 @@ runtimeOptions(program.command('db'))
 
 casesCommand(program);
 sagasCommand(program);
+partnersCommand(program);
 
 try {
   await program.parseAsync(process.argv);

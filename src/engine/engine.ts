@@ -22,6 +22,8 @@ import { reconcileDepsOf, reconcileJobs, reimportRowAction } from '../reconcile/
 import { publishDigest } from '../digest/digest.ts';
 import { Sagas } from '../sagas/index.ts';
 import { expireLots, pointsConsumer } from '../points/index.ts';
+import { createPartnerDb, type PartnerDb } from '../partners/index.ts';
+import { TicketKeys, settleTickets } from '../tickets/index.ts';
 import { CaseActions, detectCases, redriveDeliveryAction, replayInboxAction, retryOperationAction } from '../cases/index.ts';
 
 export interface EngineOptions {
@@ -58,6 +60,10 @@ export interface Engine {
   caseActions: CaseActions;
   /** How transfers are booked whatever brings them (file import, bank webhook, reconciliation): the configured limit. */
   bankTransferPolicy: BankTransferPolicy;
+  /** Partner traffic's own bounded pool, as the seigo_partner role (row-level security by partner). */
+  partnerDb: PartnerDb;
+  /** Today's ticket signing key and the public keys gates verify with (src/tickets/qr.ts). */
+  ticketKeys: TicketKeys;
   inboxWriter: InboxWriter;
   inbox: InboxProcessor;
   handlerDeliveries: HandlerDeliveryProcessor;
@@ -87,6 +93,8 @@ export function createEngine(opts: EngineOptions): Engine {
   // The intake writer has a small pool of its own, so acknowledgements never wait for a
   // connection behind admin queries or workers; one connection per batch in flight, plus one.
   const intakeDb = createDb(db.url, { max: config.intake.commitsInFlight + 1, applicationName: 'seigo-intake', log });
+  const partnerDb = createPartnerDb(db.url, { max: config.partners.pool.max, acquireTimeoutMs: config.partners.pool.acquireTimeoutMs, log });
+  const ticketKeys = new TicketKeys(db.pool, partnerDb.pool);
   const inboxWriter = new InboxWriter(intakeDb.pool, { maxBatch: config.intake.batchMaxRows, maxInFlight: config.intake.commitsInFlight, onBatch: (n) => metrics.intakeBatchRows.observe(n) });
   const inbox = new InboxProcessor({
     pool: db.pool, providers, handlers, log, retryScheduleMs: config.intake.retrySchedule,
@@ -124,7 +132,7 @@ export function createEngine(opts: EngineOptions): Engine {
   caseActions.register(reimportRowAction(reconcileDeps));
 
   return {
-    config, db, log, clock, metrics, providers, handlers, consumers, operations, sagas, deposits, refunds, expiryInquiry, bankTransferPolicy, inboxWriter, inbox, handlerDeliveries, httpDeliveries, natsDeliveries, egress,
+    config, db, log, clock, metrics, providers, handlers, consumers, operations, sagas, deposits, refunds, expiryInquiry, bankTransferPolicy, partnerDb, ticketKeys, inboxWriter, inbox, handlerDeliveries, httpDeliveries, natsDeliveries, egress,
     caseActions,
     createWorker(role = 'worker', extra = {}) {
       const loops: WorkLoop[] = [
@@ -134,6 +142,8 @@ export function createEngine(opts: EngineOptions): Engine {
         // Due sagas, and sagas whose worker died mid-step (their lease ended): claimed with SKIP LOCKED.
         { name: 'sagas', channel: 'sagas', concurrency: 1, runOnce: () => sagas.runOnce(Math.min(batch, 20)) },
         { name: 'deliveries.nats', channel: 'deliveries', concurrency: 2, runOnce: () => natsDeliveries.runOnce(batch) },
+        // Ticket sales, refunds and redemptions to the ledger; redemption conflicts to cases.
+        { name: 'tickets.settle', channel: null, concurrency: 1, runOnce: () => settleTickets(db.pool) },
         ...(extra.loops ?? []),
       ];
       const periodic: PeriodicJob[] = [
@@ -162,6 +172,7 @@ export function createEngine(opts: EngineOptions): Engine {
       await egress.close().catch(() => undefined);
       await natsLink.close();
       await intakeDb.close();
+      await partnerDb.close();
     },
   };
 }

@@ -235,6 +235,17 @@ export const configSchema = z.object({
     slackWebhookUrl: z.string().url().optional(),
     intervalMs: duration.default(24 * 3_600_000),
   }).strict().default({ intervalMs: 24 * 3_600_000 }),
+  /** The partner API (/partner/v1): its own bounded pool under the seigo_partner role, and the default rate limit of a new key. */
+  partners: z.object({
+    pool: z.object({
+      max: z.number().int().min(1).max(200).default(8),
+      acquireTimeoutMs: duration.default(5_000),
+    }).strict().default({ max: 8, acquireTimeoutMs: 5_000 }),
+    rateLimit: z.object({
+      requests: z.number().int().min(1).max(1_000_000).default(600),
+      windowSeconds: z.number().int().min(1).max(86_400).default(60),
+    }).strict().default({ requests: 600, windowSeconds: 60 }),
+  }).strict().default({ pool: { max: 8, acquireTimeoutMs: 5_000 }, rateLimit: { requests: 600, windowSeconds: 60 } }),
   /** Reconciliation: scheduled runs for every provider with a history, and for HTTP deliveries to internal services. */
   reconcile: z.object({
     schedule: z.boolean().default(true),

@@ -7,7 +7,7 @@ import { DEFAULT_CURRENCY, type Account, type AccountKind } from './types.ts';
 
 /** Platform accounts that every deposit or fee touches get several balance rows (see 0006_ledger.sql). */
 const DEFAULT_SHARDS: Record<AccountKind, number> = {
-  wallet: 1, escrow: 1, suspense: 1, refunds_payable: 1, clearing: 16, fees: 16, revenue: 16,
+  wallet: 1, escrow: 1, suspense: 1, refunds_payable: 1, clearing: 16, fees: 16, revenue: 16, deferred_revenue: 16,
   points: 1, points_provisional: 1, points_issued: 16,
 };
 

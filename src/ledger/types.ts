@@ -2,11 +2,11 @@
 // Money is bigint minor units (JPY has none: ¥1 = 1n); in SQL it is read as text and converted.
 
 export type AccountKind =
-  | 'wallet' | 'clearing' | 'escrow' | 'suspense' | 'refunds_payable' | 'fees' | 'revenue'
+  | 'wallet' | 'clearing' | 'escrow' | 'suspense' | 'refunds_payable' | 'fees' | 'revenue' | 'deferred_revenue'
   // Points (src/points), in their own asset: a user's confirmed and provisional points, the platform's issuing account.
   | 'points' | 'points_provisional' | 'points_issued';
 export const ACCOUNT_KINDS: readonly AccountKind[] = [
-  'wallet', 'clearing', 'escrow', 'suspense', 'refunds_payable', 'fees', 'revenue', 'points', 'points_provisional', 'points_issued',
+  'wallet', 'clearing', 'escrow', 'suspense', 'refunds_payable', 'fees', 'revenue', 'deferred_revenue', 'points', 'points_provisional', 'points_issued',
 ];
 
 export const DEFAULT_CURRENCY = 'JPY';

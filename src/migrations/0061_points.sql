@@ -3,7 +3,7 @@
 -- platform's issuing account on the other side of every posting.
 ALTER TABLE ledger_accounts DROP CONSTRAINT ledger_accounts_kind_check;
 ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_kind_check CHECK (kind IN (
-  'wallet', 'clearing', 'escrow', 'suspense', 'refunds_payable', 'fees', 'revenue', 'points', 'points_provisional', 'points_issued'));
+  'wallet', 'clearing', 'escrow', 'suspense', 'refunds_payable', 'fees', 'revenue', 'deferred_revenue', 'points', 'points_provisional', 'points_issued'));
 
 -- Every card event points has seen, once (the network's event id): a purchase's state is computed
 -- from the set of its events, so their order and repetition cannot change it.
