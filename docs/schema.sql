@@ -124,7 +124,7 @@ ALTER TABLE cases ADD CONSTRAINT cases_related_check CHECK ((jsonb_typeof(relate
 ALTER TABLE cases ADD CONSTRAINT cases_seen_count_check CHECK ((seen_count >= 1));
 ALTER TABLE cases ADD CONSTRAINT cases_status_check CHECK ((status = ANY (ARRAY['open'::text, 'investigating'::text, 'resolved'::text, 'wont_fix'::text])));
 ALTER TABLE cases ADD CONSTRAINT cases_subject_id_check CHECK (((length(subject_id) >= 1) AND (length(subject_id) <= 255)));
-ALTER TABLE cases ADD CONSTRAINT cases_subject_type_check CHECK ((subject_type = ANY (ARRAY['deposit'::text, 'operation'::text, 'delivery'::text, 'inbox'::text, 'recon_break'::text, 'ledger_account'::text, 'ledger_transaction'::text, 'bank_transfer'::text, 'saga'::text, 'iap_subscription'::text])));
+ALTER TABLE cases ADD CONSTRAINT cases_subject_type_check CHECK ((subject_type = ANY (ARRAY['deposit'::text, 'operation'::text, 'delivery'::text, 'inbox'::text, 'recon_break'::text, 'ledger_account'::text, 'ledger_transaction'::text, 'bank_transfer'::text, 'saga'::text, 'iap_subscription'::text, 'ticket'::text])));
 CREATE INDEX cases_assignee ON cases USING btree (assignee, id DESC) WHERE (assignee IS NOT NULL);
 CREATE INDEX cases_kind_cause ON cases USING btree (kind, cause, id DESC);
 CREATE UNIQUE INDEX cases_one_open ON cases USING btree (subject_type, subject_id, cause) WHERE (status = ANY (ARRAY['open'::text, 'investigating'::text]));
@@ -282,6 +282,21 @@ CREATE TABLE escrow_reports (
 );
 ALTER TABLE escrow_reports ADD CONSTRAINT escrow_reports_pkey PRIMARY KEY (source_type, source_id, cause);
 
+CREATE TABLE gate_sync_batches (
+  gate_id uuid NOT NULL,
+  batch_id text NOT NULL,
+  partner_id uuid NOT NULL,
+  request_hash text NOT NULL,
+  result jsonb NOT NULL,
+  created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE gate_sync_batches ADD CONSTRAINT gate_sync_batches_batch_id_check CHECK (((length(batch_id) >= 1) AND (length(batch_id) <= 200)));
+ALTER TABLE gate_sync_batches ADD CONSTRAINT gate_sync_batches_gate_id_fkey FOREIGN KEY (gate_id) REFERENCES partner_gates(id);
+ALTER TABLE gate_sync_batches ADD CONSTRAINT gate_sync_batches_pkey PRIMARY KEY (gate_id, batch_id);
+ALTER TABLE gate_sync_batches ENABLE ROW LEVEL SECURITY;
+CREATE POLICY engine_all ON gate_sync_batches AS PERMISSIVE FOR ALL TO public USING ((CURRENT_USER <> 'seigo_partner'::name));
+CREATE POLICY partner_own ON gate_sync_batches AS PERMISSIVE FOR ALL TO seigo_partner USING ((partner_id = seigo_current_partner()));
+
 CREATE TABLE iap_store_ids (
   platform text NOT NULL,
   store_id text NOT NULL,
@@ -372,7 +387,7 @@ CREATE TABLE ledger_accounts (
 ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_check CHECK ((((shards >= 1) AND (shards <= 256)) AND ((kind <> 'wallet'::text) OR (shards = 1))));
 ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_currency_check CHECK ((currency ~ '^[A-Z]{3}$'::text));
 ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_id_currency UNIQUE (id, currency);
-ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_kind_check CHECK ((kind = ANY (ARRAY['wallet'::text, 'clearing'::text, 'escrow'::text, 'suspense'::text, 'refunds_payable'::text, 'fees'::text, 'revenue'::text, 'points'::text, 'points_provisional'::text, 'points_issued'::text])));
+ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_kind_check CHECK ((kind = ANY (ARRAY['wallet'::text, 'clearing'::text, 'escrow'::text, 'suspense'::text, 'refunds_payable'::text, 'fees'::text, 'revenue'::text, 'deferred_revenue'::text, 'points'::text, 'points_provisional'::text, 'points_issued'::text])));
 ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_kind_owner_currency UNIQUE (kind, owner, currency);
 ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_pkey PRIMARY KEY (id);
 CREATE INDEX ledger_accounts_owner ON ledger_accounts USING btree (owner, currency);
@@ -538,6 +553,84 @@ CREATE TABLE outbox_messages (
 ALTER TABLE outbox_messages ADD CONSTRAINT outbox_messages_pkey PRIMARY KEY (id);
 CREATE INDEX outbox_messages_entity ON outbox_messages USING btree (entity_type, entity_id) WHERE (entity_id IS NOT NULL);
 CREATE INDEX outbox_messages_topic_created ON outbox_messages USING btree (topic, created_at);
+
+CREATE TABLE partner_api_keys (
+  id text NOT NULL,
+  partner_id uuid NOT NULL,
+  name text DEFAULT ''::text NOT NULL,
+  secret_sha256 bytea NOT NULL,
+  scopes text[] NOT NULL,
+  rate_limit integer NOT NULL,
+  rate_window_seconds integer NOT NULL,
+  created_at timestamp with time zone DEFAULT now() NOT NULL,
+  expires_at timestamp with time zone,
+  replaced_by text,
+  revoked_at timestamp with time zone
+);
+ALTER TABLE partner_api_keys ADD CONSTRAINT partner_api_keys_id_check CHECK ((id ~ '^pk_[0-9a-f]{16}$'::text));
+ALTER TABLE partner_api_keys ADD CONSTRAINT partner_api_keys_name_check CHECK ((length(name) <= 200));
+ALTER TABLE partner_api_keys ADD CONSTRAINT partner_api_keys_partner_id_fkey FOREIGN KEY (partner_id) REFERENCES partners(id);
+ALTER TABLE partner_api_keys ADD CONSTRAINT partner_api_keys_pkey PRIMARY KEY (id);
+ALTER TABLE partner_api_keys ADD CONSTRAINT partner_api_keys_rate_limit_check CHECK (((rate_limit >= 1) AND (rate_limit <= 1000000)));
+ALTER TABLE partner_api_keys ADD CONSTRAINT partner_api_keys_rate_window_seconds_check CHECK (((rate_window_seconds >= 1) AND (rate_window_seconds <= 86400)));
+ALTER TABLE partner_api_keys ADD CONSTRAINT partner_api_keys_replaced_by_fkey FOREIGN KEY (replaced_by) REFERENCES partner_api_keys(id);
+ALTER TABLE partner_api_keys ADD CONSTRAINT partner_api_keys_scopes_check CHECK (((cardinality(scopes) > 0) AND (scopes <@ ARRAY['tickets:issue'::text, 'tickets:redeem'::text, 'tickets:read'::text, 'products:read'::text, 'gates:sync'::text])));
+ALTER TABLE partner_api_keys ADD CONSTRAINT partner_api_keys_secret_sha256_check CHECK ((length(secret_sha256) = 32));
+CREATE INDEX partner_api_keys_partner ON partner_api_keys USING btree (partner_id);
+
+CREATE TABLE partner_gates (
+  id uuid NOT NULL,
+  partner_id uuid NOT NULL,
+  facility text NOT NULL,
+  name text NOT NULL,
+  created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE partner_gates ADD CONSTRAINT partner_gates_facility_check CHECK ((facility ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$'::text));
+ALTER TABLE partner_gates ADD CONSTRAINT partner_gates_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)));
+ALTER TABLE partner_gates ADD CONSTRAINT partner_gates_partner_id_fkey FOREIGN KEY (partner_id) REFERENCES partners(id);
+ALTER TABLE partner_gates ADD CONSTRAINT partner_gates_pkey PRIMARY KEY (id);
+CREATE INDEX partner_gates_partner ON partner_gates USING btree (partner_id);
+ALTER TABLE partner_gates ENABLE ROW LEVEL SECURITY;
+CREATE POLICY engine_all ON partner_gates AS PERMISSIVE FOR ALL TO public USING ((CURRENT_USER <> 'seigo_partner'::name));
+CREATE POLICY partner_own ON partner_gates AS PERMISSIVE FOR ALL TO seigo_partner USING ((partner_id = seigo_current_partner()));
+
+CREATE TABLE partner_products (
+  id uuid NOT NULL,
+  partner_id uuid NOT NULL,
+  facility text NOT NULL,
+  name text NOT NULL,
+  price bigint NOT NULL,
+  currency text DEFAULT 'JPY'::text NOT NULL,
+  created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE partner_products ADD CONSTRAINT partner_products_currency_check CHECK ((currency ~ '^[A-Z]{3}$'::text));
+ALTER TABLE partner_products ADD CONSTRAINT partner_products_facility_check CHECK ((facility ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$'::text));
+ALTER TABLE partner_products ADD CONSTRAINT partner_products_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)));
+ALTER TABLE partner_products ADD CONSTRAINT partner_products_partner_id_fkey FOREIGN KEY (partner_id) REFERENCES partners(id);
+ALTER TABLE partner_products ADD CONSTRAINT partner_products_pkey PRIMARY KEY (id);
+ALTER TABLE partner_products ADD CONSTRAINT partner_products_price_check CHECK ((price >= 0));
+CREATE INDEX partner_products_partner ON partner_products USING btree (partner_id);
+ALTER TABLE partner_products ENABLE ROW LEVEL SECURITY;
+CREATE POLICY engine_all ON partner_products AS PERMISSIVE FOR ALL TO public USING ((CURRENT_USER <> 'seigo_partner'::name));
+CREATE POLICY partner_own ON partner_products AS PERMISSIVE FOR ALL TO seigo_partner USING ((partner_id = seigo_current_partner()));
+
+CREATE TABLE partner_rate_windows (
+  key_id text NOT NULL,
+  window_start timestamp with time zone NOT NULL,
+  count integer NOT NULL
+);
+ALTER TABLE partner_rate_windows ADD CONSTRAINT partner_rate_windows_count_check CHECK ((count >= 0));
+ALTER TABLE partner_rate_windows ADD CONSTRAINT partner_rate_windows_key_id_fkey FOREIGN KEY (key_id) REFERENCES partner_api_keys(id);
+ALTER TABLE partner_rate_windows ADD CONSTRAINT partner_rate_windows_pkey PRIMARY KEY (key_id);
+
+CREATE TABLE partners (
+  id uuid NOT NULL,
+  name text NOT NULL,
+  created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE partners ADD CONSTRAINT partners_name_check CHECK ((name ~ '^[a-z0-9][a-z0-9._-]{0,99}$'::text));
+ALTER TABLE partners ADD CONSTRAINT partners_name_key UNIQUE (name);
+ALTER TABLE partners ADD CONSTRAINT partners_pkey PRIMARY KEY (id);
 
 CREATE TABLE periodic_jobs (
   name text NOT NULL,
@@ -818,6 +911,112 @@ ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_source_check CHECK ((sour
 ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_status_check CHECK ((status = ANY (ARRAY['active'::text, 'paused'::text, 'disabled'::text])));
 ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_target_type_check CHECK ((target_type = ANY (ARRAY['handler'::text, 'http'::text, 'nats'::text])));
 
+CREATE TABLE ticket_conflicts (
+  id uuid NOT NULL,
+  partner_id uuid NOT NULL,
+  ticket_id uuid NOT NULL,
+  cause text NOT NULL,
+  winner_redemption_id uuid,
+  loser_redemption_id uuid NOT NULL,
+  case_id uuid,
+  created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE ticket_conflicts ADD CONSTRAINT ticket_conflicts_cause_check CHECK ((cause = ANY (ARRAY['ticket_double_redemption'::text, 'ticket_redeemed_after_refund'::text])));
+ALTER TABLE ticket_conflicts ADD CONSTRAINT ticket_conflicts_pkey PRIMARY KEY (id);
+ALTER TABLE ticket_conflicts ADD CONSTRAINT ticket_conflicts_ticket_id_fkey FOREIGN KEY (ticket_id) REFERENCES tickets(id);
+CREATE INDEX ticket_conflicts_open ON ticket_conflicts USING btree (id) WHERE (case_id IS NULL);
+ALTER TABLE ticket_conflicts ENABLE ROW LEVEL SECURITY;
+CREATE POLICY engine_all ON ticket_conflicts AS PERMISSIVE FOR ALL TO public USING ((CURRENT_USER <> 'seigo_partner'::name));
+CREATE POLICY partner_own ON ticket_conflicts AS PERMISSIVE FOR ALL TO seigo_partner USING ((partner_id = seigo_current_partner()));
+
+CREATE TABLE ticket_events (
+  id uuid NOT NULL,
+  ticket_id uuid NOT NULL,
+  partner_id uuid NOT NULL,
+  from_status text,
+  to_status text NOT NULL,
+  cause text NOT NULL,
+  posting text,
+  posted_at timestamp with time zone,
+  ledger_transaction_id uuid,
+  at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE ticket_events ADD CONSTRAINT ticket_events_pkey PRIMARY KEY (id);
+ALTER TABLE ticket_events ADD CONSTRAINT ticket_events_posting_check CHECK ((posting = ANY (ARRAY['sold'::text, 'redeemed'::text, 'refunded'::text])));
+ALTER TABLE ticket_events ADD CONSTRAINT ticket_events_ticket_id_fkey FOREIGN KEY (ticket_id) REFERENCES tickets(id);
+CREATE INDEX ticket_events_ticket ON ticket_events USING btree (ticket_id);
+CREATE INDEX ticket_events_unposted ON ticket_events USING btree (id) WHERE ((posting IS NOT NULL) AND (posted_at IS NULL));
+ALTER TABLE ticket_events ENABLE ROW LEVEL SECURITY;
+CREATE POLICY engine_all ON ticket_events AS PERMISSIVE FOR ALL TO public USING ((CURRENT_USER <> 'seigo_partner'::name));
+CREATE POLICY partner_own ON ticket_events AS PERMISSIVE FOR ALL TO seigo_partner USING ((partner_id = seigo_current_partner()));
+
+CREATE TABLE ticket_redemptions (
+  id uuid NOT NULL,
+  partner_id uuid NOT NULL,
+  ticket_id uuid NOT NULL,
+  gate_id uuid NOT NULL,
+  gate_time timestamp with time zone NOT NULL,
+  received_at timestamp with time zone DEFAULT now() NOT NULL,
+  source text NOT NULL,
+  batch_id text,
+  scan_index integer,
+  outcome text NOT NULL,
+  reason text
+);
+ALTER TABLE ticket_redemptions ADD CONSTRAINT ticket_redemptions_gate_id_fkey FOREIGN KEY (gate_id) REFERENCES partner_gates(id);
+ALTER TABLE ticket_redemptions ADD CONSTRAINT ticket_redemptions_outcome_check CHECK ((outcome = ANY (ARRAY['accepted'::text, 'conflict'::text, 'duplicate'::text, 'rejected'::text])));
+ALTER TABLE ticket_redemptions ADD CONSTRAINT ticket_redemptions_pkey PRIMARY KEY (id);
+ALTER TABLE ticket_redemptions ADD CONSTRAINT ticket_redemptions_source_check CHECK ((source = ANY (ARRAY['online'::text, 'offline'::text])));
+CREATE INDEX ticket_redemptions_ticket ON ticket_redemptions USING btree (ticket_id);
+ALTER TABLE ticket_redemptions ENABLE ROW LEVEL SECURITY;
+CREATE POLICY engine_all ON ticket_redemptions AS PERMISSIVE FOR ALL TO public USING ((CURRENT_USER <> 'seigo_partner'::name));
+CREATE POLICY partner_own ON ticket_redemptions AS PERMISSIVE FOR ALL TO seigo_partner USING ((partner_id = seigo_current_partner()));
+
+CREATE TABLE ticket_signing_keys (
+  kid text NOT NULL,
+  private_pkcs8 bytea NOT NULL,
+  public_jwk jsonb NOT NULL,
+  signs_from timestamp with time zone NOT NULL,
+  signs_until timestamp with time zone NOT NULL,
+  verifies_until timestamp with time zone NOT NULL,
+  created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE ticket_signing_keys ADD CONSTRAINT ticket_signing_keys_kid_check CHECK ((kid ~ '^tk-[0-9]{8}$'::text));
+ALTER TABLE ticket_signing_keys ADD CONSTRAINT ticket_signing_keys_pkey PRIMARY KEY (kid);
+
+CREATE TABLE tickets (
+  id uuid NOT NULL,
+  partner_id uuid NOT NULL,
+  product_id uuid NOT NULL,
+  facility text NOT NULL,
+  issue_id uuid NOT NULL,
+  valid_from timestamp with time zone NOT NULL,
+  valid_until timestamp with time zone NOT NULL,
+  price bigint NOT NULL,
+  currency text NOT NULL,
+  qr text NOT NULL,
+  status text DEFAULT 'issued'::text NOT NULL,
+  redemption_id uuid,
+  redeemed_gate uuid,
+  redeemed_gate_time timestamp with time zone,
+  redeemed_at timestamp with time zone,
+  closed_at timestamp with time zone,
+  created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE tickets ADD CONSTRAINT tickets_check CHECK ((valid_until > valid_from));
+ALTER TABLE tickets ADD CONSTRAINT tickets_check1 CHECK (((status = 'redeemed'::text) = ((redemption_id IS NOT NULL) AND (redeemed_gate IS NOT NULL) AND (redeemed_gate_time IS NOT NULL))));
+ALTER TABLE tickets ADD CONSTRAINT tickets_partner_id_fkey FOREIGN KEY (partner_id) REFERENCES partners(id);
+ALTER TABLE tickets ADD CONSTRAINT tickets_pkey PRIMARY KEY (id);
+ALTER TABLE tickets ADD CONSTRAINT tickets_price_check CHECK ((price >= 0));
+ALTER TABLE tickets ADD CONSTRAINT tickets_product_id_fkey FOREIGN KEY (product_id) REFERENCES partner_products(id);
+ALTER TABLE tickets ADD CONSTRAINT tickets_redeemed_gate_fkey FOREIGN KEY (redeemed_gate) REFERENCES partner_gates(id);
+ALTER TABLE tickets ADD CONSTRAINT tickets_status_check CHECK ((status = ANY (ARRAY['issued'::text, 'redeemed'::text, 'cancelled'::text, 'refunded'::text])));
+CREATE INDEX tickets_partner ON tickets USING btree (partner_id, created_at);
+CREATE INDEX tickets_revoked ON tickets USING btree (partner_id, facility, valid_from) WHERE (status = ANY (ARRAY['cancelled'::text, 'refunded'::text]));
+ALTER TABLE tickets ENABLE ROW LEVEL SECURITY;
+CREATE POLICY engine_all ON tickets AS PERMISSIVE FOR ALL TO public USING ((CURRENT_USER <> 'seigo_partner'::name));
+CREATE POLICY partner_own ON tickets AS PERMISSIVE FOR ALL TO seigo_partner USING ((partner_id = seigo_current_partner()));
+
 CREATE TABLE virtual_accounts (
   account_number text NOT NULL,
   bank_code text NOT NULL,
@@ -927,6 +1126,12 @@ BEGIN
   RAISE EXCEPTION '% on % is not allowed: ledger postings are immutable; post a reversal instead', TG_OP, TG_TABLE_NAME
     USING ERRCODE = 'insufficient_privilege';
 END $function$;
+
+CREATE OR REPLACE FUNCTION seigo_current_partner()
+ RETURNS uuid
+ LANGUAGE sql
+ STABLE
+AS $function$ SELECT nullif(current_setting('seigo.partner_id', true), '')::uuid $function$;
 
 CREATE OR REPLACE FUNCTION seigo_ledger_check_wallet(p_posted bigint, b_posted bigint, b_pending_in bigint, b_pending_out bigint, p_limit bigint, p_restricted boolean, OUT error text, OUT amount bigint)
  RETURNS record
@@ -1267,3 +1472,26 @@ BEGIN
   END LOOP;
   RETURN QUERY SELECT p_id, false, NULL::text, NULL::uuid, NULL::bigint, NULL::text;
 END $function$;
+
+CREATE OR REPLACE FUNCTION seigo_partner_hit(p_key text, p_window_start timestamp with time zone)
+ RETURNS TABLE(count integer, window_start timestamp with time zone)
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO '$user', 'public'
+AS $function$
+  INSERT INTO partner_rate_windows AS w (key_id, window_start, count) VALUES (p_key, p_window_start, 1)
+  ON CONFLICT (key_id) DO UPDATE
+    SET count = CASE WHEN EXCLUDED.window_start > w.window_start THEN 1 ELSE w.count + 1 END,
+        window_start = greatest(w.window_start, EXCLUDED.window_start)
+  RETURNING w.count, w.window_start
+$function$;
+
+CREATE OR REPLACE FUNCTION seigo_partner_key(p_id text)
+ RETURNS TABLE(partner_id uuid, secret_sha256 bytea, scopes text[], rate_limit integer, rate_window_seconds integer, expires_at timestamp with time zone, revoked_at timestamp with time zone, now timestamp with time zone)
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO '$user', 'public'
+AS $function$
+  SELECT k.partner_id, k.secret_sha256, k.scopes, k.rate_limit, k.rate_window_seconds, k.expires_at, k.revoked_at, now()
+  FROM partner_api_keys k WHERE k.id = p_id
+$function$;

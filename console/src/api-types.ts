@@ -2030,7 +2030,7 @@ export interface paths {
                     cause?: string;
                     assignee?: string;
                     unassigned?: "true" | "false";
-                    subject_type?: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
+                    subject_type?: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription" | "ticket";
                     subject_id?: string;
                     concerns?: string;
                     before?: string;
@@ -2057,12 +2057,12 @@ export interface paths {
                                 status: "open" | "investigating" | "resolved" | "wont_fix";
                                 subject: {
                                     /** @enum {string} */
-                                    type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
+                                    type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription" | "ticket";
                                     id: string;
                                 };
                                 related: {
                                     /** @enum {string} */
-                                    type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
+                                    type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription" | "ticket";
                                     id: string;
                                 }[];
                                 summary: string;
@@ -2114,12 +2114,12 @@ export interface paths {
                         cause: string;
                         subject: {
                             /** @enum {string} */
-                            type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
+                            type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription" | "ticket";
                             id: string;
                         };
                         related?: {
                             /** @enum {string} */
-                            type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
+                            type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription" | "ticket";
                             id: string;
                         }[];
                         summary: string;
@@ -2144,12 +2144,12 @@ export interface paths {
                             status: "open" | "investigating" | "resolved" | "wont_fix";
                             subject: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription" | "ticket";
                                 id: string;
                             };
                             related: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription" | "ticket";
                                 id: string;
                             }[];
                             summary: string;
@@ -2255,12 +2255,12 @@ export interface paths {
                             status: "open" | "investigating" | "resolved" | "wont_fix";
                             subject: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription" | "ticket";
                                 id: string;
                             };
                             related: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription" | "ticket";
                                 id: string;
                             }[];
                             summary: string;
@@ -2376,12 +2376,12 @@ export interface paths {
                             status: "open" | "investigating" | "resolved" | "wont_fix";
                             subject: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription" | "ticket";
                                 id: string;
                             };
                             related: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription" | "ticket";
                                 id: string;
                             }[];
                             summary: string;
@@ -2494,12 +2494,12 @@ export interface paths {
                             status: "open" | "investigating" | "resolved" | "wont_fix";
                             subject: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription" | "ticket";
                                 id: string;
                             };
                             related: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription" | "ticket";
                                 id: string;
                             }[];
                             summary: string;
@@ -2612,12 +2612,12 @@ export interface paths {
                             status: "open" | "investigating" | "resolved" | "wont_fix";
                             subject: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription" | "ticket";
                                 id: string;
                             };
                             related: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription" | "ticket";
                                 id: string;
                             }[];
                             summary: string;
@@ -2787,12 +2787,12 @@ export interface paths {
                             status: "open" | "investigating" | "resolved" | "wont_fix";
                             subject: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription" | "ticket";
                                 id: string;
                             };
                             related: {
                                 /** @enum {string} */
-                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription";
+                                type: "deposit" | "operation" | "delivery" | "inbox" | "recon_break" | "ledger_account" | "ledger_transaction" | "bank_transfer" | "saga" | "iap_subscription" | "ticket";
                                 id: string;
                             }[];
                             summary: string;
@@ -3896,6 +3896,882 @@ export interface paths {
                 };
             };
         };
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/partners": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** List partners */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        /** Create a partner */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        name: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description OK */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/partners/{partner}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One partner (by id or name) with its keys, products and gates */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    partner: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/partners/{partner}/keys": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create an API key for a partner; the key is in this answer only */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    partner: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        name?: string;
+                        scopes: ("tickets:issue" | "tickets:redeem" | "tickets:read" | "products:read" | "gates:sync")[];
+                        rate_limit?: {
+                            requests: number;
+                            window_seconds: number;
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description OK */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/partners/{partner}/keys/{key}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Revoke a key at once */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    partner: string;
+                    key: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/partners/{partner}/keys/{key}/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Issue a replacement key; the old one keeps working for the overlap (default 24 h), then is refused */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    partner: string;
+                    key: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @default 86400 */
+                        overlap_seconds?: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description OK */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/partners/{partner}/products": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create a product the partner sells tickets for */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    partner: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        facility: string;
+                        name: string;
+                        price: string | number;
+                        currency?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description OK */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/partners/{partner}/gates": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Create a gate where the partner redeems tickets */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    partner: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        facility: string;
+                        name: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description OK */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/partner/v1/products": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The products this partner sells tickets for */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/partner/v1/products/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One of this partner's products */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/partner/v1/gates/{gate}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One of this partner's gates */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    gate: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/partner/v1/tickets": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Issue tickets for a product and a day, each with a QR payload signed by seigo (Ed25519) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Same key and parameters replay the first response (kept 24 h); different parameters: 422; while the first runs: 409 */
+                    "Idempotency-Key"?: string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        product_id: string;
+                        date: string;
+                        /** @default 1 */
+                        quantity?: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description OK */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/partner/v1/tickets/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One of this partner's tickets */
+        get: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/partner/v1/tickets/{id}/cancel": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Cancel an unused ticket: gates refuse it and its sale is reversed in the ledger */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Same key and parameters replay the first response (kept 24 h); different parameters: 422; while the first runs: 409 */
+                    "Idempotency-Key"?: string;
+                };
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/partner/v1/tickets/{id}/refund": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Refund an unused ticket: gates refuse it and its sale is reversed in the ledger */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Same key and parameters replay the first response (kept 24 h); different parameters: 422; while the first runs: 409 */
+                    "Idempotency-Key"?: string;
+                };
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/partner/v1/redemptions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Redeem a ticket at a gate, exactly once (409 already_redeemed with when and where otherwise) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Same key and parameters replay the first response (kept 24 h); different parameters: 422; while the first runs: 409 */
+                    "Idempotency-Key"?: string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        gate_id: string;
+                        qr?: string;
+                        /** Format: uuid */
+                        ticket_id?: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description OK */
+                201: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/partner/v1/gates/{gate}/manifest": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** What a gate needs offline for a day: the verification keys (JWK) and the revoked tickets */
+        get: {
+            parameters: {
+                query?: {
+                    date?: string;
+                };
+                header?: never;
+                path: {
+                    gate: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/partner/v1/gates/{gate}/sync": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Upload what a gate redeemed offline; idempotent per batch_id; the earliest scan by gate time wins */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Same key and parameters replay the first response (kept 24 h); different parameters: 422; while the first runs: 409 */
+                    "Idempotency-Key"?: string;
+                };
+                path: {
+                    gate: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        batch_id: string;
+                        redemptions: {
+                            qr?: string;
+                            /** Format: uuid */
+                            ticket_id?: string;
+                            /** Format: date-time */
+                            gate_time: string;
+                        }[];
+                    };
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
         options?: never;
         head?: never;
         patch?: never;
