@@ -1,4 +1,4 @@
-// Partner routes for tickets (issue 12, H1): issue, read, cancel and refund; redeem at a gate; a
+// Partner routes for tickets: issue, read, cancel and refund; redeem at a gate; a
 // gate's offline manifest and upload. Registered inside the partner plugin (partner.ts), so its
 // hooks authenticate, check the scope, limit the rate and honour Idempotency-Key first.
 import type { FastifyInstance } from 'fastify';

@@ -1,4 +1,4 @@
-// In-app purchases (issue 10, F2): the store ↔ internal subscription ↔ member id mapping, and the
+// In-app purchases: the store ↔ internal subscription ↔ member id mapping, and the
 // purchase saga (verify with the store, refuse another member's, billing start/renew, persist the mapping).
 export {
   claimStoreSubscription, reportClaimConflict, subscriptionOfStoreId,

@@ -1,4 +1,4 @@
-// The id mapping of in-app purchases (issue 10, F2): a store subscription (Apple originalTransactionId,
+// The id mapping of in-app purchases: a store subscription (Apple originalTransactionId,
 // Google purchaseToken and its linkedPurchaseToken chain) maps to one internal subscription id and one
 // member. A second member claiming it is refused (409) and a case is opened, with both members named.
 import { openCase } from '../cases/index.ts';

@@ -1,4 +1,4 @@
-// The in-app purchase saga (issue 10, F2), Google Play for now: verify the purchase with the store,
+// The in-app purchase saga, Google Play for now: verify the purchase with the store,
 // refuse a store subscription another member owns, start or renew it in the billing system (an
 // operation), then persist the id mapping; a refusal after the billing call compensates it (cancel).
 import type pg from 'pg';

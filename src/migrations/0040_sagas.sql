@@ -1,4 +1,4 @@
--- Sagas (issue 10): a named list of steps, each invoked and, when a later step fails for good,
+-- Sagas: a named list of steps, each invoked and, when a later step fails for good,
 -- compensated newest first. Every step's start and result is a row committed before the next step
 -- begins, so a saga whose worker died is resumed by another from what the rows say.
 CREATE TABLE sagas (

@@ -1,4 +1,4 @@
--- In-app purchases (issue 10, F2): one internal subscription per store subscription, owned by one
+-- In-app purchases: one internal subscription per store subscription, owned by one
 -- member of the billing system. A store subscription is known by its store id: Apple's
 -- originalTransactionId, Google's purchaseToken; an upgrade's new purchaseToken names the old one
 -- (linkedPurchaseToken) and maps to the same internal subscription.

@@ -1,4 +1,4 @@
--- Partner API (issue 12, H2): partners, their API keys (hashed, scoped, rotated with an overlap,
+-- Partner API: partners, their API keys (hashed, scoped, rotated with an overlap,
 -- revoked at once), per-key rate-limit windows shared by every API process, the products and gates
 -- a partner owns, and the PostgreSQL role partner traffic runs as.
 --

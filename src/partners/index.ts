@@ -1,4 +1,4 @@
-// The partner module's surface (issue 12, H2): partners and their keys, authentication and rate
+// The partner module's surface: partners and their keys, authentication and rate
 // limits, the partner role's pool, and the products and gates partners own.
 export {
   PARTNER_SCOPES, createPartner, findPartner, listPartners, listKeys, getKey, createKey, revokeKey, rotateKey, keyJson, parseKey, generateKey,

@@ -1,4 +1,4 @@
-// Points (seed 004): a consumer of card.* messages that knows nothing of payments' internals;
+// Points: a consumer of card.* messages that knows nothing of payments' internals;
 // ledger postings in asset 'PTS', lots that expire, spending oldest first.
 export { pointsConsumer, applyCardMessage, purchaseKeyOf, type PointsDeps } from './award.ts';
 export { ruleFor, pointsFor, summarize, targetPoints, type PointsConfig, type AppliedRule } from './rules.ts';

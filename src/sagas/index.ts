@@ -1,4 +1,4 @@
-// Sagas (issue 10): named lists of steps `{ id, invoke, compensate }`, persisted step by step and
+// Sagas: named lists of steps `{ id, invoke, compensate }`, persisted step by step and
 // resumed by any worker; compensations newest first; a compensation that fails for good opens a case.
 export {
   DEFAULT_RETRY, DEFAULT_STEP_TIMEOUT_MS, stepKey,

@@ -1,4 +1,4 @@
-// The saga and saga-step state machines as data (ARCHITECTURE.md "State machines are data"): each a
+// The saga and saga-step state machines as data: each a
 // union type, a transition table, the CHECK in 0040_sagas.sql and a conditional UPDATE in runner.ts.
 export type SagaStatus = 'running' | 'compensating' | 'completed' | 'compensated' | 'failed';
 export const SAGA_STATUSES: readonly SagaStatus[] = ['running', 'compensating', 'completed', 'compensated', 'failed'];

@@ -1,4 +1,4 @@
-// The tickets module's surface (issue 12, H1): issuing with signed QR tokens, exactly-once online
+// The tickets module's surface: issuing with signed QR tokens, exactly-once online
 // redemption, offline gate manifests and uploads, and the worker that posts to the ledger and opens cases.
 export { TICKET_STATUSES, TICKET_TRANSITIONS, canTransition, type TicketStatus } from './state.ts';
 export { TicketKeys, verifyQr, keysFromManifest, signQr, kidFor, QR_CLOCK_SKEW_S, type QrClaims, type QrError, type VerificationKey } from './qr.ts';

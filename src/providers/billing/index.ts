@@ -1,4 +1,4 @@
-// The legacy billing system's adapter (issue 10): outbound calls only, keyed by member id. Operation
+// The legacy billing system's adapter: outbound calls only, keyed by member id. Operation
 // kinds `billing.start`, `billing.renew`, `billing.cancel` with request `{ member_id, product_id,
 // expires_at, reference }`; the operation's idempotency key travels as X-Request-Id, and `inquire`
 // asks GET /v1/requests/:id what became of an unanswered call.

@@ -1,4 +1,4 @@
-// A legacy billing system's stand-in (issue 10, seed 002): it knows only its own member ids and one
+// A legacy billing system's stand-in: it knows only its own member ids and one
 // subscription per member (start, renew, cancel, status), over HTTP on loopback with a bearer key.
 // Every POST carries X-Request-Id; a request seen again gets its first answer, and GET
 // /v1/requests/:id tells what became of one (404: never received), which is how an unanswered
