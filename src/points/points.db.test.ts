@@ -192,7 +192,11 @@ describe('points failing on every message', () => {
       return x.confirmed === 300n && x;
     });
     expect(b.provisional).toBe(0n);
-    const awards = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM points_history WHERE user_id = 'carol'`);
-    expect(awards.rows[0]!.n).toBe(2);
+    // Awarded once: the history adds up to the purchase's points exactly. How many rows it takes depends
+    // on the order the redriven pair is applied in (the clearing first makes the authorization a no-op).
+    const awards = await pool.query<{ provisional: string; confirmed: string; n: number }>(
+      `SELECT sum(provisional)::text AS provisional, sum(confirmed)::text AS confirmed, count(*)::int AS n FROM points_history WHERE user_id = 'carol'`);
+    expect(awards.rows[0]).toMatchObject({ provisional: '0', confirmed: '300' });
+    expect(awards.rows[0]!.n).toBeGreaterThanOrEqual(1);
   });
 });
