@@ -97,6 +97,12 @@ ALTER TABLE case_events ADD CONSTRAINT case_events_pkey PRIMARY KEY (id);
 ALTER TABLE case_events ADD CONSTRAINT case_events_type_check CHECK ((type = ANY (ARRAY['opened'::text, 'seen_again'::text, 'assigned'::text, 'commented'::text, 'transitioned'::text, 'action_performed'::text, 'action_failed'::text, 'adjustment_proposed'::text, 'adjustment_approved'::text, 'adjustment_rejected'::text])));
 CREATE INDEX case_events_case ON case_events USING btree (case_id, id);
 
+CREATE TABLE case_subject_types (
+  subject_type text NOT NULL
+);
+ALTER TABLE case_subject_types ADD CONSTRAINT case_subject_types_pkey PRIMARY KEY (subject_type);
+ALTER TABLE case_subject_types ADD CONSTRAINT case_subject_types_subject_type_check CHECK ((subject_type ~ '^[a-z][a-z0-9_]{0,39}$'::text));
+
 CREATE TABLE cases (
   id uuid NOT NULL,
   kind text NOT NULL,
@@ -124,7 +130,7 @@ ALTER TABLE cases ADD CONSTRAINT cases_related_check CHECK ((jsonb_typeof(relate
 ALTER TABLE cases ADD CONSTRAINT cases_seen_count_check CHECK ((seen_count >= 1));
 ALTER TABLE cases ADD CONSTRAINT cases_status_check CHECK ((status = ANY (ARRAY['open'::text, 'investigating'::text, 'resolved'::text, 'wont_fix'::text])));
 ALTER TABLE cases ADD CONSTRAINT cases_subject_id_check CHECK (((length(subject_id) >= 1) AND (length(subject_id) <= 255)));
-ALTER TABLE cases ADD CONSTRAINT cases_subject_type_check CHECK ((subject_type = ANY (ARRAY['deposit'::text, 'operation'::text, 'delivery'::text, 'inbox'::text, 'recon_break'::text, 'ledger_account'::text, 'ledger_transaction'::text, 'bank_transfer'::text, 'saga'::text, 'iap_subscription'::text, 'ticket'::text])));
+ALTER TABLE cases ADD CONSTRAINT cases_subject_type_fkey FOREIGN KEY (subject_type) REFERENCES case_subject_types(subject_type);
 CREATE INDEX cases_assignee ON cases USING btree (assignee, id DESC) WHERE (assignee IS NOT NULL);
 CREATE INDEX cases_kind_cause ON cases USING btree (kind, cause, id DESC);
 CREATE UNIQUE INDEX cases_one_open ON cases USING btree (subject_type, subject_id, cause) WHERE (status = ANY (ARRAY['open'::text, 'investigating'::text]));
@@ -153,7 +159,6 @@ ALTER TABLE deliveries ADD CONSTRAINT deliveries_message_subscription UNIQUE (me
 ALTER TABLE deliveries ADD CONSTRAINT deliveries_pkey PRIMARY KEY (id);
 ALTER TABLE deliveries ADD CONSTRAINT deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sending'::text, 'delivered'::text, 'dead'::text, 'cancelled'::text])));
 ALTER TABLE deliveries ADD CONSTRAINT deliveries_subscription_id_fkey FOREIGN KEY (subscription_id) REFERENCES subscriptions(id);
-ALTER TABLE deliveries ADD CONSTRAINT deliveries_target_type_check CHECK ((target_type = ANY (ARRAY['handler'::text, 'http'::text, 'nats'::text])));
 CREATE INDEX deliveries_dead ON deliveries USING btree (subscription_id, updated_at) WHERE (status = 'dead'::text);
 CREATE INDEX deliveries_ready ON deliveries USING btree (target_type, next_attempt_at) WHERE (status = ANY (ARRAY['pending'::text, 'sending'::text]));
 CREATE INDEX deliveries_subscription_status ON deliveries USING btree (subscription_id, status, created_at);
@@ -376,6 +381,12 @@ CREATE INDEX inbox_failed ON inbox USING btree (received_at) WHERE (status = 'fa
 CREATE INDEX inbox_provider_received ON inbox USING btree (provider, received_at);
 CREATE INDEX inbox_ready ON inbox USING btree (next_attempt_at) WHERE (status = 'pending'::text);
 
+CREATE TABLE ledger_account_kinds (
+  kind text NOT NULL
+);
+ALTER TABLE ledger_account_kinds ADD CONSTRAINT ledger_account_kinds_kind_check CHECK ((kind ~ '^[a-z][a-z0-9_]{0,39}$'::text));
+ALTER TABLE ledger_account_kinds ADD CONSTRAINT ledger_account_kinds_pkey PRIMARY KEY (kind);
+
 CREATE TABLE ledger_accounts (
   id uuid NOT NULL,
   kind text NOT NULL,
@@ -387,7 +398,7 @@ CREATE TABLE ledger_accounts (
 ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_check CHECK ((((shards >= 1) AND (shards <= 256)) AND ((kind <> 'wallet'::text) OR (shards = 1))));
 ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_currency_check CHECK ((currency ~ '^[A-Z]{3}$'::text));
 ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_id_currency UNIQUE (id, currency);
-ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_kind_check CHECK ((kind = ANY (ARRAY['wallet'::text, 'clearing'::text, 'escrow'::text, 'suspense'::text, 'refunds_payable'::text, 'fees'::text, 'revenue'::text, 'deferred_revenue'::text, 'points'::text, 'points_provisional'::text, 'points_issued'::text])));
+ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_kind_fkey FOREIGN KEY (kind) REFERENCES ledger_account_kinds(kind);
 ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_kind_owner_currency UNIQUE (kind, owner, currency);
 ALTER TABLE ledger_accounts ADD CONSTRAINT ledger_accounts_pkey PRIMARY KEY (id);
 CREATE INDEX ledger_accounts_owner ON ledger_accounts USING btree (owner, currency);
@@ -909,7 +920,13 @@ ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_name_key UNIQUE (name);
 ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_pkey PRIMARY KEY (id);
 ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_source_check CHECK ((source = ANY (ARRAY['config'::text, 'api'::text])));
 ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_status_check CHECK ((status = ANY (ARRAY['active'::text, 'paused'::text, 'disabled'::text])));
-ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_target_type_check CHECK ((target_type = ANY (ARRAY['handler'::text, 'http'::text, 'nats'::text])));
+ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_target_type_fkey FOREIGN KEY (target_type) REFERENCES target_types(target_type);
+
+CREATE TABLE target_types (
+  target_type text NOT NULL
+);
+ALTER TABLE target_types ADD CONSTRAINT target_types_pkey PRIMARY KEY (target_type);
+ALTER TABLE target_types ADD CONSTRAINT target_types_target_type_check CHECK ((target_type ~ '^[a-z][a-z0-9_]{0,39}$'::text));
 
 CREATE TABLE ticket_conflicts (
   id uuid NOT NULL,
