@@ -4,6 +4,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import Fastify, { type FastifyInstance, type FastifyError, type FastifyReply } from 'fastify';
 import { SeigoError, problem } from '../kernel/errors.ts';
 import { uuidv7 } from '../kernel/ids.ts';
+import { VERSION } from '../kernel/version.ts';
 import type { Engine } from '../engine/engine.ts';
 import { adminRoutes } from './admin.ts';
 import { apiClientAuth } from './api-clients.ts';
@@ -170,7 +171,7 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
     const body = await engine.metrics.registry.metrics();
     return reply.type(engine.metrics.registry.contentType).send(body);
   });
-  const doc = openApiDocument(registry, { title: 'seigo', version: '0.1.0' });
+  const doc = openApiDocument(registry, { title: 'seigo', version: VERSION });
   app.get('/openapi.json', async () => doc);
   return app;
 }

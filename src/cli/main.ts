@@ -18,11 +18,12 @@ import { startLocalSimulators, type LocalSimulators } from '../sim/local.ts';
 import { casesCommand } from './cases.ts';
 import { sagasCommand } from './sagas.ts';
 import { partnersCommand } from './partners.ts';
+import { VERSION } from '../kernel/version.ts';
 
 const program = new Command('seigo')
   .description('seigo (整合): keeps payment and partner integrations consistent with the outside world, on PostgreSQL.\n'
     + 'Without DATABASE_URL it runs its own PostgreSQL under ./.seigo (SEIGO_DATA_DIR).')
-  .version('0.1.0')
+  .version(VERSION)
   .showHelpAfterError()
   .hook('preAction', applyRuntimeOptions);
 
@@ -188,6 +189,18 @@ runtimeOptions(program.command('redrive'))
     }
   });
 
+// Benchmarks, and the peer libraries they race against, ship only in a clone of the repository: the
+// published package leaves them out, and a missing one says so instead of printing a stack.
+async function importBench<T>(load: () => Promise<T>): Promise<T> {
+  try {
+    return await load();
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ERR_MODULE_NOT_FOUND') throw e;
+    throw new SeigoError('bench_not_installed', 'benchmarks are not part of the installed package: run them from a clone of the '
+      + `repository (npm install there, then npx seigo bench …); ${(e as Error).message.split('\n')[0]}`, 404);
+  }
+}
+
 const bench = program.command('bench').description('Benchmarks that print JSON and compare with a baseline measured in the same run');
 bench.command('intake')
   .description('Signed webhooks at a fixed concurrency with 10% duplicates, against pgbench single-row inserts into a table of the same shape')
@@ -195,7 +208,7 @@ bench.command('intake')
   .addOption(new Option('--duration <s>', 'seconds of load for each side').default(10).argParser(Number))
   .option('--json', 'print only the JSON result')
   .action(async (o: { concurrency: number; duration: number; json?: boolean }) => {
-    const { benchIntake } = await import('../bench/intake.ts');
+    const { benchIntake } = await importBench(() => import('../bench/intake.ts'));
     const r = await benchIntake(o);
     console.log(JSON.stringify(r, null, o.json ? 0 : 2));
   });
@@ -206,7 +219,7 @@ bench.command('delivery')
   .addOption(new Option('--latency-seconds <s>', 'length of the latency run').default(10).argParser(Number))
   .option('--json', 'print only the JSON result')
   .action(async (o: { count: number; rate: number; latencySeconds: number; json?: boolean }) => {
-    const { benchDelivery } = await import('../bench/delivery.ts');
+    const { benchDelivery } = await importBench(() => import('../bench/delivery.ts'));
     const r = await benchDelivery(o);
     console.log(JSON.stringify(r, null, o.json ? 0 : 2));
   });
@@ -335,7 +348,7 @@ bench.command('ledger')
   .addOption(new Option('--duration <s>', 'seconds of load for each side').default(10).argParser(Number))
   .option('--json', 'print only the JSON result')
   .action(async (o: { accounts: number; concurrency: number; duration: number; json?: boolean }) => {
-    const { benchLedger } = await import('../bench/ledger.ts');
+    const { benchLedger } = await importBench(() => import('../bench/ledger.ts'));
     const r = await benchLedger({ accounts: o.accounts, concurrency: o.concurrency, seconds: o.duration });
     console.log(JSON.stringify(r, null, o.json ? 0 : 2));
   });
@@ -347,7 +360,7 @@ bench.command('redeem')
   .addOption(new Option('--duration <s>', 'seconds of load for each side').default(10).argParser(Number))
   .option('--json', 'print only the JSON result')
   .action(async (o: { tickets: number; concurrency: number; duration: number; json?: boolean }) => {
-    const { benchRedeem } = await import('../bench/redeem.ts');
+    const { benchRedeem } = await importBench(() => import('../bench/redeem.ts'));
     const r = await benchRedeem({ tickets: o.tickets, concurrency: o.concurrency, seconds: o.duration });
     console.log(JSON.stringify(r, null, o.json ? 0 : 2));
   });
@@ -373,7 +386,7 @@ bench.command('reconcile')
   .addOption(new Option('--rows <n>', 'rows on each side').default(1_000_000).argParser(Number))
   .option('--json', 'print only the JSON result')
   .action(async (o: { rows: number; json?: boolean }) => {
-    const { benchReconcile } = await import('../bench/reconcile.ts');
+    const { benchReconcile } = await importBench(() => import('../bench/reconcile.ts'));
     const r = await benchReconcile({ rows: o.rows });
     console.log(JSON.stringify(r, null, o.json ? 0 : 2));
   });
