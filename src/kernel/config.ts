@@ -99,10 +99,14 @@ export const subscriptionTargetSchema = z.discriminatedUnion('type', [
 ]);
 
 export const subscriptionSchema = z.object({
+  /** Unique; deliveries, the DLQ and redrive refer to it. */
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,99}$/, 'lowercase letters, digits, ".", "_" and "-"'),
+  /** The message topic it receives (`deposit.succeeded`, `card.cleared`, …). */
   topic: z.string().min(1),
+  /** Attributes a message must have, each equal to the given value. */
   filter: filterSchema,
   target: subscriptionTargetSchema,
+  /** Delays between delivery attempts before a delivery is dead (default: the outbox's schedule). */
   retrySchedule: z.array(duration).max(50).optional(),
 }).strict();
 
@@ -117,20 +121,32 @@ const endpointSchema = z.object({
 }).strict();
 
 export const configSchema = z.object({
+  /** Where the HTTP API listens (SEIGO_PORT); 0 picks a free port. */
   port: z.number().int().min(0).max(65535).default(8787),
+  /** The address the HTTP API binds (SEIGO_HOST); loopback unless you put it behind a proxy. */
   host: z.string().default('127.0.0.1'),
+  /** Your PostgreSQL (DATABASE_URL); without it, `seigo start` runs the embedded server under `dataDir`. */
   databaseUrl: z.string().optional(),
+  /** The embedded PostgreSQL's cluster, local keys and runtime files (SEIGO_DATA_DIR). */
   dataDir: z.string().default('.seigo'),
+  /** Log level (SEIGO_LOG_LEVEL); `info` logs one line per request, case, reconciliation run and failed operation. */
   log: z.object({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') }).strict().default({ level: 'info' }),
+  /** Inbound notifications: stored before they are acknowledged, processed by the workers. */
   intake: z.object({
+    /** Largest request body accepted; larger ones get 413 and are not stored. */
     maxBodyBytes: z.number().int().min(1024).max(64 * 1024 * 1024).default(1024 * 1024),
+    /** Most notifications stored in one group commit. */
     batchMaxRows: z.number().int().min(1).max(5000).default(500),
     /** Batches committing at once; more requests wait and join the next batch (group commit). */
     commitsInFlight: z.number().int().min(1).max(16).default(2),
+    /** Delays between attempts to process a stored notification whose processing failed; after the last it is dead (replayable). */
     retrySchedule: z.array(duration).default([1_000, 5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000]),
   }).strict().default({ maxBodyBytes: 1024 * 1024, batchMaxRows: 500, commitsInFlight: 2, retrySchedule: [1_000, 5_000, 30_000, 120_000, 600_000, 1_800_000, 3_600_000] }),
+  /** Providers by name: the name is the webhook route (`POST /webhooks/<name>`) and how operations and reconciliation refer to it. */
   providers: z.record(z.string().regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, 'provider names are lowercase letters, digits, "_" and "-"'), providerSchema).default({}),
+  /** Subscriptions declared in the file (the admin API adds more): a topic, a filter on attributes, a target. */
   subscriptions: z.array(subscriptionSchema).default([]),
+  /** Tokens for /admin/v1 and the console: a viewer reads, an operator also acts. */
   adminTokens: z.array(z.object({
     name: z.string().min(1),
     token: secretSchema().min(16, 'admin tokens must be at least 16 characters'),
@@ -150,6 +166,7 @@ export const configSchema = z.object({
     /** Hosts or CIDR ranges that outbound HTTP may reach even though they are private or loopback. */
     allow: z.array(z.string()).default([]),
   }).strict().default({ allow: [] }),
+  /** Outbound endpoints by provider name: timeout, attempts, concurrency and circuit breaker of the calls to it. */
   endpoints: z.record(z.string(), endpointSchema).default({}),
   /** The NATS servers that subscriptions with a `nats` target publish to (JetStream); unused, and never connected, without them. */
   nats: z.object({
@@ -163,9 +180,13 @@ export const configSchema = z.object({
     connectTimeoutMs: timeout.default(5_000),
   }).strict().optional(),
   worker: z.object({
+    /** How often an idle worker looks for work when no notification woke it. */
     pollIntervalMs: duration.default(1_000),
+    /** How long a claimed item (delivery, periodic job) stays a worker's before another may take it over. */
     leaseMs: duration.default(30_000),
+    /** Items claimed at once. */
     batchSize: z.number().int().min(1).max(5000).default(200),
+    /** Items processed at once per worker process. */
     concurrency: z.number().int().min(1).max(256).default(8),
   }).strict().default({ pollIntervalMs: 1_000, leaseMs: 30_000, batchSize: 200, concurrency: 8 }),
   /** Deposits for the wallet's backend: which provider charges cards, and the wallet limit without a per-user override (yen). */
@@ -223,7 +244,9 @@ export const configSchema = z.object({
   /** `npm start` runs the Stripe and KOMOJU simulators for providers the configuration does not declare. */
   simulators: z.object({ enabled: z.boolean().default(true) }).strict().default({ enabled: true }),
   operations: z.object({
+    /** An operation whose outcome is still unknown this long after it was sent opens a case. */
     unknownDeadlineMs: duration.default(24 * 3_600_000),
+    /** Delays between inquiries about an operation whose outcome is unknown (a timeout, a 5xx). */
     inquirySchedule: z.array(duration).default([30_000, 120_000, 600_000, 1_800_000, 3_600_000, 6 * 3_600_000]),
     /** How often the janitor (and the deposits' sync with it) runs; default 10 s. */
     janitorIntervalMs: duration.optional(),
@@ -248,6 +271,7 @@ export const configSchema = z.object({
   }).strict().default({ pool: { max: 8, acquireTimeoutMs: 5_000 }, rateLimit: { requests: 600, windowSeconds: 60 } }),
   /** Reconciliation: scheduled runs for every provider with a history, and for HTTP deliveries to internal services. */
   reconcile: z.object({
+    /** Run reconciliation periodically (every `intervalMs`); `seigo reconcile` runs it on demand either way. */
     schedule: z.boolean().default(true),
     intervalMs: duration.default(24 * 3_600_000),
     /** A delivery to an internal service still not acknowledged this long after it was created is a break. */
