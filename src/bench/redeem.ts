@@ -1,7 +1,8 @@
 // `seigo bench redeem`: online redemptions through the partner API as production runs it: a
 // separate `seigo api` process (default partner pool), real HTTP on loopback from this process,
-// each request the whole path (key check, rate-limit count, Ed25519 QR verify, the single-use
-// UPDATE, the redemption and event rows, the JSON answer), each ticket once, at 32 connections.
+// each request the whole path (key check, rate-limit count, the QR checked against the token seigo
+// issued, the single-use UPDATE, the redemption and event rows, the JSON answer), each ticket once,
+// at 32 connections.
 // Against pgbench's single-row `UPDATE … WHERE id = … AND redeemed_at IS NULL` on a copy of the
 // tickets table, same clients, same server, same run. Both sides count only successful
 // redemptions (201s; rows pgbench actually updated). ratio = seigo ÷ pgbench.
@@ -102,7 +103,7 @@ export async function benchRedeem(o: { tickets?: number; seconds?: number; concu
       server: { version: bdb.serverVersion, embedded: bdb.embedded },
       tickets: ticketCount, concurrency, duration_s: seconds, warmup_s: WARMUP_SECONDS,
       seigo: {
-        what: 'POST /partner/v1/redemptions to a separate `seigo api` process over HTTP on loopback: key check, rate-limit count, Ed25519 QR verify, single-use UPDATE, redemption + event rows, JSON answer; each ticket once; only 201s count',
+        what: 'POST /partner/v1/redemptions to a separate `seigo api` process over HTTP on loopback: key check (cached), rate-limit count, QR = the issued token (by digest), single-use UPDATE, redemption + event rows, JSON answer, batched across concurrent requests; each ticket once; only 201s count',
         redeemed: run.redeemed, refused: run.refused, errors: run.errors, elapsed_s: round(run.elapsed), tps: round(tps, 1),
         latency_ms: { p50: round(percentile(run.latencies, 50)), p99: round(percentile(run.latencies, 99)) },
         tickets_exhausted: run.next >= qrs.length,
