@@ -588,6 +588,7 @@ ALTER TABLE partner_api_keys ADD CONSTRAINT partner_api_keys_replaced_by_fkey FO
 ALTER TABLE partner_api_keys ADD CONSTRAINT partner_api_keys_scopes_check CHECK (((cardinality(scopes) > 0) AND (scopes <@ ARRAY['tickets:issue'::text, 'tickets:redeem'::text, 'tickets:read'::text, 'products:read'::text, 'gates:sync'::text])));
 ALTER TABLE partner_api_keys ADD CONSTRAINT partner_api_keys_secret_sha256_check CHECK ((length(secret_sha256) = 32));
 CREATE INDEX partner_api_keys_partner ON partner_api_keys USING btree (partner_id);
+CREATE TRIGGER partner_api_keys_changed AFTER DELETE OR UPDATE ON partner_api_keys FOR EACH ROW EXECUTE FUNCTION seigo_partner_key_changed();
 
 CREATE TABLE partner_gates (
   id uuid NOT NULL,
@@ -1503,6 +1504,20 @@ AS $function$
   RETURNING w.count, w.window_start
 $function$;
 
+CREATE OR REPLACE FUNCTION seigo_partner_hits(p_keys text[], p_window_starts timestamp with time zone[], p_hits integer[])
+ RETURNS TABLE(key_id text, count integer, window_start timestamp with time zone)
+ LANGUAGE sql
+ SECURITY DEFINER
+ SET search_path TO '$user', 'public'
+AS $function$
+  INSERT INTO partner_rate_windows AS w (key_id, window_start, count)
+  SELECT * FROM unnest(p_keys, p_window_starts, p_hits)
+  ON CONFLICT (key_id) DO UPDATE
+    SET count = CASE WHEN EXCLUDED.window_start > w.window_start THEN EXCLUDED.count ELSE w.count + EXCLUDED.count END,
+        window_start = greatest(w.window_start, EXCLUDED.window_start)
+  RETURNING w.key_id, w.count, w.window_start
+$function$;
+
 CREATE OR REPLACE FUNCTION seigo_partner_key(p_id text)
  RETURNS TABLE(partner_id uuid, secret_sha256 bytea, scopes text[], rate_limit integer, rate_window_seconds integer, expires_at timestamp with time zone, revoked_at timestamp with time zone, now timestamp with time zone)
  LANGUAGE sql
@@ -1512,3 +1527,37 @@ AS $function$
   SELECT k.partner_id, k.secret_sha256, k.scopes, k.rate_limit, k.rate_window_seconds, k.expires_at, k.revoked_at, now()
   FROM partner_api_keys k WHERE k.id = p_id
 $function$;
+
+CREATE OR REPLACE FUNCTION seigo_partner_key_changed()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+BEGIN
+  PERFORM pg_notify('seigo_partner_keys', OLD.id);
+  RETURN NULL;
+END $function$;
+
+CREATE OR REPLACE FUNCTION seigo_redeem_online(p_partner uuid, p_tickets uuid[], p_redemptions uuid[], p_gates uuid[], p_at timestamp with time zone[], p_events uuid[], p_qrs text[])
+ RETURNS TABLE(ticket_id uuid, redemption_id uuid, redeemed_at timestamp with time zone)
+ LANGUAGE plpgsql
+AS $function$
+#variable_conflict use_column
+BEGIN
+  PERFORM set_config('seigo.partner_id', p_partner::text, true);
+  RETURN QUERY
+  WITH s AS (
+    SELECT * FROM unnest(p_tickets, p_redemptions, p_gates, p_at, p_events, p_qrs) AS s(ticket_id, redemption_id, gate_id, at, event_id, qr)),
+  u AS (
+    UPDATE tickets t SET status = 'redeemed', redemption_id = s.redemption_id, redeemed_gate = g.id, redeemed_gate_time = s.at, redeemed_at = now()
+    FROM s JOIN partner_gates g ON g.id = s.gate_id
+    WHERE t.id = s.ticket_id AND t.status = 'issued' AND t.facility = g.facility AND t.valid_from <= s.at AND s.at < t.valid_until
+      AND (s.qr IS NULL OR sha256(convert_to(t.qr, 'UTF8')) = sha256(convert_to(s.qr, 'UTF8')))
+    RETURNING t.id, t.redemption_id, t.redeemed_gate, t.redeemed_gate_time, t.redeemed_at),
+  r AS (
+    INSERT INTO ticket_redemptions (id, partner_id, ticket_id, gate_id, gate_time, source, outcome)
+    SELECT u.redemption_id, p_partner, u.id, u.redeemed_gate, u.redeemed_gate_time, 'online', 'accepted' FROM u),
+  e AS (
+    INSERT INTO ticket_events (id, ticket_id, partner_id, from_status, to_status, cause, posting)
+    SELECT s.event_id, u.id, p_partner, 'issued', 'redeemed', 'redeemed_online', 'redeemed' FROM u JOIN s ON s.redemption_id = u.redemption_id)
+  SELECT u.id, u.redemption_id, u.redeemed_at FROM u;
+END $function$;

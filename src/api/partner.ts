@@ -7,7 +7,7 @@ import { z } from 'zod';
 import type { Engine } from '../engine/engine.ts';
 import { NotFoundError, problem } from '../kernel/errors.ts';
 import {
-  PartnerBusyError, admit, authenticate, gateJson, getGate, getProduct, listProducts, productJson, rateLimitHeaders, withPartner,
+  PartnerBusyError, PartnerKeys, RateCounter, gateJson, getGate, getProduct, listProducts, productJson, rateLimitHeaders, withPartner,
   type AuthError, type PartnerCaller, type PartnerScope,
 } from '../partners/index.ts';
 import { idempotency } from './idempotency.ts';
@@ -44,15 +44,22 @@ async function busyAware<T>(p: Promise<T>): Promise<T> {
   }
 }
 
-/** The hooks of the partner plugin: authentication, scope, rate limit, then idempotency. */
+/**
+ * The hooks of the partner plugin: authentication, scope, rate limit, then idempotency. Keys are
+ * cached per server (forgotten at once when one changes) and rate counts are bumped in batches.
+ */
 export function partnerHooks(app: FastifyInstance, engine: Engine): void {
   const pool = engine.partnerDb.pool;
+  const keys = new PartnerKeys(pool, { log: engine.log });
+  const rates = new RateCounter(pool);
+  keys.listen();
+  app.addHook('onClose', async () => { await keys.close(); });
   app.addHook('onRequest', async (req, reply) => {
     const scope = req.routeOptions.config.partnerScope as PartnerScope | undefined;
     if (!scope) return;
-    const who = await busyAware(authenticate(pool, req.headers.authorization));
+    const who = await busyAware(keys.authenticate(req.headers.authorization));
     if (!who.ok) return refuse(reply, 401, who.error === 'missing_key' ? 'unauthorized' : who.error, AUTH_DETAIL[who.error]);
-    const rate = await busyAware(admit(pool, who.value, engine.clock.now()));
+    const rate = await busyAware(rates.admit(who.value, engine.clock.now()));
     reply.headers(rateLimitHeaders(rate));
     if (!rate.allowed) {
       return refuse(reply, 429, 'rate_limited', `this key may make ${rate.limit} requests per ${rate.windowSeconds} s; retry in ${rate.resetSeconds} s`);

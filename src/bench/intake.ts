@@ -7,37 +7,14 @@ import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { createServer as createNetServer } from 'node:net';
 import pg from 'pg';
 import { Pool as UndiciPool } from 'undici';
 import { signedHeaders } from '../providers/standard-webhooks/signature.ts';
-import { benchDatabase, findPgbench, percentile, round } from './setup.ts';
+import { benchDatabase, findPgbench, freePort, percentile, round, waitReady } from './setup.ts';
 
 const execFileP = promisify(execFile);
 const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
 const BIN = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'bin', 'seigo.js');
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createNetServer();
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => (typeof a === 'object' && a ? resolve(a.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-async function waitReady(url: string, ms = 30_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    try {
-      const r = await fetch(`${url}/readyz`);
-      if (r.ok) return;
-    } catch { /* not yet */ }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('seigo api did not become ready');
-}
 
 function sampleBody(i: number): string {
   return JSON.stringify({ type: 'payment.succeeded', timestamp: new Date().toISOString(), data: { id: `pay_${i}`, object: 'payment', amount: 1000 + (i % 9000), currency: 'jpy', customer: `cus_${i % 5000}` } });

@@ -4,6 +4,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { Queryable } from '../kernel/db.ts';
 import { err, ok, type Result } from '../kernel/errors.ts';
 import { isUuid, uuidv7 } from '../kernel/ids.ts';
+import { forgetKey } from './key-changes.ts';
 
 export const PARTNER_SCOPES = ['tickets:issue', 'tickets:redeem', 'tickets:read', 'products:read', 'gates:sync'] as const;
 export type PartnerScope = (typeof PARTNER_SCOPES)[number];
@@ -118,6 +119,7 @@ export async function createKey(q: Queryable, input: CreateKeyInput): Promise<Re
 /** Revokes a key at once: the next request with it is refused. Revoking twice is a no-op. */
 export async function revokeKey(q: Queryable, keyId: string): Promise<Result<PartnerKey, PartnerAdminError>> {
   const r = await q.query<KeyRow>(REVOKE_KEY, [keyId]);
+  forgetKey(keyId);
   return r.rows[0] ? ok(toKey(r.rows[0])) : err({ code: 'key_not_found', keyId });
 }
 
@@ -134,6 +136,7 @@ export async function rotateKey(q: Queryable, keyId: string, overlapUntil: Date)
     g.id, old.partnerId, old.name, secretDigest(g.secret), old.scopes, old.rateLimit, old.rateWindowSeconds]);
   const retired = await q.query<KeyRow>(RETIRE_KEY, [keyId, overlapUntil, g.id]);
   if (!retired.rows[0]) throw new Error(`partner key ${keyId} was revoked while it was being rotated`);
+  forgetKey(keyId);
   return ok({ ...toKey(r.rows[0]!), key: g.key });
 }
 

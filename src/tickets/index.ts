@@ -6,6 +6,7 @@ export {
   issueTickets, getTicket, closeTicket, ticketJson, dayBounds, facilityToday, TICKET_UTC_OFFSET, MAX_QUANTITY, MAX_DAYS_AHEAD,
   type Ticket, type IssueError, type CloseError,
 } from './tickets.ts';
-export { redeem, scanOf, type RedeemError, type Redeemed, type Scanned } from './redeem.ts';
+export { Redeemer, redeemOnline, ticketIdOf, type OnlineScan, type RedeemerOptions } from './redeemer.ts';
+export { redeem, scanOf, type RedeemInput, type RedeemError, type Redeemed, type Scanned } from './redeem.ts';
 export { manifest, syncGate, verifyBatch, type VerifiedBatch, GATE_FUTURE_SKEW_MS, type Manifest, type Scan, type SyncResult, type SyncError, type ScanOutcome } from './sync.ts';
 export { settleTickets, postTicketEvents, openConflictCases, ticketEntries } from './settle.ts';
