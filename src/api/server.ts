@@ -6,6 +6,7 @@ import { SeigoError, problem } from '../kernel/errors.ts';
 import { uuidv7 } from '../kernel/ids.ts';
 import type { Engine } from '../engine/engine.ts';
 import { adminRoutes } from './admin.ts';
+import { subscriptionRoutes } from './subscriptions.ts';
 import { apiClientAuth } from './api-clients.ts';
 import { idempotency } from './idempotency.ts';
 import { ledgerAdminRoutes } from './ledger.ts';
@@ -141,6 +142,7 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
 
   await app.register(async (scope) => webhookRoutes(scope, engine, registry));
   await app.register(async (scope) => adminRoutes(scope, engine, registry));
+  await app.register(async (scope) => subscriptionRoutes(scope, engine, registry));
   await app.register(async (scope) => ledgerAdminRoutes(scope, engine, registry));
   await app.register(async (scope) => balanceRoutes(scope, engine, registry));
   await app.register(async (scope) => depositRoutes(scope, engine, registry, engine.deposits));

@@ -17,6 +17,7 @@ import { applyRuntimeOptions, runtimeOptions } from './options.ts';
 import { SIM_BANK_PROVIDER, simulatedBank, startLocalSimulators, type LocalSimulators } from '../sim/local.ts';
 import { casesCommand } from './cases.ts';
 import { simPayCommand } from './sim-pay.ts';
+import { subscriptionsCommand } from './subscriptions.ts';
 import { sagasCommand } from './sagas.ts';
 import { partnersCommand } from './partners.ts';
 
@@ -401,6 +402,7 @@ runtimeOptions(program.command('db'))
   });
 
 simPayCommand(sim);
+subscriptionsCommand(program);
 casesCommand(program);
 sagasCommand(program);
 partnersCommand(program);
