@@ -163,6 +163,26 @@ CREATE INDEX deliveries_dead ON deliveries USING btree (subscription_id, updated
 CREATE INDEX deliveries_ready ON deliveries USING btree (target_type, next_attempt_at) WHERE (status = ANY (ARRAY['pending'::text, 'sending'::text]));
 CREATE INDEX deliveries_subscription_status ON deliveries USING btree (subscription_id, status, created_at);
 
+CREATE TABLE delivery_attempts (
+  id uuid NOT NULL,
+  delivery_id uuid NOT NULL,
+  attempt integer NOT NULL,
+  started_at timestamp with time zone NOT NULL,
+  latency_ms integer NOT NULL,
+  status_code integer,
+  outcome text NOT NULL,
+  error text,
+  response_excerpt text
+);
+ALTER TABLE delivery_attempts ADD CONSTRAINT delivery_attempts_attempt_check CHECK ((attempt >= 1));
+ALTER TABLE delivery_attempts ADD CONSTRAINT delivery_attempts_delivery_id_fkey FOREIGN KEY (delivery_id) REFERENCES deliveries(id) ON DELETE CASCADE;
+ALTER TABLE delivery_attempts ADD CONSTRAINT delivery_attempts_error_check CHECK ((length(error) <= 1000));
+ALTER TABLE delivery_attempts ADD CONSTRAINT delivery_attempts_latency_ms_check CHECK ((latency_ms >= 0));
+ALTER TABLE delivery_attempts ADD CONSTRAINT delivery_attempts_outcome_check CHECK ((outcome = ANY (ARRAY['delivered'::text, 'retry'::text, 'dead'::text, 'disabled'::text])));
+ALTER TABLE delivery_attempts ADD CONSTRAINT delivery_attempts_pkey PRIMARY KEY (id);
+ALTER TABLE delivery_attempts ADD CONSTRAINT delivery_attempts_response_excerpt_check CHECK ((length(response_excerpt) <= 1024));
+CREATE INDEX delivery_attempts_delivery ON delivery_attempts USING btree (delivery_id, attempt);
+
 CREATE TABLE deposit_events (
   id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
   deposit_id uuid NOT NULL,
@@ -914,11 +934,14 @@ CREATE TABLE subscriptions (
   status_reason text,
   source text DEFAULT 'api'::text NOT NULL,
   created_at timestamp with time zone DEFAULT now() NOT NULL,
-  updated_at timestamp with time zone DEFAULT now() NOT NULL
+  updated_at timestamp with time zone DEFAULT now() NOT NULL,
+  previous_secret text,
+  previous_secret_expires_at timestamp with time zone
 );
 ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_check CHECK (((target_type <> 'http'::text) OR (secret IS NOT NULL)));
 ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_name_key UNIQUE (name);
 ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_pkey PRIMARY KEY (id);
+ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_previous_secret_expiry CHECK (((previous_secret IS NULL) = (previous_secret_expires_at IS NULL)));
 ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_source_check CHECK ((source = ANY (ARRAY['config'::text, 'api'::text])));
 ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_status_check CHECK ((status = ANY (ARRAY['active'::text, 'paused'::text, 'disabled'::text])));
 ALTER TABLE subscriptions ADD CONSTRAINT subscriptions_target_type_fkey FOREIGN KEY (target_type) REFERENCES target_types(target_type);

@@ -478,10 +478,47 @@ export interface paths {
         };
         put?: never;
         post?: never;
-        delete?: never;
+        /** Delete a subscription with its deliveries and their attempt logs (configuration subscriptions are removed from the file) */
+        delete: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            name: string;
+                            /** @constant */
+                            deleted: true;
+                            deliveries_deleted: number;
+                        };
+                    };
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
         options?: never;
         head?: never;
-        /** Pause, resume or disable a subscription */
+        /** Change a subscription: pause, resume or disable it, or change its topic, filter, target or retry schedule (what is not given stays) */
         patch: {
             parameters: {
                 query?: never;
@@ -495,8 +532,36 @@ export interface paths {
                 content: {
                     "application/json": {
                         /** @enum {string} */
-                        status: "active" | "paused" | "disabled";
+                        status?: "active" | "paused" | "disabled";
                         reason?: string;
+                        topic?: string;
+                        filter?: {
+                            [key: string]: unknown;
+                        };
+                        target?: {
+                            /** @constant */
+                            type: "http";
+                            /** Format: uri */
+                            url: string;
+                            secret?: string;
+                            /**
+                             * @default envelope
+                             * @enum {string}
+                             */
+                            body?: "envelope" | "payload";
+                            timeout_ms?: number | string;
+                        } | {
+                            /** @constant */
+                            type: "handler";
+                            handler: string;
+                        } | {
+                            /** @constant */
+                            type: "nats";
+                            subject: string;
+                            stream: string;
+                            timeout_ms?: number | string;
+                        };
+                        retry_schedule?: (number | string)[];
                     };
                 };
             };
@@ -506,7 +571,44 @@ export interface paths {
                     headers: {
                         [name: string]: unknown;
                     };
-                    content?: never;
+                    content: {
+                        "application/json": {
+                            id: string;
+                            name: string;
+                            topic: string;
+                            filter: {
+                                [key: string]: unknown;
+                            };
+                            target: {
+                                /** @constant */
+                                type: "http";
+                                url: string;
+                                timeout_ms: number;
+                                /** @enum {string} */
+                                body: "envelope" | "payload";
+                            } | {
+                                /** @constant */
+                                type: "handler";
+                                handler: string;
+                            } | {
+                                /** @constant */
+                                type: "nats";
+                                subject: string;
+                                stream: string;
+                                timeout_ms: number;
+                            };
+                            retry_schedule_ms: number[];
+                            /** @enum {string} */
+                            status: "active" | "paused" | "disabled";
+                            status_reason: string | null;
+                            /** @enum {string} */
+                            source: "config" | "api";
+                            /** @description ISO 8601 time */
+                            created_at: string;
+                            /** @description ISO 8601 time */
+                            updated_at: string;
+                        };
+                    };
                 };
                 /** @description Problem (RFC 9457) */
                 default: {
@@ -962,6 +1064,191 @@ export interface paths {
                         [name: string]: unknown;
                     };
                     content?: never;
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/subscriptions/{name}/secret/rotate": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A new signing secret (returned once); the old one keeps signing beside it for overlap_seconds (default a day; 0: stops now) */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @default 86400 */
+                        overlap_seconds?: number;
+                    };
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            name: string;
+                            secret: string;
+                            previous_secret_expires_at: string | null;
+                        };
+                    };
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/subscriptions/{name}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a test message (topic seigo.test) to this subscription alone; follow it with GET /admin/v1/deliveries/{id}/attempts */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    name: string;
+                };
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        payload?: {
+                            [key: string]: unknown;
+                        };
+                    };
+                };
+            };
+            responses: {
+                /** @description OK */
+                202: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            message_id: string;
+                            delivery_id: string;
+                            topic: string;
+                        };
+                    };
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/admin/v1/deliveries/{id}/attempts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The attempt log of an HTTP delivery, oldest first: status, latency, a bounded excerpt of the answer, or why there was none */
+        get: {
+            parameters: {
+                query?: {
+                    limit?: number;
+                    starting_after?: string;
+                };
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @constant */
+                            object: "list";
+                            data: {
+                                id: string;
+                                attempt: number;
+                                /** @description ISO 8601 time */
+                                started_at: string;
+                                latency_ms: number;
+                                status_code: number | null;
+                                /** @enum {string} */
+                                outcome: "delivered" | "retry" | "dead" | "disabled";
+                                error: string | null;
+                                /** @description the start of what the endpoint answered, at most 1024 characters */
+                                response_excerpt: string | null;
+                            }[];
+                            has_more: boolean;
+                            next_cursor: string | null;
+                        };
+                    };
                 };
                 /** @description Problem (RFC 9457) */
                 default: {

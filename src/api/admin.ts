@@ -6,7 +6,7 @@ import { durationSchema, subscriptionTargetSchema } from '../kernel/config.ts';
 import { NotFoundError } from '../kernel/errors.ts';
 import type { Engine } from '../engine/engine.ts';
 import { replayInbox, replayInboxSince } from '../intake/index.ts';
-import { backfill, getSubscription, listSubscriptions, publish, redrive, setSubscriptionStatus, upsertSubscription } from '../outbox/index.ts';
+import { backfill, getSubscription, listSubscriptions, publish, redrive, upsertSubscription } from '../outbox/index.ts';
 import { withTx } from '../kernel/db.ts';
 import { integrationStatus } from '../status/integration-status.ts';
 import { route, type OpenApiRegistry } from './route.ts';
@@ -119,14 +119,7 @@ export async function adminRoutes(app: FastifyInstance, engine: Engine, registry
     return { ...s, deliveries: Object.fromEntries(c.rows.map((r) => [r.status, Number(r.n)])) };
   });
 
-  route(app, registry, {
-    method: 'PATCH', url: `${P}/subscriptions/:name`, tags: ['outbox'], role: 'operator', summary: 'Pause, resume or disable a subscription',
-    params: z.object({ name: z.string().max(100) }),
-    body: z.object({ status: z.enum(['active', 'paused', 'disabled']), reason: z.string().max(500).optional() }).strict(),
-  }, async ({ params, body }) => {
-    if (!(await setSubscriptionStatus(pool, params.name, body.status, body.reason ?? null))) throw new NotFoundError('not_found', `no subscription ${params.name}`);
-    return getSubscription(pool, params.name);
-  });
+  // PATCH and DELETE of a subscription, its secret, test messages and attempt logs: subscriptions.ts.
 
   route(app, registry, {
     method: 'POST', url: `${P}/subscriptions/:name/backfill`, tags: ['outbox'], role: 'operator', responseStatus: 202,

@@ -7,6 +7,7 @@ import { uuidv7 } from '../kernel/ids.ts';
 import { VERSION } from '../kernel/version.ts';
 import type { Engine } from '../engine/engine.ts';
 import { adminRoutes } from './admin.ts';
+import { subscriptionRoutes } from './subscriptions.ts';
 import { apiClientAuth } from './api-clients.ts';
 import { idempotency } from './idempotency.ts';
 import { ledgerAdminRoutes } from './ledger.ts';
@@ -142,6 +143,7 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
 
   await app.register(async (scope) => webhookRoutes(scope, engine, registry));
   await app.register(async (scope) => adminRoutes(scope, engine, registry));
+  await app.register(async (scope) => subscriptionRoutes(scope, engine, registry));
   await app.register(async (scope) => ledgerAdminRoutes(scope, engine, registry));
   await app.register(async (scope) => balanceRoutes(scope, engine, registry));
   await app.register(async (scope) => depositRoutes(scope, engine, registry, engine.deposits));

@@ -14,8 +14,10 @@ import { mkdirSync } from 'node:fs';
 import { claimRuntime, liveRuntime, publishRuntime, releaseRuntime } from './runtime-file.ts';
 import { printProblem, problemOf } from './problem.ts';
 import { applyRuntimeOptions, runtimeOptions } from './options.ts';
-import { startLocalSimulators, type LocalSimulators } from '../sim/local.ts';
+import { SIM_BANK_PROVIDER, simulatedBank, startLocalSimulators, type LocalSimulators } from '../sim/local.ts';
 import { casesCommand } from './cases.ts';
+import { simPayCommand } from './sim-pay.ts';
+import { subscriptionsCommand } from './subscriptions.ts';
 import { sagasCommand } from './sagas.ts';
 import { partnersCommand } from './partners.ts';
 import { VERSION } from '../kernel/version.ts';
@@ -62,7 +64,10 @@ async function serveClaimed(role: 'start' | 'api' | 'worker', config: Config): P
   let sims: LocalSimulators | undefined;
   if (role === 'start') {
     applyLocalDefaults(config, log);
-    if (config.simulators.enabled && !config.databaseUrl) sims = await startLocalSimulators(config, `http://127.0.0.1:${config.port}`, log);
+    if (config.simulators.enabled && !config.databaseUrl) {
+      sims = await startLocalSimulators(config, `http://127.0.0.1:${config.port}`, log);
+      simulatedBank(config, log);
+    }
   }
   const engine = createEngine({ config, db, log });
   if (role !== 'worker') await syncConfigSubscriptions(db.pool, config.subscriptions);
@@ -95,6 +100,8 @@ function simulatedProviders(config: Config, sims: LocalSimulators | undefined): 
   const out: Record<string, ProviderConfig> = {};
   if (sims?.stripe && config.providers.stripe) out.stripe = config.providers.stripe;
   if (sims?.komoju && config.providers.komoju) out.komoju = config.providers.komoju;
+  const bank = config.deposits.bankTransferProvider;
+  if (sims && bank === SIM_BANK_PROVIDER && config.providers[bank]) out[bank] = config.providers[bank];
   return out;
 }
 
@@ -407,6 +414,8 @@ runtimeOptions(program.command('db'))
     console.log(JSON.stringify({ stopped: await stopEmbeddedPostgres(config.dataDir) }));
   });
 
+simPayCommand(sim);
+subscriptionsCommand(program);
 casesCommand(program);
 sagasCommand(program);
 partnersCommand(program);

@@ -8,6 +8,7 @@ import { nextDelay } from '../kernel/backoff.ts';
 import type { Tx } from '../kernel/db.ts';
 import type { Logger } from '../kernel/logger.ts';
 import { causeOf, runClaimedBatch, type BatchSteps } from '../kernel/work.ts';
+import { uuidv7 } from '../kernel/ids.ts';
 import { signedHeaders } from '../providers/standard-webhooks/signature.ts';
 import type { Consumers, DeliveredMessage } from './consumers.ts';
 
@@ -90,7 +91,7 @@ export class HandlerDeliveryProcessor {
 
 interface HttpClaimRow {
   id: string; attempts: number; subscription_id: string; name: string; url: string; timeout_ms: string; body_format: string | null; secret: string;
-  retry_schedule_ms: string[]; message_id: string; topic: string; payload: unknown; created_at: Date;
+  previous_secret: string | null; retry_schedule_ms: string[]; message_id: string; topic: string; payload: unknown; created_at: Date;
 }
 
 /**
@@ -115,7 +116,8 @@ RETURNING ${returning}`;
 }
 
 const CLAIM_HTTP = leasedClaim('http', `d.id, d.attempts, d.subscription_id, s.name, s.target->>'url' AS url, s.target->>'timeoutMs' AS timeout_ms,
-  s.target->>'body' AS body_format, s.secret, s.retry_schedule_ms, m.id AS message_id, m.topic, m.payload, m.created_at`);
+  s.target->>'body' AS body_format, s.secret, CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END AS previous_secret,
+  s.retry_schedule_ms, m.id AS message_id, m.topic, m.payload, m.created_at`);
 const HTTP_DELIVERED = `UPDATE deliveries SET status = 'delivered', delivered_at = now(), last_status_code = $3, last_error = NULL,
   locked_until = NULL, updated_at = now() WHERE id = $1 AND status = 'sending' AND attempts = $2`;
 const HTTP_GONE = `
@@ -125,6 +127,38 @@ WITH d AS (
 )
 UPDATE subscriptions SET status = 'disabled', status_reason = 'endpoint answered 410 Gone', updated_at = now()
 WHERE id IN (SELECT subscription_id FROM d)`;
+
+/**
+ * Each HTTP attempt is logged with its outcome in the same statement: `withAttempt` puts the insert in front of
+ * an outcome statement whose own parameters end at $last - 1 (the attempt's columns follow).
+ */
+function withAttempt(outcomeSql: string, first: number): string {
+  const p = (i: number) => `$${first + i}`;
+  const insert = `attempt AS (INSERT INTO delivery_attempts (id, delivery_id, attempt, started_at, latency_ms, status_code, outcome, error, response_excerpt)
+  VALUES (${p(0)}, ${p(1)}, ${p(2)}, ${p(3)}, ${p(4)}, ${p(5)}, ${p(6)}, ${p(7)}, ${p(8)}))`;
+  const sql = outcomeSql.trimStart();
+  return sql.startsWith('WITH ') ? `WITH ${insert}, ${sql.slice(5)}` : `WITH ${insert}\n${sql}`;
+}
+const HTTP_DELIVERED_LOGGED = withAttempt(HTTP_DELIVERED, 4);
+const HTTP_GONE_LOGGED = withAttempt(HTTP_GONE, 3);
+const HTTP_FAILED_LOGGED = withAttempt(MARK_FAILED, 8);
+
+/** What an endpoint answered, at most this many characters of it, kept in the attempt log. */
+export const RESPONSE_EXCERPT_CHARS = 1024;
+/** Bytes read from an answer's body: enough for the excerpt; the rest is never read. */
+const RESPONSE_READ_BYTES = 4 * RESPONSE_EXCERPT_CHARS;
+
+/** The start of a response body, read up to RESPONSE_READ_BYTES (a huge or endless answer costs nothing more). */
+export async function readExcerpt(body: AsyncIterable<Buffer>): Promise<string> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const chunk of body) {
+    chunks.push(chunk);
+    n += chunk.length;
+    if (n >= RESPONSE_READ_BYTES) break;
+  }
+  return Buffer.concat(chunks).toString('utf8').slice(0, RESPONSE_EXCERPT_CHARS);
+}
 
 export interface HttpDeliveryOptions {
   dispatcher: Dispatcher;
@@ -148,37 +182,46 @@ export class HttpDeliveryProcessor {
 
   private async deliver(row: HttpClaimRow): Promise<void> {
     const body = row.body_format === 'payload' ? JSON.stringify(row.payload) : webhookBody(row.topic, row.created_at, row.payload);
-    const headers = { ...signedHeaders(row.secret, row.id, body), 'content-type': 'application/json', 'user-agent': this.opts.userAgent ?? 'seigo' };
+    // During a rotation's overlap the secret it replaced signs too (one more `v1,` signature).
+    const secrets = row.previous_secret ? [row.secret, row.previous_secret] : [row.secret];
+    const headers = { ...signedHeaders(secrets, row.id, body), 'content-type': 'application/json', 'user-agent': this.opts.userAgent ?? 'seigo' };
     const timeout = Number(row.timeout_ms);
+    const startedAt = new Date();
     const started = performance.now();
     let status: number | null = null;
     let error: string | null = null;
+    let excerpt: string | null = null;
     try {
       const res = await request(row.url, {
         method: 'POST', body, headers, dispatcher: this.opts.dispatcher,
         headersTimeout: timeout, bodyTimeout: timeout, signal: AbortSignal.timeout(timeout),
       });
       status = res.statusCode;
-      const text = await res.body.text().catch(() => '');
-      if (status < 200 || status >= 300) error = `HTTP ${status}${text ? `: ${text.slice(0, 200)}` : ''}`;
+      excerpt = await readExcerpt(res.body).catch(() => '');
+      if (status < 200 || status >= 300) error = `HTTP ${status}${excerpt ? `: ${excerpt.slice(0, 200)}` : ''}`;
     } catch (e) {
-      error = causeOf(e as Error);
+      error = causeOf(e as Error).slice(0, 1000);
     }
     const seconds = (performance.now() - started) / 1000;
+    const attempt = (outcome: DeliveryOutcome) => [uuidv7(), row.id, row.attempts, startedAt, Math.round(seconds * 1000), status, outcome, error, excerpt];
     const pool = this.deps.pool;
     if (error === null) {
-      await pool.query({ name: 'deliveries_http_delivered', text: HTTP_DELIVERED, values: [row.id, row.attempts, status] });
+      await pool.query({ name: 'deliveries_http_delivered', text: HTTP_DELIVERED_LOGGED, values: [row.id, row.attempts, status, ...attempt('delivered')] });
       this.deps.onOutcome?.(row.name, 'delivered', seconds);
       return;
     }
     if (status === 410) {
-      await pool.query({ name: 'deliveries_http_gone', text: HTTP_GONE, values: [row.id, row.attempts] });
+      await pool.query({ name: 'deliveries_http_gone', text: HTTP_GONE_LOGGED, values: [row.id, row.attempts, ...attempt('disabled')] });
       this.deps.onOutcome?.(row.name, 'disabled', seconds);
       this.deps.log.warn({ subscription: row.name }, 'subscription disabled: endpoint answered 410 Gone');
       return;
     }
     const delay = nextDelay(row.retry_schedule_ms.map(Number), row.attempts);
-    await pool.query({ name: 'deliveries_mark_failed', text: MARK_FAILED, values: [row.id, row.attempts, error, status, delay, 'sending', row.attempts] });
-    this.deps.onOutcome?.(row.name, delay === null ? 'dead' : 'retry', seconds);
+    const outcome = delay === null ? 'dead' : 'retry';
+    await pool.query({
+      name: 'deliveries_http_failed', text: HTTP_FAILED_LOGGED,
+      values: [row.id, row.attempts, error, status, delay, 'sending', row.attempts, ...attempt(outcome)],
+    });
+    this.deps.onOutcome?.(row.name, outcome, seconds);
   }
 }

@@ -5,3 +5,4 @@ export { HandlerDeliveryProcessor, HttpDeliveryProcessor, webhookBody, type Deli
 export { redrive, backfill, type RedriveFilter } from './redrive.ts';
 export { NatsDeliveryProcessor, natsPublishOf } from './deliver-nats.ts';
 export { NatsLink, natsCause, type NatsConfig, type JetStreamPublish, type PublishOutcome } from './nats-link.ts';
+export * from './subscription-admin.ts';

@@ -198,7 +198,7 @@ describe('fan-out property', () => {
   it('creates exactly the deliveries the reference predicate predicts', async () => {
     const pool = tdb.db.pool;
     await fc.assert(fc.asyncProperty(scenario, async ({ subs, msgs }) => {
-      await pool.query('TRUNCATE deliveries, outbox_messages, subscriptions');
+      await pool.query('TRUNCATE delivery_attempts, deliveries, outbox_messages, subscriptions');
       for (const [i, s] of subs.entries()) {
         await upsertSubscription(pool, { name: `p${i}`, topic: s.topic, filter: s.filter, target: handler('p') });
         if (s.status !== 'active') await setSubscriptionStatus(pool, `p${i}`, s.status, 'property test');

@@ -37,7 +37,10 @@ export async function startLocalSimulators(config: Config, seigoBase: string, lo
   const out: LocalSimulators = { async stop() { await Promise.all([out.stripe?.sim.stop(), out.komoju?.sim.stop()]); } };
   if (!config.providers.stripe) {
     const webhookSecret = secretFile(config.dataDir, 'sim-stripe-webhook-secret', () => `whsec_${randomBytes(24).toString('hex')}`);
-    const sim = new StripeSimulator({ secretKey: 'sk_test_seigo_simulator', webhookSecret, webhookUrl: `${seigoBase}/webhooks/stripe` });
+    const sim = new StripeSimulator({
+      secretKey: 'sk_test_seigo_simulator', webhookSecret, webhookUrl: `${seigoBase}/webhooks/stripe`,
+      stateFile: join(config.dataDir, 'sim-stripe-state.json'),
+    });
     const { url } = await sim.start();
     config.providers.stripe = { kind: 'stripe', secretKey: 'sk_test_seigo_simulator', webhookSecrets: [webhookSecret], apiBase: url, toleranceSeconds: 300 };
     out.stripe = { url, sim };
@@ -46,6 +49,7 @@ export async function startLocalSimulators(config: Config, seigoBase: string, lo
     const webhookSecret = secretFile(config.dataDir, 'sim-komoju-webhook-secret', () => randomBytes(24).toString('hex'));
     const sim = new KomojuSimulator({
       secretKey: 'sk_test_seigo_simulator', webhookSecret, webhookUrl: `${seigoBase}/webhooks/komoju`, settlePayoutsAfterMs: 5_000,
+      stateFile: join(config.dataDir, 'sim-komoju-state.json'),
     });
     const { url } = await sim.start();
     config.providers.komoju = { kind: 'komoju', secretKey: 'sk_test_seigo_simulator', webhookSecrets: [webhookSecret], apiBase: url };
@@ -59,4 +63,21 @@ export async function startLocalSimulators(config: Config, seigoBase: string, lo
     log.info({ stripe: out.stripe?.url, komoju: out.komoju?.url, outboundAllowed: allowed }, 'provider simulators running (providers "stripe" and "komoju"); outbound calls may reach their ports');
   }
   return out;
+}
+
+/** The provider name of the simulated bank (`bank`) unless the configuration has a bank-transfer provider or a provider named `bank`. */
+export const SIM_BANK_PROVIDER = 'bank';
+
+/**
+ * A bank that announces transfers into virtual accounts by Standard Webhooks (`bank_transfer.received`), so the
+ * bank-transfer deposit works from the first minute: provider `bank`, its secret under the data dir, named in
+ * `deposits.bankTransferProvider` (mutated). `seigo sim pay <deposit-id>` plays the bank and sends the notice.
+ */
+export function simulatedBank(config: Config, log: Logger): string | undefined {
+  if (config.providers[SIM_BANK_PROVIDER] || config.deposits.bankTransferProvider !== undefined) return undefined;
+  const secret = secretFile(config.dataDir, 'sim-bank-webhook-secret', () => `whsec_${randomBytes(32).toString('base64')}`);
+  config.providers[SIM_BANK_PROVIDER] = { kind: 'standard-webhooks', secrets: [secret], toleranceSeconds: 300 };
+  config.deposits.bankTransferProvider = SIM_BANK_PROVIDER;
+  log.info({ provider: SIM_BANK_PROVIDER }, 'simulated bank: POST /webhooks/bank takes transfer notices (`seigo sim pay <deposit-id>` sends one)');
+  return SIM_BANK_PROVIDER;
 }

@@ -4,7 +4,7 @@ import { OPERATOR_TOKEN } from './engine.ts';
 
 export interface AdminResponse<T = Record<string, unknown>> { status: number; json: T }
 
-export async function admin<T = Record<string, unknown>>(base: string, method: 'GET' | 'POST' | 'PATCH', path: string, body?: unknown, token = OPERATOR_TOKEN): Promise<AdminResponse<T>> {
+export async function admin<T = Record<string, unknown>>(base: string, method: 'GET' | 'POST' | 'PATCH' | 'DELETE', path: string, body?: unknown, token = OPERATOR_TOKEN): Promise<AdminResponse<T>> {
   const res = await request(`${base}/admin/v1${path}`, {
     method,
     headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },

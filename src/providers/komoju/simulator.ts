@@ -2,7 +2,7 @@
 // API v1 shapes (create / show / list / cancel, Basic auth, X-KOMOJU-IDEMPOTENCY) and sending signed
 // webhooks, with seeded fault injection. The customer's side (paying at the till, the bank reporting
 // a transfer, the deadline passing) is driven by plain methods, never over HTTP.
-import { randomUUID } from 'node:crypto';
+import { randomInt, randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -10,6 +10,7 @@ import { request } from 'undici';
 import { KONBINI_STORES, PRELIMINARY_CANCELLED_EVENT, PRELIMINARY_PAID_EVENT, type KomojuEvent, type PaymentStatus } from './payment.ts';
 import { sign } from './signature.ts';
 import { mulberry32 } from '../../kernel/prng.ts';
+import { readSimulatorState, writeSimulatorState } from '../simulator-state.ts';
 
 export interface KomojuFaults {
   /** Each API request waits a random 0…latencyMs first. */
@@ -48,7 +49,14 @@ export interface KomojuSimulatorOptions {
   disbursementFee?: number | undefined;
   /** Carry out each refund request / disbursement this long after it is made (as `npm start` does); unset: only on `settlePayouts`. */
   settlePayoutsAfterMs?: number | undefined;
+  /** Keep payments, disbursements and idempotent replies in this JSON file, across restarts (`npm start`). */
+  stateFile?: string | undefined;
 }
+
+interface SavedState { payments: SimPayment[]; disbursements: SimDisbursement[]; idempotency: [string, ApiReply][] }
+
+/** The customer's and the bank's side over HTTP, beside the API: `POST /_sim/payments/:id/<action>` (Basic auth as the API). */
+const CONTROL_ROUTE = /^\/_sim\/payments\/([^/]+)\/(pay|confirm|cancel-preliminary|expire|pay-after-expiry)$/;
 
 interface SimPayment {
   id: string;
@@ -156,6 +164,25 @@ export class KomojuSimulator {
     this.idRand = mulberry32(seed ^ 0x9e3779b9);
     this.now = opts.now ?? (() => new Date());
     this.webhookUrl = opts.webhookUrl;
+    this.load();
+  }
+
+  private load(): void {
+    const saved = readSimulatorState<SavedState>(this.opts.stateFile);
+    if (!saved) return;
+    for (const p of saved.payments) this.payments.set(p.id, p);
+    for (const d of saved.disbursements) this.disbursements.set(d.id, d);
+    for (const [k, v] of saved.idempotency) this.idempotency.set(k, v);
+    // The id stream restarts from the seed: draw it from elsewhere, or the next ids would repeat saved ones.
+    this.idRand = mulberry32(randomInt(2 ** 31));
+    if (this.pendingPayouts().refundRequests.length + this.pendingPayouts().disbursements.length > 0) this.settleLater();
+  }
+
+  /** Writes the state file (when there is one) after a change. */
+  private save(): void {
+    if (!this.opts.stateFile) return;
+    const idempotency = [...this.idempotency].filter((e): e is [string, ApiReply] => e[1] !== 'in_flight');
+    writeSimulatorState(this.opts.stateFile, { payments: [...this.payments.values()], disbursements: [...this.disbursements.values()], idempotency });
   }
 
   /** Replaces the fault settings and restarts the fault schedule from `seed` (default: the constructor's). */
@@ -220,7 +247,7 @@ export class KomojuSimulator {
     if (o.preliminary) {
       p.preliminaryPending = true;
       this.emit(PRELIMINARY_PAID_EVENT, p);
-      if (o.holdFinal) return;
+      if (o.holdFinal) return this.save();
     }
     this.capture(p);
   }
@@ -239,6 +266,7 @@ export class KomojuSimulator {
     if (!p.preliminaryPending) this.emit(PRELIMINARY_PAID_EVENT, p);
     p.preliminaryPending = false;
     this.emit(PRELIMINARY_CANCELLED_EVENT, p);
+    this.save();
   }
 
   expire(paymentId: string): void {
@@ -246,6 +274,7 @@ export class KomojuSimulator {
     p.status = 'expired';
     p.preliminaryPending = false;
     this.emit('payment.expired', p);
+    this.save();
   }
 
   /** Money arrives for an expired reservation (a late Pay-easy or bank payment): captured after its deadline. */
@@ -275,6 +304,7 @@ export class KomojuSimulator {
     p.status = 'refunded';
     p.amount_refunded = p.amount;
     this.emit('payment.refunded', p);
+    this.save();
   }
 
   /** Refund requests and disbursements not settled yet. */
@@ -314,6 +344,7 @@ export class KomojuSimulator {
       d.last_updated_at = now;
       n++;
     }
+    if (n > 0) this.save();
     return n;
   }
 
@@ -339,6 +370,8 @@ export class KomojuSimulator {
     if (req.headers.authorization !== `Basic ${Buffer.from(`${this.opts.secretKey}:`).toString('base64')}`) {
       return this.send(res, apiError(401, 'unauthorized', 'User authorization failed'));
     }
+    const control = CONTROL_ROUTE.exec(new URL(req.url ?? '/', 'http://sim').pathname);
+    if (control && req.method === 'POST') return this.send(res, this.control(decodeURIComponent(control[1]!), control[2]!, raw));
     if (this.roll(this.faults.error500)) {
       this.counters.error500++;
       return this.send(res, apiError(500, 'internal_server_error', 'Something went wrong on our side'));
@@ -385,6 +418,7 @@ export class KomojuSimulator {
     } else {
       reply = run();
     }
+    this.save();
     if (this.roll(this.faults.timeoutAfterSuccess)) {
       // Done and remembered, but the answer never leaves: the caller can only time out.
       this.counters.timeouts++;
@@ -393,6 +427,22 @@ export class KomojuSimulator {
       return;
     }
     this.send(res, reply);
+  }
+
+  /** The control routes: what a customer or bank does, played on request (`seigo sim pay`). Faults do not apply. */
+  private control(id: string, action: string, raw: string): ApiReply {
+    if (!this.payments.has(id)) return apiError(404, 'not_found', `no payment ${id}`);
+    const o = parseObject(raw || '{}') ?? {};
+    try {
+      if (action === 'pay') this.pay(id, { preliminary: o.preliminary === true, holdFinal: o.hold_final === true });
+      else if (action === 'confirm') this.confirm(id);
+      else if (action === 'cancel-preliminary') this.cancelPreliminary(id);
+      else if (action === 'expire') this.expire(id);
+      else this.payAfterExpiry(id);
+    } catch (e) {
+      return apiError(422, 'invalid_payment_status', (e as Error).message);
+    }
+    return { status: 200, body: render(this.payments.get(id)!) };
   }
 
   private create(raw: string): ApiReply {
@@ -566,6 +616,7 @@ export class KomojuSimulator {
     p.captured_at = this.now().toISOString();
     p.preliminaryPending = false;
     this.emit('payment.captured', p);
+    this.save();
   }
 
   private emit(type: string, p: SimPayment): void {

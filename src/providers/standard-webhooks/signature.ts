@@ -17,10 +17,14 @@ export function sign(secret: string | Buffer, id: string, timestampSeconds: numb
   return `v1,${mac}`;
 }
 
-/** Headers for an outgoing signed request. */
-export function signedHeaders(secret: string, id: string, body: string | Buffer, now = new Date()): Record<string, string> {
+/**
+ * Headers for an outgoing signed request. Several secrets (a rotation's overlap) give one `v1,` signature
+ * each, space-separated in one header, as the spec allows: a receiver holding either secret verifies it.
+ */
+export function signedHeaders(secret: string | readonly string[], id: string, body: string | Buffer, now = new Date()): Record<string, string> {
   const ts = Math.floor(now.getTime() / 1000);
-  return { 'webhook-id': id, 'webhook-timestamp': String(ts), 'webhook-signature': sign(secret, id, ts, body) };
+  const secrets = typeof secret === 'string' ? [secret] : secret;
+  return { 'webhook-id': id, 'webhook-timestamp': String(ts), 'webhook-signature': secrets.map((s) => sign(s, id, ts, body)).join(' ') };
 }
 
 export type SignatureCheck =

@@ -6,6 +6,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import { request } from 'undici';
 import { signatureHeader } from './signature.ts';
 import { mulberry32 } from '../../kernel/prng.ts';
+import { readSimulatorState, writeSimulatorState } from '../simulator-state.ts';
 
 export interface StripeFaults {
   /** Added before every API answer, in ms. */
@@ -49,6 +50,8 @@ export interface StripeSimulatorOptions {
   /** First retry delay; doubles each attempt. Default 50 ms. */
   webhookRetryDelayMs?: number;
   now?: () => Date;
+  /** Keep PaymentIntents and idempotent replies in this JSON file, across restarts (`npm start`). */
+  stateFile?: string;
 }
 
 export interface StripeSimulatorCounters {
@@ -70,6 +73,7 @@ export interface StripeSimulatorCounters {
 type Json = Record<string, unknown>;
 interface StoredPi extends Json { id: string; created: number; status: string; metadata: Record<string, string> }
 interface SavedResult { path: string; fingerprint: string; status: number; body: Json }
+interface SavedState { intents: StoredPi[]; idempotency: [string, SavedResult][] }
 
 
 const TEST_CARDS: Record<string, { ok: true } | { ok: false; code: string; decline_code: string; message: string }> = {
@@ -107,6 +111,16 @@ export class StripeSimulator {
     this.apiRng = mulberry32(seed);
     this.webhookRng = mulberry32(seed ^ 0x9e3779b9);
     this.now = opts.now ?? (() => new Date());
+    const saved = readSimulatorState<SavedState>(opts.stateFile);
+    for (const pi of saved?.intents ?? []) {
+      this.intents.push(pi);
+      this.byId.set(pi.id, pi);
+    }
+    for (const [k, v] of saved?.idempotency ?? []) this.idempotency.set(k, v);
+  }
+
+  private save(): void {
+    if (this.opts.stateFile) writeSimulatorState(this.opts.stateFile, { intents: this.intents, idempotency: [...this.idempotency] });
   }
 
   setFaults(f: Partial<StripeFaults>): void {
@@ -201,6 +215,7 @@ export class StripeSimulator {
 
     const { status, body } = this.createPaymentIntent(form, key);
     if (key !== undefined) this.idempotency.set(key, { path, fingerprint, status, body });
+    this.save();
 
     if (this.apiRng() < this.faults.timeoutAfterSuccess) {
       this.counters.timeoutsAfterSuccess++;
