@@ -170,7 +170,7 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
     const body = await engine.metrics.registry.metrics();
     return reply.type(engine.metrics.registry.contentType).send(body);
   });
-  const doc = openApiDocument(registry, { title: 'seigo', version: '0.1.0' });
+  const doc = openApiDocument(registry, { title: 'seigo', version: '0.1.0', serverUrl: `http://${engine.config.host}:${engine.config.port}` });
   app.get('/openapi.json', async () => doc);
   return app;
 }
