@@ -2,9 +2,9 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'console/dist/**', 'console/src/api-types.ts', 'reports/**', '.seigo/**', '.scratch/**'] },
+  { ignores: ['node_modules/**', 'console/dist/**', 'clients/typescript/src/schema.ts', 'reports/**', '.seigo/**', '.scratch/**'] },
   {
-    files: ['src/**/*.ts', 'test/**/*.ts', 'console/src/**/*.{ts,tsx}'],
+    files: ['src/**/*.ts', 'test/**/*.ts', 'console/src/**/*.{ts,tsx}', 'clients/typescript/src/**/*.ts'],
     extends: [tseslint.configs.base],
     languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
     rules: {

@@ -1,5 +1,6 @@
-// The console is typed against the engine's own OpenAPI document: the checked-in console/openapi.json
-// and the types generated from it must match what the engine serves (`npm run console:openapi` rewrites both).
+// The console and the TypeScript client (clients/typescript) are typed against the engine's own OpenAPI
+// document: the checked-in console/openapi.json and the client's types generated from it must match what the
+// engine serves (`npm run console:openapi` rewrites both), and the document must pass `redocly lint`.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -13,9 +14,9 @@ describe('console/openapi.json', () => {
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
   });
-  it('is what console/src/api-types.ts was generated from', () => {
+  it('is what clients/typescript/src/schema.ts was generated from', () => {
     const bin = join(root, 'node_modules', 'openapi-typescript', 'bin', 'cli.js');
-    const r = run([bin, 'console/openapi.json', '-o', 'console/src/api-types.ts', '--check']);
+    const r = run([bin, 'console/openapi.json', '-o', 'clients/typescript/src/schema.ts', '--check']);
     expect(r.status, r.stderr).toBe(0);
   });
 });

@@ -61,7 +61,7 @@ beforeAll(async () => {
   });
   const base = rx.url.replace(/\/hook$/, '');
   for (const name of ['crm', 'audit']) {
-    const s = await admin(t.url, 'POST', '/subscriptions', { name, topic: 'deposit.succeeded', target: { type: 'http', url: `${base}/${name}` }, retrySchedule: [] });
+    const s = await admin(t.url, 'POST', '/subscriptions', { name, topic: 'deposit.succeeded', target: { type: 'http', url: `${base}/${name}` }, retry_schedule: [] });
     expect(s.status).toBe(201);
   }
   const res = await request(`${t.url}/v1/deposits`, {

@@ -1,16 +1,13 @@
-// The console's client for the engine's admin API, typed by the types generated from console/openapi.json
-// (`npm run console:openapi`). The session cookie rides along; every call carries the CSRF header.
-import createClient, { type Middleware } from 'openapi-fetch';
-import type { paths } from './api-types.ts';
+// The console's client for the engine's admin API: the repo's generated client (clients/typescript, typed from
+// console/openapi.json by `npm run console:openapi`). The session cookie rides along; every call carries the CSRF header.
+import type { Middleware } from 'openapi-fetch';
+import { createSeigoClient, isProblem, type paths } from '../../clients/typescript/src/index.ts';
 
 export type { paths };
+export { isProblem };
 
-/** An RFC 9457 problem as the engine answers it. */
+/** An RFC 9457 problem as the engine answers it (the fields the console shows). */
 export interface Problem { status: number; code: string; detail?: string }
-
-export function isProblem(v: unknown): v is Problem {
-  return typeof v === 'object' && v !== null && typeof (v as Problem).code === 'string' && typeof (v as Problem).status === 'number';
-}
 
 /** Called when the session has ended (401): the app goes back to sign-in with the problem's detail. */
 let onSignedOut: (p: Problem) => void = () => {};
@@ -31,7 +28,7 @@ const signedOutWatch: Middleware = {
   },
 };
 
-export const api = createClient<paths>({ baseUrl: window.location.origin, credentials: 'same-origin', headers: { 'X-Seigo-CSRF': '1' } });
+export const api = createSeigoClient({ baseUrl: window.location.origin, credentials: 'same-origin', headers: { 'X-Seigo-CSRF': '1' } });
 api.use(signedOutWatch);
 
 /** The data of a call, or throws its problem (so a screen shows code and detail). */

@@ -2,15 +2,15 @@ import { describe, expect, it } from 'vitest';
 import { overall, timeline, type FullCase, type Status } from './story.ts';
 
 const item = (kind: Status['items'][number]['kind'], id: string, status: string, state: 'waiting' | 'done' | 'failed', at: string) =>
-  ({ kind, id, status, state, detail: `${kind} ${id}`, cause: state === 'failed' ? 'boom' : null, updatedAt: at });
+  ({ kind, id, status, state, detail: `${kind} ${id}`, cause: state === 'failed' ? 'boom' : null, updated_at: at });
 
 describe('record story timeline', () => {
   it('merges statuses newest first, once per item, with the action that fits', () => {
-    const a: Status = { entityType: 'deposit', entityId: 'd1', state: 'failed', items: [
+    const a: Status = { entity_type: 'deposit', entity_id: 'd1', state: 'failed', items: [
       item('operation', 'o1', 'succeeded', 'done', '2026-01-01T00:00:01Z'),
       item('delivery', 'v1', 'dead', 'failed', '2026-01-01T00:00:03Z'),
     ] };
-    const b: Status = { entityType: 'payment_intent', entityId: 'pi_1', state: 'done', items: [
+    const b: Status = { entity_type: 'payment_intent', entity_id: 'pi_1', state: 'done', items: [
       item('inbox', 'i1', 'failed', 'failed', '2026-01-01T00:00:02Z'),
       item('delivery', 'v1', 'dead', 'failed', '2026-01-01T00:00:03Z'),
     ] };

@@ -1,8 +1,8 @@
 // A record's story: the integration status items of every kind the id may name, and a case's own
 // events, merged into one timeline, newest first, with the action that fits each failed step.
-import type { paths } from './api-types.ts';
+import type { paths } from './api.ts';
 
-export type Status = paths['/admin/v1/status/{entityType}/{entityId}']['get']['responses']['200']['content']['application/json'];
+export type Status = paths['/admin/v1/status/{entity_type}/{entity_id}']['get']['responses']['200']['content']['application/json'];
 export type StatusItem = Status['items'][number];
 export type FullCase = paths['/admin/v1/cases/{id}']['get']['responses']['200']['content']['application/json'];
 
@@ -42,8 +42,8 @@ export function timeline(statuses: Status[], kase: FullCase | null): Entry[] {
       if (seen.has(key)) continue;
       seen.add(key);
       out.push({
-        at: i.updatedAt, kind: i.kind, id: i.id, state: i.state, title: i.detail, status: i.status, cause: i.cause,
-        via: `${s.entityType} ${s.entityId}`, action: actionFor(i),
+        at: i.updated_at, kind: i.kind, id: i.id, state: i.state, title: i.detail, status: i.status, cause: i.cause,
+        via: `${s.entity_type} ${s.entity_id}`, action: actionFor(i),
       });
     }
   }

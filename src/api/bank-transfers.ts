@@ -12,6 +12,7 @@ import {
 } from '../deposits/bank-transfer.ts';
 import { BANK_ACCOUNT_TYPES } from '../deposits/refunds.ts';
 import type { ZenginParseError } from '../providers/zengin/index.ts';
+import { listOf, listQuery, pageOf } from './list.ts';
 import { route, type OpenApiRegistry } from './route.ts';
 
 const virtualAccountResponse = z.object({
@@ -63,6 +64,15 @@ export async function bankTransferRoutes(app: FastifyInstance, engine: Engine, r
     method: 'POST', url: '/admin/v1/bank-transfers/import', tags: ['deposits'], role: 'operator',
     summary: 'Import a Zengin transfer-notice file: every transfer is booked (credited or suspense) in one transaction, or nothing on a malformed file',
     body: importBody,
+    bodyContent: {
+      'application/json': { schema: {
+        type: 'object', required: ['file_base64'], additionalProperties: false,
+        properties: { file_base64: { type: 'string', minLength: 1, contentEncoding: 'base64', description: 'the file\'s bytes as the bank sent them (Shift_JIS)' } },
+      } },
+      'application/octet-stream': { schema: { type: 'string', format: 'binary', description: 'the file\'s bytes as the bank sent them (Shift_JIS)' } },
+      'text/plain': { schema: { type: 'string', minLength: 1, description: 'the file converted to UTF-8' } },
+    },
+    errors: { 400: ['invalid_transfer_notice'] },
     response: z.object({ credited: z.number(), suspense: z.number(), duplicates: z.number(), cancellations: z.number(), unmatched_cancellations: z.number() }),
   }, async ({ body }) => {
     let bytes: Uint8Array;
@@ -84,10 +94,11 @@ export async function bankTransferRoutes(app: FastifyInstance, engine: Engine, r
     query: z.object({
       status: z.enum(['credited', 'suspense', 'cancelled', 'cancellation', 'unmatched_cancel']).optional(),
       user_id: z.string().min(1).max(255).optional(),
-      limit: z.coerce.number().int().min(1).max(500).default(50),
+      ...listQuery({ max: 500, default: 50, cursor: z.string().min(1).max(255) }),
     }),
+    response: listOf(z.record(z.string(), z.string().nullable())),
   }, async ({ query }) => {
-    const list = await listBankTransfers(pool, { status: query.status, userId: query.user_id, limit: query.limit });
-    return { data: list.map(bankTransferMessage) };
+    const list = await listBankTransfers(pool, { status: query.status, userId: query.user_id, limit: query.limit + 1, startingAfter: query.starting_after });
+    return pageOf(list, query.limit, (t) => t.externalId, bankTransferMessage);
   });
 }

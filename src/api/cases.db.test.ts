@@ -7,6 +7,7 @@ import { openCase } from '../cases/index.ts';
 import { withTx } from '../kernel/db.ts';
 import { ensureAccount, getBalance } from '../ledger/index.ts';
 import { admin } from '../../test/helpers/admin.ts';
+import { createSeigoClient, must, ProblemError, type operations } from '../../clients/typescript/src/index.ts';
 import { OPERATOR_TOKEN, VIEWER_TOKEN, startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
 
 const ALICE = 'alice-operator-token-0123456789';
@@ -31,7 +32,6 @@ interface CaseJson {
   adjustments: AdjustmentJson[];
 }
 interface AdjustmentJson { id: string; status: string; proposed_by: string; decided_by: string | null; ledger_transaction_id: string | null; duplicate?: boolean }
-interface Page { data: CaseJson[]; next_before: string | null }
 
 let n = 0;
 async function open(over: { kind?: string; cause?: string; type?: 'deposit' | 'operation' | 'delivery'; id?: string } = {}): Promise<string> {
@@ -62,7 +62,7 @@ describe('roles', () => {
       '/admin/v1/cases/{id}/assign', '/admin/v1/cases/{id}/comments', '/admin/v1/cases/{id}/investigate', '/admin/v1/cases/{id}/resolve',
       '/admin/v1/cases/{id}/wont-fix',
     ]);
-    for (const p of paths) for (const op of Object.values(doc.paths[p]!)) expect(op.security).toEqual([{ bearer: [] }]);
+    for (const p of paths) for (const op of Object.values(doc.paths[p]!)) expect(op.security).toEqual([{ bearer: [] }, { sessionCookie: [] }]);
   });
 });
 
@@ -126,7 +126,9 @@ describe('lifecycle', () => {
 });
 
 describe('list', () => {
-  it('filters by status, kind, cause, assignee, subject; pages with before / next_before without gaps or repeats', async () => {
+  // Through the generated TypeScript client (clients/typescript): the query and the page are typed by the OpenAPI document.
+  it('filters by status, kind, cause, assignee, subject; pages with starting_after / next_cursor without gaps or repeats', async () => {
+    const viewer = createSeigoClient({ baseUrl: t.url, token: VIEWER_TOKEN });
     const kind = `k${Date.now()}`;
     const ids: string[] = [];
     for (let i = 0; i < 7; i++) ids.push(await open({ kind, cause: i % 2 ? 'odd' : 'even', type: 'operation', id: `op-list-${i}` }));
@@ -134,29 +136,39 @@ describe('list', () => {
     await admin(t.url, 'POST', `/cases/${ids[1]}/investigate`, {});
     await admin(t.url, 'POST', `/cases/${ids[2]}/wont-fix`, { note: 'noise' });
 
-    const q = async (qs: string) => (await admin<Page>(t.url, 'GET', `/cases?kind=${kind}&${qs}`, undefined, VIEWER_TOKEN)).json.data.map((c) => c.id);
-    expect(await q('cause=odd')).toEqual([ids[5], ids[3], ids[1]]);
-    expect(await q('status=investigating,wont_fix')).toEqual([ids[2], ids[1]]);
-    expect(await q('status=open&cause=even')).toEqual([ids[6], ids[4], ids[0]]);
-    expect(await q('assignee=carol')).toEqual([ids[0]]);
-    expect((await q('unassigned=true')).length).toBe(6);
-    expect(await q('subject_type=operation&subject_id=op-list-3')).toEqual([ids[3]]);
+    type CasePage = operations['adminGetCases']['responses']['200']['content']['application/json'];
+    type Query = Omit<NonNullable<operations['adminGetCases']['parameters']['query']>, 'kind'>;
+    const q = async (query: Query) => (await must(viewer.GET('/admin/v1/cases', { params: { query: { kind, ...query } } }))).data.map((c) => c.id);
+    expect(await q({ cause: 'odd' })).toEqual([ids[5], ids[3], ids[1]]);
+    expect(await q({ status: 'investigating,wont_fix' })).toEqual([ids[2], ids[1]]);
+    expect(await q({ status: 'open', cause: 'even' })).toEqual([ids[6], ids[4], ids[0]]);
+    expect(await q({ assignee: 'carol' })).toEqual([ids[0]]);
+    expect((await q({ unassigned: 'true' })).length).toBe(6);
+    expect(await q({ subject_type: 'operation', subject_id: 'op-list-3' })).toEqual([ids[3]]);
     const related = await withTx(t.tdb.db.pool, (tx) => openCase(tx, {
       kind, cause: 'odd', subject: { type: 'delivery', id: 'dl-1' }, related: [{ type: 'operation', id: 'op-list-3' }], summary: 'names op-list-3 too',
     }));
-    expect(await q('concerns=operation:op-list-3')).toEqual([related.id, ids[3]]);
-    expect(await admin(t.url, 'GET', '/cases?concerns=wallet:1')).toMatchObject({ status: 400, json: { code: 'invalid_request' } });
+    expect(await q({ concerns: 'operation:op-list-3' })).toEqual([related.id, ids[3]]);
+    const refused = await must(viewer.GET('/admin/v1/cases', { params: { query: { concerns: 'wallet:1' } } })).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(ProblemError);
+    expect((refused as ProblemError).problem).toMatchObject({ status: 400, code: 'invalid_request' });
     await admin(t.url, 'POST', `/cases/${related.id}/wont-fix`, { note: 'listed above' });
 
     const seen: string[] = [];
-    let before: string | null = null;
+    const pages: { n: number; has_more: boolean }[] = [];
+    let cursor: string | null = null;
     for (let page = 0; page < 10; page++) {
-      const r: { json: Page } = await admin<Page>(t.url, 'GET', `/cases?kind=${kind}&limit=3${before ? `&before=${before}` : ''}`);
-      seen.push(...r.json.data.map((c) => c.id));
-      before = r.json.next_before;
-      if (!before) break;
+      const query: Query & { kind: string } = { kind, limit: 3, ...(cursor ? { starting_after: cursor } : {}) };
+      const r: CasePage = await must(viewer.GET('/admin/v1/cases', { params: { query } }));
+      expect(r.object).toBe('list');
+      seen.push(...r.data.map((c) => c.id));
+      pages.push({ n: r.data.length, has_more: r.has_more });
+      cursor = r.next_cursor;
+      if (!cursor) break;
     }
     expect(seen).toEqual([related.id, ...[...ids].reverse()]);
+    // 8 cases in pages of 3: the last page says there is no more, and no page is empty.
+    expect(pages).toEqual([{ n: 3, has_more: true }, { n: 3, has_more: true }, { n: 2, has_more: false }]);
     // Open cases are a gauge an alert can watch: 6 of the 7 wait for a person (one is won't fix).
     const metrics = await (await request(`${t.url}/metrics`)).body.text();
     expect(metrics).toContain(`seigo_cases_open{kind="${kind}",cause="even"} 3`);

@@ -11,6 +11,7 @@ import {
   openCase, logCaseOpened, logCaseClosed, proposeAdjustment, adjustmentProposal, rejectAdjustment, resolveCase, transitionOrThrow, MANUAL_LEDGER_ADJUSTMENT,
   type Adjustment, type Case, type CaseEvent, type CaseStatus,
 } from '../cases/index.ts';
+import { listOf, listQuery, pageOf, wholeList } from './list.ts';
 import { route, type OpenApiRegistry } from './route.ts';
 
 const uuid = z.string().uuid();
@@ -46,12 +47,13 @@ const fullCaseResponse = caseResponse.extend({
   adjustments: z.array(adjustmentResponse),
 });
 
-const caseJson = (c: Case) => ({
+/** A case on the wire (API and `seigo cases --json`): snake_case, as every answer. */
+export const caseJson = (c: Case) => ({
   id: c.id, kind: c.kind, cause: c.cause, status: c.status, subject: c.subject, related: c.related, summary: c.summary, details: c.details,
   assignee: c.assignee, opened_by: c.openedBy, seen_count: c.seenCount, opened_at: c.openedAt, last_seen_at: c.lastSeenAt,
   updated_at: c.updatedAt, closed_at: c.closedAt, resolution: c.resolution,
 });
-const eventJson = (e: CaseEvent) => ({ id: e.id, at: e.at, actor: e.actor, type: e.type, from_status: e.fromStatus, to_status: e.toStatus, note: e.note, data: e.data });
+export const eventJson = (e: CaseEvent) => ({ id: e.id, at: e.at, actor: e.actor, type: e.type, from_status: e.fromStatus, to_status: e.toStatus, note: e.note, data: e.data });
 const adjustmentJson = (a: Adjustment) => ({
   id: a.id, case_id: a.caseId, status: a.status, entries: a.entries.map((e) => ({ account_id: e.accountId, amount: e.amount.toString() })), memo: a.memo,
   proposed_by: a.proposedBy, proposed_at: a.proposedAt, decided_by: a.decidedBy, decided_at: a.decidedAt, decision_note: a.decisionNote,
@@ -74,7 +76,7 @@ export async function caseRoutes(app: FastifyInstance, engine: Engine, registry:
 
   route(app, registry, {
     method: 'GET', url: P, tags: ['cases'], role: 'viewer',
-    summary: 'List cases, newest first; filter by status (comma-separated), kind, cause, assignee (or unassigned=true), subject, or concerns=type:id (subject or related); `before` (a case id) pages on',
+    summary: 'List cases, newest first; filter by status (comma-separated), kind, cause, assignee (or unassigned=true), subject, or concerns=type:id (subject or related)',
     query: z.object({
       status: statusList.optional(), kind: z.string().max(100).optional(), cause: z.string().max(200).optional(),
       assignee: name.optional(), unassigned: z.enum(['true', 'false']).optional(),
@@ -85,21 +87,21 @@ export async function caseRoutes(app: FastifyInstance, engine: Engine, registry:
         if (!parsed.success) ctx.addIssue({ code: 'custom', message: `"type:id" with a type among ${CASE_SUBJECT_TYPES.join(', ')}` });
         return parsed.data;
       }).optional(),
-      before: uuid.optional(), limit: z.coerce.number().int().min(1).max(500).default(50),
+      ...listQuery({ max: 500, default: 50 }),
     }),
-    response: z.object({ data: z.array(caseResponse), next_before: z.string().nullable() }),
+    response: listOf(caseResponse),
   }, async ({ query }) => {
     const list = await listCases(pool, {
       status: query.status, kind: query.kind, cause: query.cause,
       assignee: query.unassigned === 'true' ? null : query.assignee,
       subjectType: query.subject_type, subjectId: query.subject_id, concerns: query.concerns,
-      before: query.before, limit: query.limit,
+      before: query.starting_after, limit: query.limit + 1,
     });
-    return { data: list.map(caseJson), next_before: list.length === query.limit ? list[list.length - 1]!.id : null };
+    return pageOf(list, query.limit, (c) => c.id, caseJson);
   });
 
   route(app, registry, {
-    method: 'GET', url: `${P}/:id`, tags: ['cases'], role: 'viewer', summary: 'One case with its full history and adjustments', params: caseParams,
+    method: 'GET', url: `${P}/:id`, tags: ['cases'], role: 'viewer', errors: { 404: ['case_not_found'] }, summary: 'One case with its full history and adjustments', params: caseParams,
     response: fullCaseResponse,
   }, async ({ params }) => full(params.id));
 
@@ -123,7 +125,7 @@ export async function caseRoutes(app: FastifyInstance, engine: Engine, registry:
   });
 
   route(app, registry, {
-    method: 'POST', url: `${P}/:id/assign`, tags: ['cases'], role: 'operator', summary: 'Assign an open case to an operator (null unassigns)', response: fullCaseResponse,
+    method: 'POST', url: `${P}/:id/assign`, tags: ['cases'], role: 'operator', errors: { 404: ['case_not_found'], 409: ['case_closed'] }, summary: 'Assign an open case to an operator (null unassigns)', response: fullCaseResponse,
     params: caseParams, body: z.object({ assignee: name.nullable(), note: note.optional() }).strict(),
   }, async ({ params, body, req }) => {
     await withTx(pool, (tx) => assignCase(tx, params.id, body.assignee, actorOf(req), body.note));
@@ -131,7 +133,7 @@ export async function caseRoutes(app: FastifyInstance, engine: Engine, registry:
   });
 
   route(app, registry, {
-    method: 'POST', url: `${P}/:id/comments`, tags: ['cases'], role: 'operator', responseStatus: 201, summary: 'Add a note to a case', response: fullCaseResponse,
+    method: 'POST', url: `${P}/:id/comments`, tags: ['cases'], role: 'operator', errors: { 404: ['case_not_found'], 409: ['case_closed'] }, responseStatus: 201, summary: 'Add a note to a case', response: fullCaseResponse,
     params: caseParams, body: z.object({ note }).strict(),
   }, async ({ params, body, req }) => {
     await withTx(pool, (tx) => commentCase(tx, params.id, body.note, actorOf(req)));
@@ -139,7 +141,7 @@ export async function caseRoutes(app: FastifyInstance, engine: Engine, registry:
   });
 
   route(app, registry, {
-    method: 'POST', url: `${P}/:id/investigate`, tags: ['cases'], role: 'operator', summary: 'Mark an open case as being investigated', response: fullCaseResponse,
+    method: 'POST', url: `${P}/:id/investigate`, tags: ['cases'], role: 'operator', errors: { 404: ['case_not_found'], 409: ['case_transition_not_allowed'] }, summary: 'Mark an open case as being investigated', response: fullCaseResponse,
     params: caseParams, body: z.object({ note: note.optional() }).strict(),
   }, async ({ params, body, req }) => {
     await withTx(pool, (tx) => transitionOrThrow(tx, params.id, 'investigating', { actor: actorOf(req), note: body.note }));
@@ -147,7 +149,7 @@ export async function caseRoutes(app: FastifyInstance, engine: Engine, registry:
   });
 
   route(app, registry, {
-    method: 'POST', url: `${P}/:id/resolve`, tags: ['cases'], role: 'operator',
+    method: 'POST', url: `${P}/:id/resolve`, tags: ['cases'], role: 'operator', errors: { 400: ['adjustment_invalid', 'adjustment_unbalanced'], 404: ['case_not_found', 'account_not_found'], 409: ['case_transition_not_allowed', 'case_closed'], 422: ['action_not_available'] },
     summary: `Resolve a case, optionally performing an action through the normal paths first (see GET /admin/v1/case-actions); ${MANUAL_LEDGER_ADJUSTMENT} proposes entries that a second operator approves (202)`,
     params: caseParams,
     body: z.object({
@@ -165,7 +167,7 @@ export async function caseRoutes(app: FastifyInstance, engine: Engine, registry:
   });
 
   route(app, registry, {
-    method: 'POST', url: `${P}/:id/wont-fix`, tags: ['cases'], role: 'operator', summary: "Close a case as won't fix; the note says why", response: fullCaseResponse,
+    method: 'POST', url: `${P}/:id/wont-fix`, tags: ['cases'], role: 'operator', errors: { 404: ['case_not_found'], 409: ['case_transition_not_allowed'] }, summary: "Close a case as won't fix; the note says why", response: fullCaseResponse,
     params: caseParams, body: z.object({ note }).strict(),
   }, async ({ params, body, req }) => {
     const closed = await withTx(pool, (tx) => transitionOrThrow(tx, params.id, 'wont_fix', { actor: actorOf(req), note: body.note }));
@@ -177,7 +179,7 @@ export async function caseRoutes(app: FastifyInstance, engine: Engine, registry:
   const adjustmentParams = z.object({ id: uuid, adjustmentId: uuid });
 
   route(app, registry, {
-    method: 'POST', url: `${P}/:id/adjustments`, tags: ['cases'], role: 'operator', responseStatus: 201,
+    method: 'POST', url: `${P}/:id/adjustments`, tags: ['cases'], role: 'operator', errors: { 400: ['adjustment_invalid', 'adjustment_unbalanced'], 404: ['case_not_found', 'account_not_found'], 409: ['case_closed'] }, responseStatus: 201,
     summary: 'Propose a manual ledger adjustment (balanced entries and a memo) on an open case; a different operator must approve it',
     params: caseParams, body: adjustmentProposal, response: adjustmentResponse,
   }, async ({ params, body, req }) => adjustmentJson(await proposeAdjustment(pool, params.id, {
@@ -185,7 +187,7 @@ export async function caseRoutes(app: FastifyInstance, engine: Engine, registry:
   })));
 
   route(app, registry, {
-    method: 'POST', url: `${P}/:id/adjustments/:adjustmentId/approve`, tags: ['cases'], role: 'operator',
+    method: 'POST', url: `${P}/:id/adjustments/:adjustmentId/approve`, tags: ['cases'], role: 'operator', errors: { 403: ['adjustment_self_approval'], 404: ['case_not_found', 'adjustment_not_found'], 409: ['adjustment_not_pending', 'case_closed'] },
     summary: 'Approve a proposed adjustment (not its proposer: 403 adjustment_self_approval): posts it to the ledger once and resolves the case',
     params: adjustmentParams, body: z.object({ note: note.optional() }).strict(),
     response: adjustmentResponse.extend({ duplicate: z.boolean() }),
@@ -195,15 +197,15 @@ export async function caseRoutes(app: FastifyInstance, engine: Engine, registry:
   });
 
   route(app, registry, {
-    method: 'POST', url: `${P}/:id/adjustments/:adjustmentId/reject`, tags: ['cases'], role: 'operator',
+    method: 'POST', url: `${P}/:id/adjustments/:adjustmentId/reject`, tags: ['cases'], role: 'operator', errors: { 404: ['case_not_found', 'adjustment_not_found'], 409: ['adjustment_not_pending'] },
     summary: 'Reject a proposed adjustment (or withdraw your own); nothing is posted',
     params: adjustmentParams, body: z.object({ note }).strict(), response: adjustmentResponse,
   }, async ({ params, body, req }) => adjustmentJson(await rejectAdjustment(pool, params.id, params.adjustmentId, { actor: actorOf(req), note: body.note })));
 
   route(app, registry, {
     method: 'GET', url: '/admin/v1/case-actions', tags: ['cases'], role: 'viewer', summary: 'The actions a case may be resolved with in this deployment',
-  }, async () => ({
-    data: [...engine.caseActions.list(), { name: MANUAL_LEDGER_ADJUSTMENT, description: 'Post balanced ledger entries once a second operator approves them' }]
+  }, async () => wholeList(
+    [...engine.caseActions.list(), { name: MANUAL_LEDGER_ADJUSTMENT, description: 'Post balanced ledger entries once a second operator approves them' }]
       .sort((a, b) => a.name.localeCompare(b.name)),
-  }));
+  ));
 }

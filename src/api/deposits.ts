@@ -7,6 +7,7 @@ import type { Engine } from '../engine/engine.ts';
 import { NotFoundError, SeigoError } from '../kernel/errors.ts';
 import { DEFAULT_MAX_DEPOSIT, DEPOSIT_METHODS, DEPOSIT_STATUSES, depositMessage, type CreateDepositError, type Deposits } from '../deposits/index.ts';
 import { KONBINI_STORES } from '../providers/komoju/payment.ts';
+import { listOf, listQuery, pageOf } from './list.ts';
 import { route, type OpenApiRegistry } from './route.ts';
 
 const MAX = Number(DEFAULT_MAX_DEPOSIT);
@@ -59,7 +60,7 @@ function refusal(e: CreateDepositError): UnprocessableError {
 
 export async function depositRoutes(app: FastifyInstance, engine: Engine, registry: OpenApiRegistry, deposits: Deposits): Promise<void> {
   route(app, registry, {
-    method: 'POST', url: '/v1/deposits', tags: ['deposits'], apiClient: true, responseStatus: 201,
+    method: 'POST', url: '/v1/deposits', tags: ['deposits'], apiClient: true, responseStatus: 201, errors: { 422: ['balance_limit_exceeded', 'account_restricted', 'client_key_reused', 'virtual_account_required', 'email_required', 'store_required', 'method_not_available', 'payment_method_required'] },
     summary: 'Create a deposit. card: charged at once (realtime); konbini / payeasy: reserved (awaiting_payment with payment_instructions and payment_deadline), paid later; '
       + 'bank_transfer: awaiting_payment with the user\'s virtual account as payment_instructions (bank_code, branch_code, account_type, account_number, payer_name_kana) and a payment_deadline, '
       + 'paid by the first transfer of that amount to it (422 virtual_account_required without one: POST /v1/virtual-accounts first); '
@@ -100,7 +101,7 @@ export async function depositRoutes(app: FastifyInstance, engine: Engine, regist
   });
 
   route(app, registry, {
-    method: 'GET', url: '/v1/deposits/:id', tags: ['deposits'], apiClient: true, summary: 'One deposit',
+    method: 'GET', url: '/v1/deposits/:id', tags: ['deposits'], apiClient: true, errors: { 404: ['not_found'] }, summary: 'One deposit',
     params: z.object({ id: z.string().uuid() }), response: depositResponse,
   }, async ({ params }) => {
     const d = await deposits.getDeposit(params.id);
@@ -109,15 +110,14 @@ export async function depositRoutes(app: FastifyInstance, engine: Engine, regist
   });
 
   route(app, registry, {
-    method: 'GET', url: '/v1/deposits', tags: ['deposits'], apiClient: true, summary: "A user's deposits, newest first; `before` (a deposit id) pages on",
+    method: 'GET', url: '/v1/deposits', tags: ['deposits'], apiClient: true, summary: "A user's deposits, newest first",
     query: z.object({
       user_id: z.string().min(1).max(255),
-      limit: z.coerce.number().int().min(1).max(100).default(20),
-      before: z.string().uuid().optional(),
+      ...listQuery(),
     }),
-    response: z.object({ data: z.array(depositResponse), next_before: z.string().nullable() }),
+    response: listOf(depositResponse),
   }, async ({ query }) => {
-    const list = await deposits.listDeposits(query.user_id, { limit: query.limit, before: query.before });
-    return { data: list.map(depositMessage), next_before: list.length === query.limit ? list[list.length - 1]!.id : null };
+    const list = await deposits.listDeposits(query.user_id, { limit: query.limit + 1, before: query.starting_after });
+    return pageOf(list, query.limit, (d) => d.id, depositMessage);
   });
 }

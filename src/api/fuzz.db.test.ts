@@ -30,14 +30,13 @@ beforeAll(async () => {
   expect(inboxBefore).toHaveLength(3);
 
   const doc = await (await request(`${t.url}/openapi.json`)).body.json() as {
-    paths: Record<string, Record<string, { requestBody?: { content: { 'application/json': { schema: { properties?: Record<string, unknown> } } } } }>>;
+    paths: Record<string, Record<string, { requestBody?: { content: { 'application/json'?: { schema: { properties?: Record<string, unknown> } } } } }>>;
   };
   for (const [path, ops] of Object.entries(doc.paths)) {
     for (const [method, op] of Object.entries(ops)) {
-      routes.push({ method: method.toUpperCase(), path, bodyFields: Object.keys(op.requestBody?.content['application/json'].schema.properties ?? {}) });
+      routes.push({ method: method.toUpperCase(), path, bodyFields: Object.keys(op.requestBody?.content['application/json']?.schema.properties ?? {}) });
     }
   }
-  for (const path of ['/healthz', '/readyz', '/metrics', '/openapi.json']) routes.push({ method: 'GET', path, bodyFields: [] });
 });
 
 afterAll(async () => {
@@ -77,7 +76,7 @@ const duration = fc.oneof(
 /** Text that PostgreSQL's text and jsonb cannot hold: NUL, and halves of surrogate pairs. */
 const unstorable = fc.constantFrom('\u0000', 'a\u0000b', '\ud800', 'x\udfff', 'order.\u0000');
 const withUnstorable = <T>(arb: fc.Arbitrary<T>) => fc.oneof({ weight: 6, arbitrary: arb as fc.Arbitrary<T | string> }, { weight: 1, arbitrary: unstorable });
-const knownQueryKeys = ['status', 'provider', 'before', 'limit', 'overdue', 'subscription', 'since', 'until', 'ids', 'id'];
+const knownQueryKeys = ['status', 'provider', 'received_before', 'created_before', 'starting_after', 'limit', 'overdue', 'subscription', 'since', 'until', 'ids', 'id'];
 const queryValue = fc.oneof(wireText, anyDate.map(encodeURIComponent), fc.integer().map(String), fc.constantFrom('%00', 'a%00b'));
 const queryString = fc.oneof(
   { weight: 1, arbitrary: fc.constant('') },
@@ -122,7 +121,7 @@ const fieldValue: fc.Arbitrary<unknown> = fc.oneof(
     -1, 0, 1, 2 ** 31, 2 ** 53, 1e308, -1e308, 0.5, true, false, null, [], {}, ['dead'], ['sending'],
     ['99999999999999999999d'], ['1e3s'], [2 ** 53 - 1], [-1], ['5s', 60_000],
     { type: 'handler', handler: 'h' }, { type: 'http', url: 'http://127.0.0.1:1/hook' }, { type: 'http', url: 'javascript:alert(1)' },
-    { type: 'http', url: 'http://x', timeoutMs: '99999999999999999999d' }, { type: 'nope' },
+    { type: 'http', url: 'http://x', timeout_ms: '99999999999999999999d' }, { type: 'nope' },
     { a: '\u0000' }, { '\u0000': 1 }, { k: '\ud800' }, JSON.parse('{"__proto__":{"polluted":true}}') as unknown,
     ['0190f5a4-9d8e-7b3c-8a1f-2b3c4d5e6f70'], ['not-a-uuid'],
   ),
@@ -135,16 +134,16 @@ const deepJson = fc.tuple(fc.integer({ min: 50, max: 20_000 }), fc.constantFrom(
 
 const subscriptionTarget = fc.oneof(
   fc.record({ type: fc.constant('handler'), handler: fc.string({ maxLength: 20 }) }),
-  fc.record({ type: fc.constant('http'), url: fc.oneof(fc.webUrl(), fc.string({ maxLength: 30 })), timeoutMs: duration, secret: fc.string({ maxLength: 40 }) }, { requiredKeys: ['type', 'url'] }),
+  fc.record({ type: fc.constant('http'), url: fc.oneof(fc.webUrl(), fc.string({ maxLength: 30 })), timeout_ms: duration, secret: fc.string({ maxLength: 40 }) }, { requiredKeys: ['type', 'url'] }),
 );
 /** Values shaped for the fields the admin API knows, so that many bodies get past validation and reach SQL. */
 const FIELD_VALUES: Record<string, fc.Arbitrary<unknown>> = {
-  since: anyDate, until: anyDate, before: anyDate,
+  since: anyDate, until: anyDate, received_before: anyDate, created_before: anyDate,
   provider: withUnstorable(fc.constantFrom('acme', 'nobody', '')),
   name: fc.stringMatching(/^[a-z0-9][a-z0-9._-]{0,20}$/),
   topic: withUnstorable(fc.oneof(fc.constantFrom('order.paid', 'order.*', '*', 't'), fc.string({ maxLength: 20 }))),
   target: subscriptionTarget,
-  retrySchedule: fc.array(duration, { maxLength: 4 }),
+  retry_schedule: fc.array(duration, { maxLength: 4 }),
   filter: fc.dictionary(withUnstorable(fc.string({ maxLength: 8 })), withUnstorable(fc.jsonValue({ maxDepth: 2 })), { maxKeys: 3 }),
   status: fc.constantFrom('active', 'paused', 'disabled', 'dead', 'pending'),
   reason: withUnstorable(fc.string({ maxLength: 40 })),
@@ -360,22 +359,22 @@ describe('inputs the fuzzer found', () => {
   });
 
   it('dates PostgreSQL cannot hold are refused as 400 in queries and bodies', async () => {
-    expect(await call('GET', '/admin/v1/inbox?before=-100000-01-01T00:00:00Z')).toEqual(refused(400, 'invalid_request'));
-    expect(await call('GET', '/admin/v1/deliveries?before=%2B275760-09-13T00:00:00.000Z')).toEqual(refused(400, 'invalid_request'));
+    expect(await call('GET', '/admin/v1/inbox?received_before=-100000-01-01T00:00:00Z')).toEqual(refused(400, 'invalid_request'));
+    expect(await call('GET', '/admin/v1/deliveries?created_before=%2B275760-09-13T00:00:00.000Z')).toEqual(refused(400, 'invalid_request'));
     expect(await call('POST', '/admin/v1/inbox/replay', { provider: 'acme', since: '-004713-11-23T23:59:59.999Z' })).toEqual(refused(400, 'invalid_request'));
     expect(await call('POST', '/admin/v1/deliveries/redrive', { until: '-004713-11-23T23:59:59.999Z' })).toEqual(refused(400, 'invalid_request'));
     expect(await call('POST', '/admin/v1/subscriptions/fuzz-dates/backfill', { since: '-100000-01-01T00:00:00Z' })).toEqual(refused(400, 'invalid_request'));
     // Ordinary ranges still work.
-    expect((await call('GET', '/admin/v1/inbox?before=9999-12-31T00:00:00Z')).status).toBe(200);
+    expect((await call('GET', '/admin/v1/inbox?received_before=9999-12-31T00:00:00Z')).status).toBe(200);
     expect((await call('POST', '/admin/v1/inbox/replay', { provider: 'nobody', since: '2020-01-01', until: '2030-01-01' })).status).toBe(202);
   });
 
   it('subscription durations that would overflow a timestamp or the delivery claim are refused as 400', async () => {
     const sub = (extra: Record<string, unknown>) => ({ name: 'fuzz-durations', topic: 'order.paid', target: { type: 'handler', handler: 'h' }, ...extra });
-    expect(await call('POST', '/admin/v1/subscriptions', sub({ retrySchedule: ['99999999999999999999d'] }))).toEqual(refused(400, 'invalid_request'));
-    expect(await call('POST', '/admin/v1/subscriptions', sub({ retrySchedule: [Number.MAX_SAFE_INTEGER] }))).toEqual(refused(400, 'invalid_request'));
-    expect(await call('POST', '/admin/v1/subscriptions', sub({ target: { type: 'http', url: 'http://127.0.0.1:9/hook', timeoutMs: '99999999999999999999d' } }))).toEqual(refused(400, 'invalid_request'));
-    const ok = await call('POST', '/admin/v1/subscriptions', sub({ retrySchedule: ['5s', '30d'], target: { type: 'http', url: 'http://127.0.0.1:9/hook', timeoutMs: '10min' } }));
+    expect(await call('POST', '/admin/v1/subscriptions', sub({ retry_schedule: ['99999999999999999999d'] }))).toEqual(refused(400, 'invalid_request'));
+    expect(await call('POST', '/admin/v1/subscriptions', sub({ retry_schedule: [Number.MAX_SAFE_INTEGER] }))).toEqual(refused(400, 'invalid_request'));
+    expect(await call('POST', '/admin/v1/subscriptions', sub({ target: { type: 'http', url: 'http://127.0.0.1:9/hook', timeout_ms: '99999999999999999999d' } }))).toEqual(refused(400, 'invalid_request'));
+    const ok = await call('POST', '/admin/v1/subscriptions', sub({ retry_schedule: ['5s', '30d'], target: { type: 'http', url: 'http://127.0.0.1:9/hook', timeout_ms: '10min' } }));
     expect(ok.status).toBe(201);
     const n = await t.tdb.db.pool.query(`SELECT retry_schedule_ms FROM subscriptions WHERE name = 'fuzz-durations'`);
     expect(n.rows[0].retry_schedule_ms.map(Number)).toEqual([5_000, 30 * 86_400_000]);

@@ -25,7 +25,7 @@ export async function ledgerAdminRoutes(app: FastifyInstance, engine: Engine, re
   const P = '/admin/v1/ledger';
 
   route(app, registry, {
-    method: 'GET', url: `${P}/accounts/:id`, tags: ['ledger'], role: 'viewer',
+    method: 'GET', url: `${P}/accounts/:id`, tags: ['ledger'], role: 'viewer', errors: { 404: ['not_found'] },
     summary: 'One ledger account with its balances (posted, holds, available) and recent transactions',
     params: z.object({ id: z.string().uuid() }),
     query: z.object({ limit: z.coerce.number().int().min(1).max(500).default(50) }),
@@ -42,7 +42,7 @@ export async function ledgerAdminRoutes(app: FastifyInstance, engine: Engine, re
   });
 
   route(app, registry, {
-    method: 'GET', url: `${P}/transactions/:id`, tags: ['ledger'], role: 'viewer',
+    method: 'GET', url: `${P}/transactions/:id`, tags: ['ledger'], role: 'viewer', errors: { 404: ['not_found'] },
     summary: 'One ledger transaction with its entries',
     params: z.object({ id: z.string().uuid() }),
     response: transactionResponse,

@@ -9,6 +9,7 @@ import {
   PARTNER_SCOPES, createGate, createKey, createPartner, createProduct, findPartner, gateJson, keyJson, listGates, listKeys, listPartners,
   listProducts, productJson, revokeKey, rotateKey, type Partner, type PartnerAdminError,
 } from '../partners/index.ts';
+import { wholeList } from './list.ts';
 import { route, type OpenApiRegistry } from './route.ts';
 
 const P = '/admin/v1/partners';
@@ -53,7 +54,7 @@ export async function partnerAdminRoutes(app: FastifyInstance, engine: Engine, r
   });
 
   route(app, registry, { method: 'GET', url: P, tags: ['partners'], role: 'viewer', summary: 'List partners' },
-    async () => ({ data: (await listPartners(pool)).map(partnerJson) }));
+    async () => wholeList((await listPartners(pool)).map(partnerJson)));
 
   route(app, registry, {
     method: 'GET', url: `${P}/:partner`, tags: ['partners'], role: 'viewer', summary: 'One partner (by id or name) with its keys, products and gates',

@@ -12,6 +12,7 @@ import {
 } from '../partners/index.ts';
 import { idempotency } from './idempotency.ts';
 import { partnerTicketRoutes } from './partner-tickets.ts';
+import { wholeList } from './list.ts';
 import { route, type OpenApiRegistry } from './route.ts';
 
 declare module 'fastify' {
@@ -81,7 +82,7 @@ export async function partnerRoutes(app: FastifyInstance, engine: Engine, regist
 
   route(app, registry, {
     method: 'GET', url: `${P}/products`, tags: ['partner'], partnerScope: 'products:read', summary: 'The products this partner sells tickets for',
-  }, async ({ req }) => ({ data: (await as(req.partner!.partnerId, (tx) => listProducts(tx, req.partner!.partnerId))).map(productJson) }));
+  }, async ({ req }) => wholeList((await as(req.partner!.partnerId, (tx) => listProducts(tx, req.partner!.partnerId))).map(productJson)));
 
   route(app, registry, {
     method: 'GET', url: `${P}/products/:id`, tags: ['partner'], partnerScope: 'products:read', summary: 'One of this partner\'s products',

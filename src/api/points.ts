@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { Engine } from '../engine/engine.ts';
 import { NotFoundError, SeigoError } from '../kernel/errors.ts';
 import { pointsBalance, pointsHistory, spendPoints } from '../points/index.ts';
+import { listOf, listQuery, pageOf } from './list.ts';
 import { route, type OpenApiRegistry } from './route.ts';
 
 const points = z.string().regex(/^-?\d+$/).describe('points as a decimal string');
@@ -18,7 +19,7 @@ export async function pointsRoutes(app: FastifyInstance, engine: Engine, registr
     return cfg;
   };
   route(app, registry, {
-    method: 'GET', url: '/v1/points/:user_id', tags: ['points'], apiClient: true, summary: "A user's points: provisional, confirmed and expiring soon",
+    method: 'GET', url: '/v1/points/:user_id', tags: ['points'], apiClient: true, errors: { 404: ['points_disabled'] }, summary: "A user's points: provisional, confirmed and expiring soon",
     params: z.object({ user_id: z.string().min(1).max(255) }), response: balanceResponse,
   }, async ({ params }) => {
     const b = await pointsBalance(pool, params.user_id, engine.clock.now(), enabled().expiringSoonDays);
@@ -28,22 +29,22 @@ export async function pointsRoutes(app: FastifyInstance, engine: Engine, registr
     };
   });
   route(app, registry, {
-    method: 'GET', url: '/v1/points/:user_id/history', tags: ['points'], apiClient: true, summary: "A user's awards (with the rule applied), spends and expiries, newest first",
-    params: z.object({ user_id: z.string().min(1).max(255) }),
-    response: z.object({ data: z.array(z.object({
+    method: 'GET', url: '/v1/points/:user_id/history', tags: ['points'], apiClient: true, errors: { 404: ['points_disabled'] }, summary: "A user's awards (with the rule applied), spends and expiries, newest first",
+    params: z.object({ user_id: z.string().min(1).max(255) }), query: z.object(listQuery({ max: 500, default: 100 })),
+    response: listOf(z.object({
       id: z.string(), kind: z.string(), purchase_key: z.string().nullable(), rule: z.string().nullable(),
       provisional: points, confirmed: points, transaction_id: z.string(), created_at: z.string(),
-    })) }),
-  }, async ({ params }) => {
+    })),
+  }, async ({ params, query }) => {
     enabled();
-    const rows = await pointsHistory(pool, params.user_id);
-    return { data: rows.map((h) => ({
+    const rows = await pointsHistory(pool, params.user_id, query.limit + 1, query.starting_after);
+    return pageOf(rows, query.limit, (h) => h.id, (h) => ({
       id: h.id, kind: h.kind, purchase_key: h.purchaseKey, rule: h.rule, provisional: h.provisional.toString(),
       confirmed: h.confirmed.toString(), transaction_id: h.transactionId, created_at: h.createdAt.toISOString(),
-    })) };
+    }));
   });
   route(app, registry, {
-    method: 'POST', url: '/v1/points/spend', tags: ['points'], apiClient: true, responseStatus: 201,
+    method: 'POST', url: '/v1/points/spend', tags: ['points'], apiClient: true, responseStatus: 201, errors: { 404: ['points_disabled'], 409: ['insufficient_points'] },
     summary: "Spends a user's confirmed points, oldest lots first; 409 insufficient_points when they do not have them",
     body: z.object({ user_id: z.string().min(1).max(255), points: z.string().regex(/^[1-9]\d{0,17}$/).describe('a positive number of points, as a string') }).strict(),
     response: z.object({ user_id: z.string(), spent: points, confirmed: points, transaction_id: z.string() }),

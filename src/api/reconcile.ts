@@ -12,13 +12,13 @@ import { NotFoundError } from '../kernel/errors.ts';
 import {
   BREAK_CLASSES, breaksCsv, checkCsvMapping, getRun, listBreaks, listRuns, reconcileDepsOf, runReconcile, type ReconcileRequest,
 } from '../reconcile/index.ts';
+import { listOf, listQuery, pageOf } from './list.ts';
 import { route, type OpenApiRegistry } from './route.ts';
 
 const uuid = z.string().uuid();
 const isoDate = z.coerce.date()
   .min(new Date('0001-01-01T00:00:00Z'), 'must be a date from 0001-01-01')
   .max(new Date('9999-12-31T23:59:59.999Z'), 'must be a date until 9999-12-31');
-const limit = z.coerce.number().int().min(1).max(1000).default(100);
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const base64 = z.string().min(1).max(64 * 1024 * 1024).refine((s) => BASE64.test(s.replace(/\s+/g, '')) && s.replace(/\s+/g, '').length % 4 === 0, 'must be base64');
 
@@ -49,12 +49,12 @@ export async function reconcileRoutes(app: FastifyInstance, engine: Engine, regi
 
   route(app, registry, {
     method: 'GET', url: `${P}/runs`, tags: ['reconcile'], role: 'viewer', summary: 'Reconciliation runs, newest first, with their counts per class',
-    query: z.object({ scope: z.string().min(1).max(200).optional(), before: uuid.optional(), limit }),
-    response: z.object({ data: z.array(runResponse), next_cursor: z.string().nullable() }),
-  }, async ({ query }) => listRuns(pool, { scope: query.scope, before: query.before, limit: query.limit }));
+    query: z.object({ scope: z.string().min(1).max(200).optional(), ...listQuery({ max: 1000, default: 100 }) }),
+    response: listOf(runResponse),
+  }, async ({ query }) => pageOf(await listRuns(pool, { scope: query.scope, before: query.starting_after, limit: query.limit + 1 }), query.limit, (r) => r.id, (r) => r));
 
   route(app, registry, {
-    method: 'GET', url: `${P}/runs/:id`, tags: ['reconcile'], role: 'viewer', summary: 'One run: window, counts per class, repairs and timings',
+    method: 'GET', url: `${P}/runs/:id`, tags: ['reconcile'], role: 'viewer', errors: { 404: ['not_found'] }, summary: 'One run: window, counts per class, repairs and timings',
     params: z.object({ id: uuid }),
   }, async ({ params }) => {
     const run = await getRun(pool, params.id);
@@ -62,18 +62,21 @@ export async function reconcileRoutes(app: FastifyInstance, engine: Engine, regi
     return run;
   });
 
-  const breaksQuery = z.object({ class: z.enum(BREAK_CLASSES).optional(), after: z.string().regex(/^[0-9]{1,18}$/, 'must be a break id').optional(), limit });
+  const breaksQuery = z.object({
+    class: z.enum(BREAK_CLASSES).optional(), ...listQuery({ max: 1000, default: 100, cursor: z.string().regex(/^[0-9]{1,18}$/, 'must be a break id') }),
+  });
   route(app, registry, {
-    method: 'GET', url: `${P}/runs/:id/breaks`, tags: ['reconcile'], role: 'viewer',
-    summary: "A run's breaks (the ones it saw last), by class; pass next_cursor as `after` for the next page",
-    params: z.object({ id: uuid }), query: breaksQuery, response: z.object({ data: z.array(breakResponse), next_cursor: z.string().nullable() }),
+    method: 'GET', url: `${P}/runs/:id/breaks`, tags: ['reconcile'], role: 'viewer', errors: { 404: ['not_found'] },
+    summary: "A run's breaks (the ones it saw last), by class, in the order they were found",
+    params: z.object({ id: uuid }), query: breaksQuery, response: listOf(breakResponse),
   }, async ({ params, query }) => {
     if (!(await getRun(pool, params.id))) throw new NotFoundError('not_found', `no reconcile run ${params.id}`);
-    return listBreaks(pool, { runId: params.id, class: query.class, after: query.after, limit: query.limit });
+    const rows = await listBreaks(pool, { runId: params.id, class: query.class, after: query.starting_after, limit: query.limit + 1 });
+    return pageOf(rows, query.limit, (b) => b.id, (b) => b);
   });
 
   route(app, registry, {
-    method: 'GET', url: `${P}/runs/:id/breaks.csv`, tags: ['reconcile'], role: 'viewer', summary: "A run's breaks as CSV (text/csv)",
+    method: 'GET', url: `${P}/runs/:id/breaks.csv`, tags: ['reconcile'], role: 'viewer', errors: { 404: ['not_found'] }, summary: "A run's breaks as CSV (text/csv)",
     params: z.object({ id: uuid }), query: z.object({ class: z.enum(BREAK_CLASSES).optional() }),
   }, async ({ params, query, reply }) => {
     if (!(await getRun(pool, params.id))) throw new NotFoundError('not_found', `no reconcile run ${params.id}`);
@@ -82,7 +85,7 @@ export async function reconcileRoutes(app: FastifyInstance, engine: Engine, regi
   });
 
   route(app, registry, {
-    method: 'POST', url: `${P}/runs`, tags: ['reconcile'], role: 'operator', responseStatus: 201,
+    method: 'POST', url: `${P}/runs`, tags: ['reconcile'], role: 'operator', responseStatus: 201, errors: { 400: ['invalid_csv', 'invalid_mapping', 'invalid_transfer_notice', 'unknown_provider', 'no_history', 'invalid_window'], 502: ['provider_unavailable'] },
     summary: 'Run a reconciliation now: a provider window, the deliveries, or a Zengin / CSV file in the body; answers with the run',
     body: startBody,
   }, async ({ body }) => {

@@ -6,6 +6,7 @@ import { z } from 'zod';
 import type { Engine } from '../engine/engine.ts';
 import { NotFoundError } from '../kernel/errors.ts';
 import { BANK_ACCOUNT_TYPES, REFUND_STATUSES, refundMessage, type RefundAccount } from '../deposits/refunds.ts';
+import { listOf, listQuery, pageOf } from './list.ts';
 import { route, type OpenApiRegistry } from './route.ts';
 
 const money = z.string().regex(/^\d+$/).describe('minor units as a decimal string');
@@ -53,7 +54,7 @@ export async function refundRoutes(app: FastifyInstance, engine: Engine, registr
   });
 
   route(app, registry, {
-    method: 'GET', url: '/v1/refund-accounts/:user_id', tags: ['deposits'], apiClient: true, summary: "The user's refund account",
+    method: 'GET', url: '/v1/refund-accounts/:user_id', tags: ['deposits'], apiClient: true, errors: { 404: ['not_found'] }, summary: "The user's refund account",
     params: z.object({ user_id: z.string().min(1).max(255) }), response: accountResponse,
   }, async ({ params }) => {
     const a = await refunds.getAccount(params.user_id);
@@ -63,12 +64,12 @@ export async function refundRoutes(app: FastifyInstance, engine: Engine, registr
 
   route(app, registry, {
     method: 'GET', url: '/v1/refunds', tags: ['deposits'], apiClient: true, summary: "A user's refunds of escrowed money, newest first",
-    query: z.object({ user_id: z.string().min(1).max(255), limit: z.coerce.number().int().min(1).max(100).default(20) }),
-    response: z.object({ data: z.array(refundResponse) }),
-  }, async ({ query }) => ({ data: (await refunds.listRefunds(query.user_id, query.limit)).map(refundMessage) }));
+    query: z.object({ user_id: z.string().min(1).max(255), ...listQuery() }),
+    response: listOf(refundResponse),
+  }, async ({ query }) => pageOf(await refunds.listRefunds(query.user_id, query.limit + 1, query.starting_after), query.limit, (r) => r.id, refundMessage));
 
   route(app, registry, {
-    method: 'GET', url: '/v1/refunds/:id', tags: ['deposits'], apiClient: true, summary: 'One refund',
+    method: 'GET', url: '/v1/refunds/:id', tags: ['deposits'], apiClient: true, errors: { 404: ['not_found'] }, summary: 'One refund',
     params: z.object({ id: z.string().uuid() }), response: refundResponse,
   }, async ({ params }) => {
     const r = await refunds.getRefund(params.id);
@@ -81,8 +82,10 @@ export async function refundRoutes(app: FastifyInstance, engine: Engine, registr
     summary: 'Refunds of escrowed money across users, newest first; status=failed lists what went back to escrow',
     query: z.object({
       status: z.enum(REFUND_STATUSES).optional(),
-      limit: z.coerce.number().int().min(1).max(500).default(50),
+      ...listQuery({ max: 500, default: 50 }),
     }),
-    response: z.object({ data: z.array(refundResponse) }),
-  }, async ({ query }) => ({ data: (await refunds.listAllRefunds({ status: query.status, limit: query.limit })).map(refundMessage) }));
+    response: listOf(refundResponse),
+  }, async ({ query }) => pageOf(
+    await refunds.listAllRefunds({ status: query.status, limit: query.limit + 1, startingAfter: query.starting_after }), query.limit, (r) => r.id, refundMessage,
+  ));
 }

@@ -23,6 +23,14 @@ export interface RouteDef<P extends z.ZodType, Q extends z.ZodType, B extends z.
   /** Response schema for the documentation (responses are built by our own code). */
   response?: z.ZodType;
   responseStatus?: number;
+  /** Stable name for generated clients; derived from method and path when not given (see operationIdOf). */
+  operationId?: string;
+  /** Problem codes by status that the handler answers, beyond those its declaration implies (impliedErrors). */
+  errors?: Partial<Record<number, readonly string[]>>;
+  /** Routes with no admin, client or partner auth: `public` (sign-in, sign-out) or `webhookSignature` (provider webhooks). */
+  auth?: 'public' | 'webhookSignature';
+  /** The documented request body when it is not JSON described by `body` (raw bytes, several media types). */
+  bodyContent?: Record<string, { schema: Record<string, unknown> }>;
 }
 
 export interface OpenApiRegistry {
@@ -96,8 +104,102 @@ export function route<P extends z.ZodType = z.ZodUndefined, Q extends z.ZodType 
 
 const toSchema = (s: z.ZodType, io: 'input' | 'output') => z.toJSONSchema(s, { io, unrepresentable: 'any' }) as Record<string, unknown>;
 
+const pascal = (s: string) => s.split(/[^A-Za-z0-9]+/).filter(Boolean).map((w) => w[0]!.toUpperCase() + w.slice(1)).join('');
+
+/** `GET /admin/v1/cases/:id` → `adminGetCasesById`: the area (admin, partner; none for /v1), the verb, the path. */
+export function operationIdOf(r: { method: string; url: string; operationId?: string | undefined }): string {
+  if (r.operationId) return r.operationId;
+  const segs = r.url.split('/').filter(Boolean);
+  const area = segs[0] === 'admin' || segs[0] === 'partner' ? segs.shift()! : '';
+  if (segs[0] === 'v1') segs.shift();
+  const words = segs.map((s) => (s.startsWith(':') ? `By${pascal(s.slice(1))}` : pascal(s))).join('');
+  const verb = r.method.toLowerCase();
+  return area ? `${area}${pascal(verb)}${words}` : `${verb}${words}`;
+}
+
+type ErrorMap = Map<number, Set<string>>;
+const addErrors = (m: ErrorMap, status: number, codes: readonly string[]) => {
+  const set = m.get(status) ?? new Set<string>();
+  for (const c of codes) set.add(c);
+  m.set(status, set);
+};
+
+/** Every problem a route can answer, by status: what its declaration implies (validation, auth, idempotency) plus its own. */
+export function errorsOf(r: RouteDef<z.ZodType, z.ZodType, z.ZodType>): ErrorMap {
+  const m: ErrorMap = new Map();
+  if (r.params || r.query || r.body || r.bodyContent) addErrors(m, 400, ['invalid_request']);
+  if (r.body || r.bodyContent) {
+    addErrors(m, 413, ['payload_too_large']);
+    addErrors(m, 415, ['unsupported_media_type']);
+  }
+  if (r.role) {
+    addErrors(m, 401, ['unauthorized', 'session_expired', 'session_invalid']);
+    addErrors(m, 403, r.method === 'GET' ? ['forbidden'] : ['forbidden', 'csrf_header_required']);
+  }
+  if (r.apiClient) addErrors(m, 401, ['unauthorized']);
+  if (r.partnerScope) {
+    addErrors(m, 401, ['unauthorized', 'invalid_key', 'key_revoked', 'key_expired']);
+    addErrors(m, 403, ['insufficient_scope']);
+    addErrors(m, 429, ['rate_limited']);
+  }
+  if ((r.apiClient || r.partnerScope) && r.method === 'POST') {
+    addErrors(m, 400, ['invalid_idempotency_key']);
+    addErrors(m, 409, ['idempotency_conflict']);
+    addErrors(m, 422, ['idempotency_mismatch']);
+  }
+  for (const [status, codes] of Object.entries(r.errors ?? {})) addErrors(m, Number(status), codes ?? []);
+  return m;
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not found', 409: 'Conflict', 413: 'Payload too large',
+  415: 'Unsupported media type', 422: 'Unprocessable', 429: 'Too many requests', 502: 'Bad gateway', 503: 'Unavailable',
+};
+
+/** The problem+json response of one status, its `code` narrowed to the ones the route answers. */
+export function problemResponse(status: number, codes: Iterable<string>): Record<string, unknown> {
+  const list = [...codes].sort();
+  return {
+    description: `${STATUS_TEXT[status] ?? 'Problem'}: ${list.join(', ')}`,
+    content: {
+      'application/problem+json': {
+        schema: { allOf: [{ $ref: '#/components/schemas/Problem' }, { type: 'object', properties: { code: { type: 'string', enum: list } } }] },
+      },
+    },
+  };
+}
+
+const text = (description: string, type = 'text/plain') => ({ description, content: { [type]: { schema: { type: 'string' } } } });
+const unavailable = (codes: string[]) => problemResponse(503, codes);
+/** Probes and the scrape target, served outside the typed routes. */
+const OPS_PATHS: Record<string, unknown> = {
+  '/healthz': { get: {
+    operationId: 'getHealthz', summary: 'Liveness: the process answers', tags: ['operations'], security: [],
+    responses: { 200: { description: 'alive', content: { 'application/json': { schema: {
+      type: 'object', required: ['status'], properties: { status: { type: 'string', const: 'ok' } }, additionalProperties: false,
+    } } } } },
+  } },
+  '/readyz': { get: {
+    operationId: 'getReadyz', summary: 'Readiness: the database answers and the process is not stopping', tags: ['operations'], security: [],
+    responses: {
+      200: { description: 'ready', content: { 'application/json': { schema: {
+        type: 'object', required: ['status'], properties: { status: { type: 'string', const: 'ready' } }, additionalProperties: false,
+      } } } },
+      503: unavailable(['database_unavailable', 'shutting_down']),
+    },
+  } },
+  '/metrics': { get: {
+    operationId: 'getMetrics', summary: 'Prometheus metrics (text exposition format)', tags: ['operations'], security: [],
+    responses: { 200: text('metrics in the Prometheus text format', 'text/plain; version=0.0.4') },
+  } },
+  '/openapi.json': { get: {
+    operationId: 'getOpenapi', summary: 'This document', tags: ['operations'], security: [],
+    responses: { 200: { description: 'the OpenAPI 3.1 document', content: { 'application/json': { schema: { type: 'object' } } } } },
+  } },
+};
+
 /** The OpenAPI 3.1 document for every registered route. */
-export function openApiDocument(registry: OpenApiRegistry, extra: { title: string; version: string }): Record<string, unknown> {
+export function openApiDocument(registry: OpenApiRegistry, extra: { title: string; version: string; serverUrl: string }): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const r of registry.routes) {
     const path = r.url.replace(/:([A-Za-z_]+)/g, '{$1}');
@@ -109,17 +211,16 @@ export function openApiDocument(registry: OpenApiRegistry, extra: { title: strin
         parameters.push({ name, in: where, required: where === 'path' || (js.required ?? []).includes(name), schema: s });
       }
     }
-    const op: Record<string, unknown> = {
-      summary: r.summary,
-      tags: r.tags,
-      parameters,
-      responses: {
-        [String(r.responseStatus ?? 200)]: { description: 'OK', ...(r.response ? { content: { 'application/json': { schema: toSchema(r.response, 'output') } } } : {}) },
-        default: { description: 'Problem (RFC 9457)', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } },
-      },
+    const responses: Record<string, unknown> = {
+      [String(r.responseStatus ?? 200)]: { description: 'OK', ...(r.response ? { content: { 'application/json': { schema: toSchema(r.response, 'output') } } } : {}) },
     };
-    if (r.body) op.requestBody = { required: true, content: { 'application/json': { schema: toSchema(r.body, 'input') } } };
-    if (r.role) op.security = [{ bearer: [] }];
+    for (const [status, codes] of [...errorsOf(r)].sort(([a], [b]) => a - b)) responses[String(status)] = problemResponse(status, codes);
+    responses.default = { description: 'Problem (RFC 9457): an unexpected error (500 internal_error) or the service stopping (503)', content: { 'application/problem+json': { schema: { $ref: '#/components/schemas/Problem' } } } };
+    const op: Record<string, unknown> = { operationId: operationIdOf(r), summary: r.summary, tags: r.tags, parameters, responses };
+    if (r.bodyContent) op.requestBody = { required: true, content: r.bodyContent };
+    else if (r.body) op.requestBody = { required: true, content: { 'application/json': { schema: toSchema(r.body, 'input') } } };
+    if (r.role) op.security = [{ bearer: [] }, { sessionCookie: [] }];
+    if (r.auth) op.security = r.auth === 'public' ? [] : [{ webhookSignature: [] }];
     if (r.partnerScope) op.security = [{ partnerKey: [r.partnerScope] }];
     if (r.apiClient || r.partnerScope) {
       if (r.apiClient) op.security = [{ apiKey: [] }];
@@ -134,10 +235,20 @@ export function openApiDocument(registry: OpenApiRegistry, extra: { title: strin
   }
   return {
     openapi: '3.1.0',
-    info: { title: extra.title, version: extra.version },
-    paths,
+    info: {
+      title: extra.title, version: extra.version, license: { name: 'Apache-2.0', identifier: 'Apache-2.0' },
+      description: 'Conventions (snake_case fields, lists, problems, idempotency): docs/api.md',
+    },
+    servers: [{ url: extra.serverUrl, description: 'this engine (the configured host and port)' }],
+    paths: { ...paths, ...OPS_PATHS },
     components: {
       securitySchemes: {
+        sessionCookie: { type: 'apiKey', in: 'cookie', name: 'seigo_session', description: 'The console\'s session (POST /admin/v1/session); changes need the X-Seigo-CSRF header' },
+        webhookSignature: {
+          type: 'apiKey', in: 'header', name: 'webhook-signature',
+          description: 'The provider\'s signature over the exact body, checked by its adapter: Standard Webhooks (webhook-id, webhook-timestamp, '
+            + 'webhook-signature), Stripe-Signature, X-Komoju-Signature, or the provider\'s own header; a bad one is 401 invalid_signature',
+        },
         bearer: { type: 'http', scheme: 'bearer', description: 'An admin token from the configuration (role viewer or operator)' },
         apiKey: { type: 'http', scheme: 'bearer', description: 'An API client key from the configuration (apiClients)' },
         partnerKey: { type: 'http', scheme: 'bearer', description: 'A partner API key (`pk_….…`, created by an operator) holding the route\'s scope' },

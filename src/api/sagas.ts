@@ -5,6 +5,7 @@ import { z } from 'zod';
 import type { Engine } from '../engine/engine.ts';
 import { NotFoundError } from '../kernel/errors.ts';
 import { SAGA_STATUSES, listSagas, sagaHistory, type SagaRow, type SagaStatus } from '../sagas/index.ts';
+import { listOf, listQuery, pageOf } from './list.ts';
 import { route, type OpenApiRegistry } from './route.ts';
 
 const uuid = z.string().uuid();
@@ -45,19 +46,19 @@ export async function sagaRoutes(app: FastifyInstance, engine: Engine, registry:
 
   route(app, registry, {
     method: 'GET', url: P, tags: ['sagas'], role: 'viewer',
-    summary: 'List sagas, newest first; filter by status (comma-separated) and name; `before` (a saga id) pages on',
+    summary: 'List sagas, newest first; filter by status (comma-separated) and name',
     query: z.object({
       status: statusList.optional(), name: z.string().min(1).max(200).optional(),
-      before: uuid.optional(), limit: z.coerce.number().int().min(1).max(500).default(50),
+      ...listQuery({ max: 500, default: 50 }),
     }),
-    response: z.object({ data: z.array(sagaResponse), next_before: z.string().nullable() }),
+    response: listOf(sagaResponse),
   }, async ({ query }) => {
-    const list = await listSagas(pool, { status: query.status, name: query.name, before: query.before, limit: query.limit });
-    return { data: list.map(sagaJson), next_before: list.length === query.limit ? list[list.length - 1]!.id : null };
+    const list = await listSagas(pool, { status: query.status, name: query.name, before: query.starting_after, limit: query.limit + 1 });
+    return pageOf(list, query.limit, (s) => s.id, sagaJson);
   });
 
   route(app, registry, {
-    method: 'GET', url: `${P}/:id`, tags: ['sagas'], role: 'viewer',
+    method: 'GET', url: `${P}/:id`, tags: ['sagas'], role: 'viewer', errors: { 404: ['saga_not_found'] },
     summary: 'One saga with its steps, every attempt (with inquiries) and every transition with its cause',
     params: z.object({ id: uuid }), response: fullResponse,
   }, async ({ params }) => {

@@ -173,7 +173,7 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
     const body = await engine.metrics.registry.metrics();
     return reply.type(engine.metrics.registry.contentType).send(body);
   });
-  const doc = openApiDocument(registry, { title: 'seigo', version: VERSION });
+  const doc = openApiDocument(registry, { title: 'seigo', version: VERSION, serverUrl: `http://${engine.config.host}:${engine.config.port}` });
   app.get('/openapi.json', async () => doc);
   return app;
 }

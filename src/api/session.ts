@@ -83,25 +83,25 @@ export function needsCsrf(req: FastifyRequest): boolean {
   return req.method !== 'GET' && req.method !== 'HEAD' && req.headers[CSRF_HEADER] === undefined;
 }
 
-const sessionResponse = z.object({ name: z.string(), role: z.enum(['viewer', 'operator']), expiresAt: z.string().optional() });
+const sessionResponse = z.object({ name: z.string(), role: z.enum(['viewer', 'operator']), expires_at: z.string().optional() });
 
 export async function sessionRoutes(app: FastifyInstance, sessions: Sessions, registry: OpenApiRegistry): Promise<void> {
   const P = '/admin/v1/session';
   route(app, registry, {
-    method: 'POST', url: P, tags: ['session'], summary: 'Sign in with an admin token: sets an httpOnly session cookie (console)',
+    method: 'POST', url: P, tags: ['session'], auth: 'public', errors: { 401: ['unauthorized'] }, summary: 'Sign in with an admin token: sets an httpOnly session cookie (console)',
     body: z.object({ token: z.string().min(1).max(500) }).strict(), response: sessionResponse,
   }, async ({ body, req, reply }) => {
     const t = sessions.findToken(body.token);
     if (!t) throw new UnauthorizedError('unauthorized', 'this token is not a configured admin token');
     const { cookie, expiresAt } = sessions.issue(t);
     void reply.header('set-cookie', sessionCookie(req, cookie, SESSION_TTL_MS / 1000));
-    return { name: t.name, role: t.role, expiresAt: expiresAt.toISOString() };
+    return { name: t.name, role: t.role, expires_at: expiresAt.toISOString() };
   });
   route(app, registry, {
     method: 'GET', url: P, tags: ['session'], role: 'viewer', summary: 'Who this session (or bearer token) is', response: sessionResponse,
   }, async ({ req }) => ({ name: req.admin!.name, role: req.admin!.role }));
   route(app, registry, {
-    method: 'DELETE', url: P, tags: ['session'], summary: 'Sign out: clears the session cookie', responseStatus: 204,
+    method: 'DELETE', url: P, tags: ['session'], auth: 'public', summary: 'Sign out: clears the session cookie', responseStatus: 204,
   }, async ({ req, reply }: { req: FastifyRequest; reply: FastifyReply }) => {
     void reply.header('set-cookie', sessionCookie(req, '', 0));
     return null;

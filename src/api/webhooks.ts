@@ -17,7 +17,9 @@ export async function webhookRoutes(app: FastifyInstance, engine: Engine, regist
     method: 'POST', url: '/webhooks/:provider', tags: ['intake'],
     summary: 'Receive a provider notification: verified, stored durably, then acknowledged',
     params: z.object({ provider: z.string().max(100) }),
-    response: webhookAck,
+    response: webhookAck, auth: 'webhookSignature',
+    bodyContent: { '*/*': { schema: { type: 'string', format: 'binary', description: 'the provider\'s exact bytes (its signature is over them)' } } },
+    errors: { 400: ['unparseable_payload'], 401: ['invalid_signature'], 404: ['unknown_provider'] },
   }, async ({ params, req, reply }) => {
     const { provider } = params;
     const adapter = engine.providers.get(provider);

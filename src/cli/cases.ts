@@ -6,6 +6,7 @@ import { runtimeOptions } from './options.ts';
 import { CASE_STATUSES, caseEvents, detectCases, getCase, listCases, type CaseStatus } from '../cases/index.ts';
 import { isUuid } from '../kernel/ids.ts';
 import { openRuntime } from './bootstrap.ts';
+import { caseJson, eventJson } from '../api/cases.ts';
 
 const statuses = (v: string): CaseStatus[] => {
   const list = v.split(',').map((s) => s.trim()).filter(Boolean);
@@ -37,7 +38,7 @@ export function casesCommand(program: Command): void {
           console.log(`no cases with status ${o.status.join(' or ')}${also ? `, ${also}` : ''}`);
         }
         for (const c of list) {
-          console.log(o.json ? JSON.stringify(c)
+          console.log(o.json ? JSON.stringify(caseJson(c))
             : [c.id, c.status.padEnd(13), c.cause.padEnd(30), `${c.subject.type}:${c.subject.id}`, c.assignee ?? '-', c.summary].join('  '));
         }
       } finally {
@@ -54,7 +55,7 @@ export function casesCommand(program: Command): void {
       try {
         const c = await getCase(rt.db.pool, id);
         if (!c) throw new NotFoundError('case_not_found', `no case ${id}`);
-        console.log(JSON.stringify({ ...c, events: await caseEvents(rt.db.pool, id) }, null, 2));
+        console.log(JSON.stringify({ ...caseJson(c), events: (await caseEvents(rt.db.pool, id)).map(eventJson) }, null, 2));
       } finally {
         await rt.close();
       }

@@ -241,8 +241,8 @@ runtimeOptions(sim.command('providers'))
     const log = createLogger(config.log.level);
     const sims = await startLocalSimulators(config, o.seigo.replace(/\/$/, ''), log);
     console.log(JSON.stringify({
-      stripe: { apiBase: sims.stripe?.url, webhookSecret: config.providers.stripe?.kind === 'stripe' ? config.providers.stripe.webhookSecrets[0] : undefined },
-      komoju: { apiBase: sims.komoju?.url, webhookSecret: config.providers.komoju?.kind === 'komoju' ? config.providers.komoju.webhookSecrets[0] : undefined },
+      stripe: { api_base: sims.stripe?.url, webhook_secret: config.providers.stripe?.kind === 'stripe' ? config.providers.stripe.webhookSecrets[0] : undefined },
+      komoju: { api_base: sims.komoju?.url, webhook_secret: config.providers.komoju?.kind === 'komoju' ? config.providers.komoju.webhookSecrets[0] : undefined },
     }));
     onShutdown(log, () => sims.stop());
   });
@@ -260,7 +260,7 @@ sim.command('billing')
     const billing = new BillingSimulator({ apiKey: o.apiKey, seed: o.seed });
     billing.setFaults({ latencyMs: o.latencyMs, error500: o.error500, timeoutAfterSuccess: o.timeoutAfterSuccess });
     const { url } = await billing.start(o.port);
-    console.log(JSON.stringify({ billing: { apiBase: url, apiKey: o.apiKey } }));
+    console.log(JSON.stringify({ billing: { api_base: url, api_key: o.apiKey } }));
     onShutdown(log, () => billing.stop());
   });
 runtimeOptions(sim.command('webhook'), { withPort: true })

@@ -544,12 +544,15 @@ export interface ListBankTransfersOptions {
   status?: BankTransferStatus | undefined;
   userId?: string | undefined;
   limit?: number | undefined;
+  /** The external id of the last transfer of the previous page. */
+  startingAfter?: string | undefined;
 }
 
 export async function listBankTransfers(q: Queryable, o: ListBankTransfersOptions = {}): Promise<BankTransfer[]> {
-  const limit = Math.min(Math.max(o.limit ?? 50, 1), 500);
+  const limit = Math.min(Math.max(o.limit ?? 50, 1), 501);
   const r = await q.query<BankTransferRow>(
     `SELECT ${BT_COLUMNS} FROM bank_transfers WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR user_id = $2)
-     ORDER BY received_at DESC, external_id LIMIT $3`, [o.status ?? null, o.userId ?? null, limit]);
+       AND ($3::text IS NULL OR (received_at, external_id) < (SELECT received_at, external_id FROM bank_transfers WHERE external_id = $3))
+     ORDER BY received_at DESC, external_id DESC LIMIT $4`, [o.status ?? null, o.userId ?? null, o.startingAfter ?? null, limit]);
   return r.rows.map(toBankTransfer);
 }

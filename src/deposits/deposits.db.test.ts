@@ -242,7 +242,7 @@ describe('card deposits', () => {
     expect(one.json()).toMatchObject({ id: body.id, amount: '1200' });
     expect((await api.inject({ method: 'GET', url: '/v1/deposits/0190a0a0-0000-7000-8000-000000000000' })).statusCode).toBe(404);
     const list = await api.inject({ method: 'GET', url: '/v1/deposits?user_id=u-api' });
-    expect(list.json()).toMatchObject({ data: [{ id: body.id }], next_before: null });
+    expect(list.json()).toMatchObject({ object: 'list', data: [{ id: body.id }], has_more: false, next_cursor: null });
     const konbini = await api.inject({ method: 'POST', url: '/v1/deposits', payload: { method: 'konbini', user_id: 'u-api', amount: 1000 } });
     expect(konbini.statusCode).toBe(422);
     expect(konbini.json()).toMatchObject({ code: 'method_not_available' });

@@ -105,6 +105,13 @@ const REFUND_COLUMNS = `id, user_id, source_type, source_id, route, provider, cu
 function reportedFee(response: Record<string, unknown>): bigint | undefined {
   return typeof response.fee === 'string' && /^\d{1,15}$/.test(response.fee) ? BigInt(response.fee) : undefined;
 }
+// Newest first; $2 (the last id of the previous page) pages on by keyset.
+const LIST_USER_REFUNDS = `SELECT ${REFUND_COLUMNS} FROM deposit_refunds
+  WHERE user_id = $1 AND ($2::uuid IS NULL OR (created_at, id) < (SELECT created_at, id FROM deposit_refunds WHERE id = $2))
+  ORDER BY created_at DESC, id DESC LIMIT $3`;
+const LIST_ALL_REFUNDS = `SELECT ${REFUND_COLUMNS} FROM deposit_refunds
+  WHERE ($1::text IS NULL OR status = $1) AND ($2::uuid IS NULL OR (created_at, id) < (SELECT created_at, id FROM deposit_refunds WHERE id = $2))
+  ORDER BY created_at DESC, id DESC LIMIT $3`;
 
 const toRefund = (r: RefundRow): Refund => ({
   id: r.id, userId: r.user_id, sourceType: r.source_type, sourceId: r.source_id, route: r.route, provider: r.provider, currency: r.currency,
@@ -185,9 +192,10 @@ export interface Refunds {
   registerAccount(input: RefundAccountInput): Promise<{ account: RefundAccount; started: Refund[] }>;
   getAccount(userId: string): Promise<RefundAccount | null>;
   getRefund(id: string): Promise<Refund | null>;
-  listRefunds(userId: string, limit?: number): Promise<Refund[]>;
+  /** Newest first; `startingAfter` is the last id of the previous page. */
+  listRefunds(userId: string, limit?: number, startingAfter?: string): Promise<Refund[]>;
   /** Every user's refunds, newest first, optionally of one status (operators). */
-  listAllRefunds(o?: { status?: RefundStatus | undefined; limit?: number | undefined }): Promise<Refund[]>;
+  listAllRefunds(o?: { status?: RefundStatus | undefined; limit?: number | undefined; startingAfter?: string | undefined }): Promise<Refund[]>;
   /**
    * The sweep: starts refunds of waiting escrow (or reports it), sends recorded payouts, and asks
    * about sent ones not asked about for SETTLE_POLL_MS (all of them with `askAll`).
@@ -515,16 +523,13 @@ export function createRefunds(engine: RefundsEngine, opts: RefundsOptions): Refu
       return r.rows[0] ? toRefund(r.rows[0]) : null;
     },
 
-    async listRefunds(userId, limit = 50) {
-      const r = await pool.query<RefundRow>(
-        `SELECT ${REFUND_COLUMNS} FROM deposit_refunds WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`, [userId, Math.min(Math.max(limit, 1), 500)]);
+    async listRefunds(userId, limit = 50, startingAfter) {
+      const r = await pool.query<RefundRow>(LIST_USER_REFUNDS, [userId, startingAfter ?? null, Math.min(Math.max(limit, 1), 501)]);
       return r.rows.map(toRefund);
     },
 
     async listAllRefunds(o = {}) {
-      const r = await pool.query<RefundRow>(
-        `SELECT ${REFUND_COLUMNS} FROM deposit_refunds WHERE ($1::text IS NULL OR status = $1) ORDER BY created_at DESC, id DESC LIMIT $2`,
-        [o.status ?? null, Math.min(Math.max(o.limit ?? 50, 1), 500)]);
+      const r = await pool.query<RefundRow>(LIST_ALL_REFUNDS, [o.status ?? null, o.startingAfter ?? null, Math.min(Math.max(o.limit ?? 50, 1), 501)]);
       return r.rows.map(toRefund);
     },
 

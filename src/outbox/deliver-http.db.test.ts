@@ -40,7 +40,7 @@ describe('HTTP delivery with a running worker', () => {
 
   it('POSTs {type, timestamp, data} signed with the subscription\'s secret, webhook-id = delivery id', async () => {
     const rx = await receiver();
-    const sub = await admin<CreatedSubscription>(t.url, 'POST', '/subscriptions', { name: 'signed', topic: 'x.deposit.paid', target: { type: 'http', url: rx.url, timeoutMs: 5_000 } });
+    const sub = await admin<CreatedSubscription>(t.url, 'POST', '/subscriptions', { name: 'signed', topic: 'x.deposit.paid', target: { type: 'http', url: rx.url, timeout_ms: 5_000 } });
     expect(sub.status).toBe(201);
     expect(sub.json.secret).toMatch(/^whsec_/);
     const payload = { depositId: 'dep_1', amount: 1200, note: 'said "hi" \\ {back}', memo: '入金 速報', tags: ['a', 'b'], nested: { ok: true, none: null } };
@@ -67,7 +67,7 @@ describe('HTTP delivery with a running worker', () => {
   it('retries a non-2xx answer on the schedule, then dead with status and body; a redrive after the fix delivers', async () => {
     const rx = await receiver(() => ({ status: 503, body: 'down for maintenance' }));
     const sub = await admin<CreatedSubscription>(t.url, 'POST', '/subscriptions', {
-      name: 'unhealthy', topic: 'x.unhealthy', target: { type: 'http', url: rx.url, timeoutMs: 5_000 }, retrySchedule: [0, 0],
+      name: 'unhealthy', topic: 'x.unhealthy', target: { type: 'http', url: rx.url, timeout_ms: 5_000 }, retry_schedule: [0, 0],
     });
     await withTx(t.tdb.db.pool, (tx) => publish(tx, 'x.unhealthy', { n: 1 }));
     const [d] = await eventually(async () => {
@@ -105,9 +105,9 @@ describe('HTTP delivery step by step', () => {
     await t.engine.httpDeliveries.runOnce(100);
     const seen = rx.requests.length;
     expect(seen).toBeGreaterThan(0);
-    const sub = await admin<{ status: string; statusReason: string }>(t.url, 'GET', '/subscriptions/gone');
+    const sub = await admin<{ status: string; status_reason: string }>(t.url, 'GET', '/subscriptions/gone');
     expect(sub.json.status).toBe('disabled');
-    expect(sub.json.statusReason).toContain('410');
+    expect(sub.json.status_reason).toContain('410');
     let rows = await deliveriesOf(t, 'gone');
     expect(rows.map((r) => r.status)).toEqual(['pending', 'pending']);
 

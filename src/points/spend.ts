@@ -66,10 +66,12 @@ export async function pointsBalance(q: Queryable, userId: string, now: Date, soo
   return { userId, provisional: of('points_provisional'), confirmed: of('points'), expiringSoon: BigInt(soon.rows[0]!.n), expiringBefore: before };
 }
 
-export async function pointsHistory(q: Queryable, userId: string, limit = 100): Promise<PointsHistoryEntry[]> {
+/** Newest first; `startingAfter` is the last id of the previous page. */
+export async function pointsHistory(q: Queryable, userId: string, limit = 100, startingAfter?: string): Promise<PointsHistoryEntry[]> {
   const r = await q.query<{ id: string; kind: string; purchase_key: string | null; rule: string | null; provisional: string; confirmed: string; transaction_id: string; created_at: Date }>(
     `SELECT id, kind, purchase_key, rule, provisional::text, confirmed::text, transaction_id, created_at FROM points_history
-     WHERE user_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2`, [userId, limit]);
+     WHERE user_id = $1 AND ($3::uuid IS NULL OR (created_at, id) < (SELECT created_at, id FROM points_history WHERE id = $3))
+     ORDER BY created_at DESC, id DESC LIMIT $2`, [userId, limit, startingAfter ?? null]);
   return r.rows.map((x) => ({
     id: x.id, kind: x.kind, purchaseKey: x.purchase_key, rule: x.rule, provisional: BigInt(x.provisional), confirmed: BigInt(x.confirmed),
     transactionId: x.transaction_id, createdAt: x.created_at,

@@ -18,14 +18,12 @@ const runMessage = (r: RunRow) => ({
 });
 export type RunMessage = ReturnType<typeof runMessage>;
 
-/** Runs, newest first; `before` is the last id of the previous page. */
-export async function listRuns(q: Queryable, o: { scope?: string | undefined; limit: number; before?: string | undefined }): Promise<{ data: RunMessage[]; next_cursor: string | null }> {
+/** Up to `limit` runs, newest first; `before` is the last id of the previous page. */
+export async function listRuns(q: Queryable, o: { scope?: string | undefined; limit: number; before?: string | undefined }): Promise<RunMessage[]> {
   const r = await q.query<RunRow>(
     `SELECT ${RUN_COLUMNS} FROM reconcile_runs WHERE ($1::text IS NULL OR scope = $1) AND ($2::uuid IS NULL OR id < $2)
-     ORDER BY id DESC LIMIT $3`, [o.scope ?? null, o.before ?? null, o.limit + 1]);
-  const more = r.rows.length > o.limit;
-  const rows = r.rows.slice(0, o.limit);
-  return { data: rows.map(runMessage), next_cursor: more ? rows[rows.length - 1]!.id : null };
+     ORDER BY id DESC LIMIT $3`, [o.scope ?? null, o.before ?? null, o.limit]);
+  return r.rows.map(runMessage);
 }
 
 export async function getRun(q: Queryable, id: string): Promise<RunMessage | null> {
@@ -51,12 +49,10 @@ const breakMessage = (b: BreakRowOut) => ({
 const BREAKS = `SELECT ${BREAK_COLUMNS} FROM reconcile_breaks
   WHERE run_id = $1 AND ($2::text IS NULL OR class = $2) AND ($3::bigint IS NULL OR id > $3) ORDER BY reconcile_breaks.id LIMIT $4`;
 
-/** One page of a run's breaks, in id order; `after` is the previous page's `next_cursor`. */
-export async function listBreaks(q: Queryable, f: BreakFilter): Promise<{ data: ReturnType<typeof breakMessage>[]; next_cursor: string | null }> {
-  const r = await q.query<BreakRowOut>(BREAKS, [f.runId, f.class ?? null, f.after ?? null, f.limit + 1]);
-  const more = r.rows.length > f.limit;
-  const rows = r.rows.slice(0, f.limit);
-  return { data: rows.map(breakMessage), next_cursor: more ? rows[rows.length - 1]!.id : null };
+/** Up to `limit` of a run's breaks, in id order; `after` is the last id of the previous page. */
+export async function listBreaks(q: Queryable, f: BreakFilter): Promise<ReturnType<typeof breakMessage>[]> {
+  const r = await q.query<BreakRowOut>(BREAKS, [f.runId, f.class ?? null, f.after ?? null, f.limit]);
+  return r.rows.map(breakMessage);
 }
 
 const CSV_FIELDS = ['id', 'class', 'status', 'scope', 'external_id', 'internal_type', 'internal_id', 'external_amount', 'internal_amount', 'currency',

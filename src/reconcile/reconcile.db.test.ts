@@ -341,7 +341,7 @@ describe('a CSV export with a declared mapping', () => {
 
     const page1 = await admin<{ data: { id: string; class: string }[]; next_cursor: string | null }>(t.url, 'GET', `/reconcile/runs/${latest.id}/breaks?limit=1`, undefined, VIEWER_TOKEN);
     expect(page1.json.data).toHaveLength(1);
-    const page2 = await admin<{ data: { id: string }[] }>(t.url, 'GET', `/reconcile/runs/${latest.id}/breaks?limit=100&after=${page1.json.next_cursor}`, undefined, VIEWER_TOKEN);
+    const page2 = await admin<{ data: { id: string }[] }>(t.url, 'GET', `/reconcile/runs/${latest.id}/breaks?limit=100&starting_after=${page1.json.next_cursor}`, undefined, VIEWER_TOKEN);
     const all = await admin<{ data: { id: string; class: string }[] }>(t.url, 'GET', `/reconcile/runs/${latest.id}/breaks?limit=1000`, undefined, VIEWER_TOKEN);
     expect([page1.json.data[0]!.id, ...page2.json.data.map((b) => b.id)]).toEqual(all.json.data.map((b) => b.id));
     const amount = await admin<{ data: { class: string }[] }>(t.url, 'GET', `/reconcile/runs/${latest.id}/breaks?class=amount_mismatch`, undefined, VIEWER_TOKEN);

@@ -323,11 +323,11 @@ describe('sagas', () => {
     });
     const ids: string[] = [];
     for (const label of ['adm-1', 'adm-2', 'adm-3']) ids.push((await startAndSettle(def, label)).id);
-    const page1 = await admin<{ data: { id: string; status: string }[]; next_before: string | null }>(t.url, 'GET', '/sagas?name=test.admin&status=compensated&limit=2', undefined, VIEWER_TOKEN);
+    const page1 = await admin<{ data: { id: string; status: string }[]; next_cursor: string | null }>(t.url, 'GET', '/sagas?name=test.admin&status=compensated&limit=2', undefined, VIEWER_TOKEN);
     expect(page1.status).toBe(200);
     expect(page1.json.data.map((s) => s.id)).toEqual([ids[2], ids[1]]);
-    const page2 = await admin<{ data: { id: string }[]; next_before: string | null }>(t.url, 'GET', `/sagas?name=test.admin&status=compensated&limit=2&before=${page1.json.next_before}`, undefined, VIEWER_TOKEN);
-    expect(page2.json).toEqual({ data: [expect.objectContaining({ id: ids[0] })], next_before: null });
+    const page2 = await admin<{ data: { id: string }[]; next_cursor: string | null }>(t.url, 'GET', `/sagas?name=test.admin&status=compensated&limit=2&starting_after=${page1.json.next_cursor}`, undefined, VIEWER_TOKEN);
+    expect(page2.json).toEqual({ object: 'list', data: [expect.objectContaining({ id: ids[0] })], has_more: false, next_cursor: null });
     expect((await admin<{ data: unknown[] }>(t.url, 'GET', '/sagas?name=test.admin&status=completed', undefined, VIEWER_TOKEN)).json.data).toEqual([]);
     const bad = await admin<{ code: string }>(t.url, 'GET', '/sagas?status=sleeping', undefined, VIEWER_TOKEN);
     expect([bad.status, bad.json.code]).toEqual([400, 'invalid_request']);

@@ -1,4 +1,4 @@
-// Cases: the queue by status, cause and assignee (filters in the URL, `before` pages on), one case with its
+// Cases: the queue by status, cause and assignee (filters in the URL, `before` pages on as the API's starting_after), one case with its
 // history; assign, comment, resolve, and manual ledger adjustments that a second operator approves.
 import { useState, type ReactNode } from 'react';
 import { api, must, type Problem } from '../api.ts';
@@ -20,7 +20,7 @@ export function Cases({ params, me }: { params: URLSearchParams; me: Me }): Reac
   const id = params.get('id');
   const filters = { status, cause, assignee };
   const list = useLoad(() => must(api.GET('/admin/v1/cases', { params: { query: {
-    status, limit: PAGE, ...(cause ? { cause } : {}), ...(assignee ? { assignee } : {}), ...(before ? { before } : {}),
+    status, limit: PAGE, ...(cause ? { cause } : {}), ...(assignee ? { assignee } : {}), ...(before ? { starting_after: before } : {}),
   } } })), `${status}|${cause}|${assignee}|${before}`);
   const rows = list.data?.data ?? [];
   return (
@@ -50,7 +50,7 @@ export function Cases({ params, me }: { params: URLSearchParams; me: Me }): Reac
           </tbody>
         </table>
         {rows.length === 0 && !list.loading && <p className="empty">No cases.</p>}
-        {list.data?.next_before && <a className="next" href="#" onClick={(e) => { e.preventDefault(); go(hrefOf('cases', { ...filters, before: list.data!.next_before })); }}>Older →</a>}
+        {list.data?.next_cursor && <a className="next" href="#" onClick={(e) => { e.preventDefault(); go(hrefOf('cases', { ...filters, before: list.data!.next_cursor })); }}>Older →</a>}
       </div>
       {id && <CaseDetail id={id} me={me} onChange={list.reload} />}
     </section>

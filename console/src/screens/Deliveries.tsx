@@ -36,7 +36,7 @@ function DeliveryList({ params, me }: { params: URLSearchParams; me: Me }): Reac
   const [problem, setProblem] = useState<Problem | null>(null);
   const [done, setDone] = useState<string | null>(null);
   const list = useLoad(() => must(api.GET('/admin/v1/deliveries', { params: { query: {
-    status, limit: PAGE, ...(subscription ? { subscription } : {}), ...(before ? { before } : {}),
+    status, limit: PAGE, ...(subscription ? { subscription } : {}), ...(before ? { starting_after: before } : {}),
   } } })), params.toString());
   const rows = list.data?.data ?? [];
   const nav = (p: Record<string, string>) => go(hrefOf('deliveries', { status, subscription, ...p }));
@@ -82,7 +82,7 @@ function DeliveryList({ params, me }: { params: URLSearchParams; me: Me }): Reac
         </tbody>
       </table>
       {rows.length === 0 && !list.loading && <p className="empty">No {status} deliveries.</p>}
-      {rows.length === PAGE && <a className="next" href="#" onClick={(e) => { e.preventDefault(); nav({ before: rows[rows.length - 1]!.created_at }); }}>Older →</a>}
+      {list.data?.next_cursor && <a className="next" href="#" onClick={(e) => { e.preventDefault(); nav({ before: list.data!.next_cursor! }); }}>Older →</a>}
     </>
   );
 }
@@ -93,7 +93,7 @@ function InboxList({ params, me }: { params: URLSearchParams; me: Me }): ReactNo
   const before = params.get('before') ?? '';
   const [problem, setProblem] = useState<Problem | null>(null);
   const list = useLoad(() => must(api.GET('/admin/v1/inbox', { params: { query: {
-    status, limit: PAGE, ...(provider ? { provider } : {}), ...(before ? { before } : {}),
+    status, limit: PAGE, ...(provider ? { provider } : {}), ...(before ? { starting_after: before } : {}),
   } } })), params.toString());
   const rows = list.data?.data ?? [];
   const nav = (p: Record<string, string>) => go(hrefOf('deliveries', { view: 'inbox', status, provider, ...p }));
@@ -123,7 +123,7 @@ function InboxList({ params, me }: { params: URLSearchParams; me: Me }): ReactNo
         </tbody>
       </table>
       {rows.length === 0 && !list.loading && <p className="empty">No {status} notifications.</p>}
-      {rows.length === PAGE && <a className="next" href="#" onClick={(e) => { e.preventDefault(); nav({ before: rows[rows.length - 1]!.received_at }); }}>Older →</a>}
+      {list.data?.next_cursor && <a className="next" href="#" onClick={(e) => { e.preventDefault(); nav({ before: list.data!.next_cursor! }); }}>Older →</a>}
     </>
   );
 }

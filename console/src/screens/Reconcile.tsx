@@ -11,7 +11,7 @@ type BreakClass = (typeof CLASSES)[number];
 export function Reconcile({ params }: { params: URLSearchParams }): ReactNode {
   const before = params.get('before') ?? '';
   const run = params.get('run');
-  const runs = useLoad(() => must(api.GET('/admin/v1/reconcile/runs', { params: { query: { limit: 25, ...(before ? { before } : {}) } } })), before);
+  const runs = useLoad(() => must(api.GET('/admin/v1/reconcile/runs', { params: { query: { limit: 25, ...(before ? { starting_after: before } : {}) } } })), before);
   const rows = runs.data?.data ?? [];
   return (
     <section className="split">
@@ -41,7 +41,7 @@ function Breaks({ run, params }: { run: string; params: URLSearchParams }): Reac
   const cls = (CLASSES as readonly string[]).includes(params.get('class') ?? '') ? (params.get('class') as BreakClass) : undefined;
   const after = params.get('after') ?? '';
   const breaks = useLoad(() => must(api.GET('/admin/v1/reconcile/runs/{id}/breaks', { params: { path: { id: run }, query: {
-    limit: 50, ...(cls ? { class: cls } : {}), ...(after ? { after } : {}),
+    limit: 50, ...(cls ? { class: cls } : {}), ...(after ? { starting_after: after } : {}),
   } } })), `${run}|${cls ?? ''}|${after}`);
   const here = { before: params.get('before'), run };
   const csv = `/admin/v1/reconcile/runs/${encodeURIComponent(run)}/breaks.csv${cls ? `?class=${cls}` : ''}`;

@@ -10,12 +10,12 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 async function loadStory(type: string, id: string): Promise<Entry[]> {
   const types = type === 'any' ? [...ENTITY_TYPES] : [type];
-  const statuses = await Promise.all(types.map((t) => must(api.GET('/admin/v1/status/{entityType}/{entityId}', { params: { path: { entityType: t, entityId: id } } }))));
+  const statuses = await Promise.all(types.map((t) => must(api.GET('/admin/v1/status/{entity_type}/{entity_id}', { params: { path: { entity_type: t, entity_id: id } } }))));
   let kase: FullCase | null = null;
   if ((type === 'any' || type === 'case') && UUID.test(id)) {
     const r = await api.GET('/admin/v1/cases/{id}', { params: { path: { id } } });
     kase = r.data ?? null;
-    if (kase) statuses.push(await must(api.GET('/admin/v1/status/{entityType}/{entityId}', { params: { path: { entityType: kase.subject.type, entityId: kase.subject.id } } })));
+    if (kase) statuses.push(await must(api.GET('/admin/v1/status/{entity_type}/{entity_id}', { params: { path: { entity_type: kase.subject.type, entity_id: kase.subject.id } } })));
   }
   return timeline(statuses.filter((s: Status) => s.items.length > 0), kase);
 }
