@@ -18,6 +18,7 @@ import { startLocalSimulators, type LocalSimulators } from '../sim/local.ts';
 import { casesCommand } from './cases.ts';
 import { sagasCommand } from './sagas.ts';
 import { partnersCommand } from './partners.ts';
+import { masterdataCommand } from './masterdata.ts';
 
 const program = new Command('seigo')
   .description('seigo (整合): keeps payment and partner integrations consistent with the outside world, on PostgreSQL.\n'
@@ -397,6 +398,7 @@ runtimeOptions(program.command('db'))
 casesCommand(program);
 sagasCommand(program);
 partnersCommand(program);
+masterdataCommand(program);
 
 try {
   await program.parseAsync(process.argv);

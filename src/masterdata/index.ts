@@ -10,3 +10,5 @@ export {
   CHANGE_STATUSES, CHANGE_TRANSITIONS, canTransition, decideChange, applyChange, type Change, type ChangeStatus, type DecideError,
 } from './apply.ts';
 export { startMasterSimulator, initialCatalog, changeDay, type MasterSimulator, type SimPartner, type MasterFault } from './simulator.ts';
+export { listPulls, getPull, changeSet, listChanges, dryRun, pullJson, changeJson, type Pull, type ProductChanges, type DryRun } from './read.ts';
+export { pullDue, masterdataJobs } from './schedule.ts';

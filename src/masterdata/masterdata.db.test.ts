@@ -3,7 +3,7 @@ import { createPartner } from '../partners/index.ts';
 import { withTx } from '../kernel/db.ts';
 import { createTestDatabase, type TestDatabase } from '../../test/helpers/db.ts';
 import {
-  decideChange, initialCatalog, pullMaster, setRule, setSource, startMasterSimulator, MasterdataInputError, type MasterSimulator,
+  decideChange, initialCatalog, pullDue, pullMaster, setRule, setSource, startMasterSimulator, MasterdataInputError, type MasterSimulator,
 } from './index.ts';
 
 let tdb: TestDatabase;
@@ -160,5 +160,18 @@ describe('CSV uploads', () => {
     const csv = '商品コード,商品名,大人料金,子供料金,定員,説明,備考,新しい列\nA1,入園券,1500,800,300,x,,y\n';
     await expect(pullMaster({ pool: tdb.db.pool }, { partnerId: p.value.id, trigger: 'upload', actor: 'u', csv, mapping }))
       .rejects.toThrow(new MasterdataInputError('invalid_csv', 'unknown column "新しい列": not in the mapping (map it in columns or prices, or list it in ignore)'));
+  });
+});
+
+describe('scheduled pulls', () => {
+  it('pulls each due partner once and moves its next pull by its interval', async () => {
+    const p = await partner('sched', 2);
+    await tdb.db.pool.query(`UPDATE masterdata_sources SET next_pull_at = now() + interval '1 hour' WHERE partner_id <> $1`, [p.id]);
+    const now = new Date(Date.now() + 1000);
+    const [a, b] = await Promise.all([pullDue({ pool: tdb.db.pool }, now), pullDue({ pool: tdb.db.pool }, now)]);
+    expect([...a!, ...b!].map((x) => x.partnerId)).toEqual([p.id]);
+    const src = await q<{ next: Date }>(`SELECT next_pull_at AS next FROM masterdata_sources WHERE partner_id = $1`, [p.id]);
+    expect(src[0]!.next.getTime()).toBe(now.getTime() + 3_600_000);
+    expect(await pullDue({ pool: tdb.db.pool }, now)).toEqual([]);
   });
 });
