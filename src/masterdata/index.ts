@@ -12,3 +12,4 @@ export {
 export { startMasterSimulator, initialCatalog, changeDay, type MasterSimulator, type SimPartner, type MasterFault } from './simulator.ts';
 export { listPulls, getPull, changeSet, listChanges, dryRun, pullJson, changeJson, type Pull, type ProductChanges, type DryRun } from './read.ts';
 export { pullDue, masterdataJobs } from './schedule.ts';
+export { buildMasterDigest, masterSlackMessage, publishMasterDigests, type MasterDigest } from './digest.ts';
