@@ -529,6 +529,136 @@ CREATE CONSTRAINT TRIGGER ledger_transactions_balanced AFTER INSERT ON ledger_tr
 CREATE TRIGGER ledger_transactions_immutable BEFORE DELETE OR UPDATE ON ledger_transactions FOR EACH ROW EXECUTE FUNCTION ledger_immutable();
 CREATE TRIGGER ledger_transactions_no_truncate BEFORE TRUNCATE ON ledger_transactions FOR EACH STATEMENT EXECUTE FUNCTION ledger_immutable();
 
+CREATE TABLE masterdata_audit (
+  id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+  partner_id uuid NOT NULL,
+  product_code text NOT NULL,
+  plan_code text NOT NULL,
+  field text NOT NULL,
+  before jsonb,
+  after jsonb,
+  txid bigint DEFAULT txid_current() NOT NULL,
+  at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE masterdata_audit ADD CONSTRAINT masterdata_audit_pkey PRIMARY KEY (id);
+
+CREATE TABLE masterdata_changes (
+  id uuid NOT NULL,
+  pull_id uuid NOT NULL,
+  partner_id uuid NOT NULL,
+  product_code text NOT NULL,
+  plan_code text NOT NULL,
+  kind text NOT NULL,
+  field text NOT NULL,
+  sensitive boolean NOT NULL,
+  before jsonb,
+  after jsonb,
+  status text NOT NULL,
+  rule text,
+  made_by text NOT NULL,
+  decided_by text,
+  decided_at timestamp with time zone,
+  reason text,
+  superseded_by uuid,
+  applied_txid bigint,
+  created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE masterdata_changes ADD CONSTRAINT masterdata_changes_check CHECK (((status = 'applied_by_rule'::text) = (rule IS NOT NULL)));
+ALTER TABLE masterdata_changes ADD CONSTRAINT masterdata_changes_check1 CHECK (((status <> ALL (ARRAY['approved'::text, 'rejected'::text])) OR ((decided_by IS NOT NULL) AND (decided_by <> made_by) AND (decided_at IS NOT NULL))));
+ALTER TABLE masterdata_changes ADD CONSTRAINT masterdata_changes_kind_check CHECK ((kind = ANY (ARRAY['added'::text, 'removed'::text, 'changed'::text])));
+ALTER TABLE masterdata_changes ADD CONSTRAINT masterdata_changes_pkey PRIMARY KEY (id);
+ALTER TABLE masterdata_changes ADD CONSTRAINT masterdata_changes_pull_id_fkey FOREIGN KEY (pull_id) REFERENCES masterdata_pulls(id);
+ALTER TABLE masterdata_changes ADD CONSTRAINT masterdata_changes_status_check CHECK ((status = ANY (ARRAY['applied'::text, 'applied_by_rule'::text, 'waiting'::text, 'approved'::text, 'rejected'::text, 'superseded'::text])));
+ALTER TABLE masterdata_changes ADD CONSTRAINT masterdata_changes_superseded_by_fkey FOREIGN KEY (superseded_by) REFERENCES masterdata_changes(id);
+CREATE INDEX masterdata_changes_partner ON masterdata_changes USING btree (partner_id, created_at);
+CREATE INDEX masterdata_changes_pull ON masterdata_changes USING btree (pull_id, product_code);
+CREATE INDEX masterdata_changes_waiting ON masterdata_changes USING btree (partner_id, product_code, plan_code, field) WHERE (status = 'waiting'::text);
+
+CREATE TABLE masterdata_items (
+  partner_id uuid NOT NULL,
+  product_code text NOT NULL,
+  plan_code text NOT NULL,
+  product_id uuid,
+  facility text NOT NULL,
+  name text NOT NULL,
+  description text DEFAULT ''::text NOT NULL,
+  images jsonb DEFAULT '[]'::jsonb NOT NULL,
+  hours text DEFAULT ''::text NOT NULL,
+  price bigint NOT NULL,
+  prices jsonb DEFAULT '[]'::jsonb NOT NULL,
+  sale_from timestamp with time zone,
+  sale_until timestamp with time zone,
+  capacity integer,
+  cancellation_policy text DEFAULT ''::text NOT NULL,
+  tax_rate_bp integer NOT NULL,
+  min_price bigint,
+  max_price bigint,
+  removed_at timestamp with time zone,
+  updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE masterdata_items ADD CONSTRAINT masterdata_items_capacity_check CHECK ((capacity >= 0));
+ALTER TABLE masterdata_items ADD CONSTRAINT masterdata_items_check CHECK ((max_price >= min_price));
+ALTER TABLE masterdata_items ADD CONSTRAINT masterdata_items_min_price_check CHECK ((min_price >= 0));
+ALTER TABLE masterdata_items ADD CONSTRAINT masterdata_items_partner_id_fkey FOREIGN KEY (partner_id) REFERENCES partners(id);
+ALTER TABLE masterdata_items ADD CONSTRAINT masterdata_items_pkey PRIMARY KEY (partner_id, product_code, plan_code);
+ALTER TABLE masterdata_items ADD CONSTRAINT masterdata_items_plan_code_check CHECK (((length(plan_code) >= 1) AND (length(plan_code) <= 100)));
+ALTER TABLE masterdata_items ADD CONSTRAINT masterdata_items_price_check CHECK ((price >= 0));
+ALTER TABLE masterdata_items ADD CONSTRAINT masterdata_items_product_code_check CHECK (((length(product_code) >= 1) AND (length(product_code) <= 100)));
+ALTER TABLE masterdata_items ADD CONSTRAINT masterdata_items_product_id_fkey FOREIGN KEY (product_id) REFERENCES partner_products(id);
+ALTER TABLE masterdata_items ADD CONSTRAINT masterdata_items_tax_rate_bp_check CHECK (((tax_rate_bp >= 0) AND (tax_rate_bp <= 10000)));
+CREATE TRIGGER masterdata_items_audit AFTER INSERT OR UPDATE ON masterdata_items FOR EACH ROW EXECUTE FUNCTION masterdata_audit_sensitive();
+
+CREATE TABLE masterdata_pulls (
+  id uuid NOT NULL,
+  partner_id uuid NOT NULL,
+  trigger text NOT NULL,
+  actor text NOT NULL,
+  status text DEFAULT 'running'::text NOT NULL,
+  error text,
+  row_errors jsonb,
+  rows integer,
+  counts jsonb,
+  started_at timestamp with time zone DEFAULT now() NOT NULL,
+  finished_at timestamp with time zone
+);
+ALTER TABLE masterdata_pulls ADD CONSTRAINT masterdata_pulls_partner_id_fkey FOREIGN KEY (partner_id) REFERENCES partners(id);
+ALTER TABLE masterdata_pulls ADD CONSTRAINT masterdata_pulls_pkey PRIMARY KEY (id);
+ALTER TABLE masterdata_pulls ADD CONSTRAINT masterdata_pulls_status_check CHECK ((status = ANY (ARRAY['running'::text, 'succeeded'::text, 'failed'::text])));
+ALTER TABLE masterdata_pulls ADD CONSTRAINT masterdata_pulls_trigger_check CHECK ((trigger = ANY (ARRAY['manual'::text, 'schedule'::text, 'upload'::text])));
+CREATE INDEX masterdata_pulls_partner ON masterdata_pulls USING btree (partner_id, started_at);
+
+CREATE TABLE masterdata_rules (
+  id uuid NOT NULL,
+  partner_id uuid NOT NULL,
+  kind text NOT NULL,
+  params jsonb DEFAULT '{}'::jsonb NOT NULL,
+  enabled boolean DEFAULT true NOT NULL,
+  created_by text NOT NULL,
+  created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE masterdata_rules ADD CONSTRAINT masterdata_rules_kind_check CHECK ((kind = ANY (ARRAY['price_within'::text, 'capacity_change'::text, 'trusted_text'::text])));
+ALTER TABLE masterdata_rules ADD CONSTRAINT masterdata_rules_partner_id_fkey FOREIGN KEY (partner_id) REFERENCES partners(id);
+ALTER TABLE masterdata_rules ADD CONSTRAINT masterdata_rules_partner_id_kind_key UNIQUE (partner_id, kind);
+ALTER TABLE masterdata_rules ADD CONSTRAINT masterdata_rules_pkey PRIMARY KEY (id);
+
+CREATE TABLE masterdata_sources (
+  partner_id uuid NOT NULL,
+  kind text NOT NULL,
+  url text,
+  mapping jsonb,
+  interval_ms bigint,
+  next_pull_at timestamp with time zone,
+  trusted boolean DEFAULT false NOT NULL,
+  updated_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE masterdata_sources ADD CONSTRAINT masterdata_sources_check CHECK (((kind <> 'http'::text) OR (url IS NOT NULL)));
+ALTER TABLE masterdata_sources ADD CONSTRAINT masterdata_sources_check1 CHECK (((kind <> 'csv'::text) OR (mapping IS NOT NULL)));
+ALTER TABLE masterdata_sources ADD CONSTRAINT masterdata_sources_interval_ms_check CHECK (((interval_ms IS NULL) OR (interval_ms >= 60000)));
+ALTER TABLE masterdata_sources ADD CONSTRAINT masterdata_sources_kind_check CHECK ((kind = ANY (ARRAY['http'::text, 'csv'::text])));
+ALTER TABLE masterdata_sources ADD CONSTRAINT masterdata_sources_partner_id_fkey FOREIGN KEY (partner_id) REFERENCES partners(id);
+ALTER TABLE masterdata_sources ADD CONSTRAINT masterdata_sources_pkey PRIMARY KEY (partner_id);
+CREATE INDEX masterdata_sources_due ON masterdata_sources USING btree (next_pull_at) WHERE (interval_ms IS NOT NULL);
+
 CREATE TABLE operation_events (
   id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
   operation_id uuid NOT NULL,
@@ -1166,6 +1296,24 @@ AS $function$
 BEGIN
   RAISE EXCEPTION '% on % is not allowed: ledger postings are immutable; post a reversal instead', TG_OP, TG_TABLE_NAME
     USING ERRCODE = 'insufficient_privilege';
+END $function$;
+
+CREATE OR REPLACE FUNCTION masterdata_audit_sensitive()
+ RETURNS trigger
+ LANGUAGE plpgsql
+AS $function$
+DECLARE
+  f text;
+  o jsonb := CASE WHEN TG_OP = 'UPDATE' THEN to_jsonb(OLD) END;
+  n jsonb := to_jsonb(NEW);
+BEGIN
+  FOREACH f IN ARRAY ARRAY['price', 'prices', 'sale_from', 'sale_until', 'capacity', 'cancellation_policy', 'tax_rate_bp'] LOOP
+    IF o IS NULL OR o -> f IS DISTINCT FROM n -> f THEN
+      INSERT INTO masterdata_audit (partner_id, product_code, plan_code, field, before, after)
+      VALUES (NEW.partner_id, NEW.product_code, NEW.plan_code, f, o -> f, n -> f);
+    END IF;
+  END LOOP;
+  RETURN NEW;
 END $function$;
 
 CREATE OR REPLACE FUNCTION seigo_current_partner()

@@ -23,6 +23,7 @@ import { consoleRoutes } from './console.ts';
 import { needsCsrf, readCookie, SESSION_COOKIE, Sessions, sessionRoutes } from './session.ts';
 import { partnerAdminRoutes } from './partner-admin.ts';
 import { partnerRoutes } from './partner.ts';
+import { masterdataRoutes } from './masterdata.ts';
 import { openApiDocument, type OpenApiRegistry, type Role } from './route.ts';
 import { webhookRoutes } from './webhooks.ts';
 
@@ -156,6 +157,7 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
   await app.register(async (scope) => sessionRoutes(scope, sessions, registry));
   await app.register(async (scope) => consoleRoutes(scope));
   await app.register(async (scope) => partnerAdminRoutes(scope, engine, registry));
+  await app.register(async (scope) => masterdataRoutes(scope, engine, registry));
   // Partner routes in their own plugin: their auth, rate-limit and idempotency hooks run on the partner pool.
   await app.register(async (scope) => partnerRoutes(scope, engine, registry));
 

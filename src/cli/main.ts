@@ -21,6 +21,7 @@ import { subscriptionsCommand } from './subscriptions.ts';
 import { sagasCommand } from './sagas.ts';
 import { partnersCommand } from './partners.ts';
 import { VERSION } from '../kernel/version.ts';
+import { masterdataCommand } from './masterdata.ts';
 
 const program = new Command('seigo')
   .description('seigo (整合): keeps payment and partner integrations consistent with the outside world, on PostgreSQL.\n'
@@ -306,6 +307,30 @@ sim.command('deposits')
     });
     reportProof(r, o.json);
   });
+sim.command('masterdata')
+  .description("Partner master data proof: partners change prices, texts and capacity over simulated days, some pulls fail, operators approve or reject at random; exit 1 unless nothing was overwritten silently or applied without approval")
+  .addOption(new Option('--partners <n>', 'partners').default(5).argParser(numberIn('--partners', 1, 100)))
+  .addOption(new Option('--products <n>', 'products per partner').default(2000).argParser(numberIn('--products', 1, 1_000_000)))
+  .addOption(new Option('--days <n>', 'simulated days').default(30).argParser(numberIn('--days', 0, 365)))
+  .addOption(new Option('--seed <n>', 'seed (random if not given)').argParser(numberIn('--seed', 0, 2 ** 31 - 1)))
+  .addOption(new Option('--inject <faults>', 'comma-separated faults seigo must catch: unapproved-price, overwrite'))
+  .option('--json', 'print only the JSON result')
+  .action(async (o: { partners: number; products: number; days: number; seed?: number; inject?: string; json?: boolean }) => {
+    const { runMasterdataSim } = await import('../sim/masterdata.ts');
+    const { openRuntime } = await import('./bootstrap.ts');
+    const rt = await openRuntime({ role: 'cli', logLevel: 'warn', migrate: true });
+    try {
+      const inject = (o.inject?.split(',').map((s) => s.trim()).filter(Boolean) ?? []) as ('unapproved-price' | 'overwrite')[];
+      const r = await runMasterdataSim({
+        pool: rt.db.pool, partners: o.partners, products: o.products, days: o.days, seed: o.seed ?? Math.floor(Math.random() * 2 ** 31),
+        inject, progress: simProgress(o.json),
+      });
+      console.log(JSON.stringify(r, null, o.json ? 0 : 2));
+      if (r.overwritten_silently !== 0 || r.price_applied_without_approval !== 0 || r.export_mismatches !== 0) process.exitCode = 1;
+    } finally {
+      await rt.close();
+    }
+  });
 sim.command('chaos')
   .description('Chaos harness: two api and two worker processes on a real PostgreSQL, deposits with provider faults while processes are SIGKILLed and restarted, then quiet and check every invariant (exit 1 if one broke)')
   .addOption(new Option('--duration <s>', 'seconds of chaos').default(60).argParser(numberIn('--duration', 1, 7 * 86_400)))
@@ -419,6 +444,7 @@ subscriptionsCommand(program);
 casesCommand(program);
 sagasCommand(program);
 partnersCommand(program);
+masterdataCommand(program);
 
 try {
   await program.parseAsync(process.argv);

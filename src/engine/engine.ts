@@ -24,6 +24,7 @@ import { Sagas } from '../sagas/index.ts';
 import { expireLots, pointsConsumer } from '../points/index.ts';
 import { createPartnerDb, type PartnerDb } from '../partners/index.ts';
 import { TicketKeys, settleTickets } from '../tickets/index.ts';
+import { masterdataJobs, publishMasterDigests } from '../masterdata/index.ts';
 import { CaseActions, detectCases, redriveDeliveryAction, replayInboxAction, retryOperationAction } from '../cases/index.ts';
 
 export interface EngineOptions {
@@ -161,8 +162,14 @@ export function createEngine(opts: EngineOptions): Engine {
         { name: 'cases.detect', intervalMs: 60_000, run: async () => { await detectCases(db.pool, { log }); } },
         // The daily digest, when a Slack webhook is configured: one message per interval, across workers.
         ...(config.digest.slackWebhookUrl
-          ? [{ name: 'digest.daily', intervalMs: config.digest.intervalMs, run: async () => { await publishDigest(db.pool, clock.now(), config.digest.intervalMs); } }]
+          ? [
+            { name: 'digest.daily', intervalMs: config.digest.intervalMs, run: async () => { await publishDigest(db.pool, clock.now(), config.digest.intervalMs); } },
+            // Per partner: its master changes applied, by rule, waiting (with age), rejected, failed pulls.
+            { name: 'masterdata.digest', intervalMs: config.digest.intervalMs, run: async () => { await publishMasterDigests(db.pool, clock.now(), config.digest.intervalMs); } },
+          ]
           : []),
+        // Partners' master pulls, each on its source's own schedule (a cheap query when none is due).
+        ...masterdataJobs({ pool: db.pool, dispatcher: egress }, { now: () => clock.now(), log }),
         ...(points ? [{ name: 'points.expire-lots', intervalMs: 60 * 60_000, run: async () => { await expireLots(db.pool, clock.now()); } }] : []),
         ...(extra.periodic ?? []),
       ];

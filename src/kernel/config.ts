@@ -298,6 +298,9 @@ export const DEPOSITS_CALLBACK_SUBSCRIPTION = 'deposits.callback';
 /** The subscription that digest.slackWebhookUrl becomes, and the topic it takes (src/digest). */
 export const DIGEST_SUBSCRIPTION = 'digest.slack';
 export const DIGEST_TOPIC = 'digest.daily';
+/** The same webhook takes the partners' master-data digests (src/masterdata/digest.ts), one message per partner. */
+export const MASTERDATA_DIGEST_SUBSCRIPTION = 'digest.masterdata.slack';
+export const MASTERDATA_DIGEST_TOPIC = 'digest.masterdata';
 /** The subscription that `points` becomes: every card.* message to the in-process consumer `points`. */
 export const POINTS_SUBSCRIPTION = 'points';
 
@@ -325,6 +328,11 @@ export function parseConfig(input: unknown, source = 'configuration'): Config {
   const slack = r.data.digest.slackWebhookUrl;
   if (slack && !r.data.subscriptions.some((s) => s.name === DIGEST_SUBSCRIPTION)) {
     r.data.subscriptions.push({ name: DIGEST_SUBSCRIPTION, topic: DIGEST_TOPIC, filter: {}, target: { type: 'http', url: slack, timeoutMs: 10_000, body: 'payload' } });
+  }
+  if (slack && !r.data.subscriptions.some((s) => s.name === MASTERDATA_DIGEST_SUBSCRIPTION)) {
+    r.data.subscriptions.push({
+      name: MASTERDATA_DIGEST_SUBSCRIPTION, topic: MASTERDATA_DIGEST_TOPIC, filter: {}, target: { type: 'http', url: slack, timeoutMs: 10_000, body: 'payload' },
+    });
   }
   if (r.data.points && !r.data.subscriptions.some((s) => s.name === POINTS_SUBSCRIPTION)) {
     r.data.subscriptions.push({ name: POINTS_SUBSCRIPTION, topic: 'card.*', filter: {}, target: { type: 'handler', handler: 'points' } });

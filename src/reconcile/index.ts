@@ -8,3 +8,6 @@ export { BREAK_CLASSES, CANONICAL_STATUSES, type BreakClass, type RunCounts } fr
 export { listRuns, getRun, listBreaks, breaksCsv, type BreakFilter } from './read.ts';
 export { reconcileJobs } from './schedule.ts';
 export { reimportRowAction } from './repair.ts';
+// Pieces other importers stage with (master data): COPY into a temp table, CSV header lines.
+export { copyIn, copyText } from './stage.ts';
+export { splitCsvLine } from './csv.ts';
