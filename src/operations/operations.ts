@@ -57,6 +57,8 @@ export interface OperationsDeps {
   /** A `pending` operation older than this was orphaned before sending; default 30 s. */
   stalePendingMs?: number | undefined;
   onTransition?: (provider: string, to: OperationStatus) => void;
+  /** Each call made to a provider: how long it took, and whether it ended without the provider's answer. */
+  onCall?: (provider: string, ms: number, error: boolean) => void;
 }
 
 interface Change { status: OperationStatus; cause: string; response?: Record<string, unknown> | undefined; errorCode?: string | undefined; errorMessage?: string | undefined }
@@ -131,13 +133,16 @@ export class Operations {
     } else {
       const client = adapter.client.bind(adapter);
       const request: OperationRequest = { id: op.id, kind: op.kind, idempotencyKey: op.idempotency_key, request: op.request };
+      const started = performance.now();
       try {
         const outcome: CallOutcome = await this.deps.resilience.execute(op.provider, op.idempotent, (signal) => client(request, signal));
         change = outcome.status === 'succeeded'
           ? { status: 'succeeded', cause: 'provider answered', response: outcome.response }
           : { status: 'failed', cause: 'provider declined', response: outcome.response, errorCode: outcome.code, errorMessage: outcome.message };
+        this.deps.onCall?.(op.provider, performance.now() - started, false);
       } catch (e) {
         const c = classifyCallError(e);
+        this.deps.onCall?.(op.provider, performance.now() - started, true);
         change = c.kind === 'not_sent'
           ? { status: 'failed', cause: `not sent: ${c.reason}`, errorCode: c.reason, errorMessage: causeOf(e as Error) }
           : { status: 'unknown', cause: `no answer: ${c.reason}`, errorCode: c.reason, errorMessage: causeOf(e as Error) };
