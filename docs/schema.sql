@@ -413,12 +413,14 @@ CREATE TABLE inbox (
   next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
   last_error text,
   processed_at timestamp with time zone,
-  replays integer DEFAULT 0 NOT NULL
+  replays integer DEFAULT 0 NOT NULL,
+  traceparent text
 );
 ALTER TABLE inbox ADD CONSTRAINT inbox_pkey PRIMARY KEY (id);
 ALTER TABLE inbox ADD CONSTRAINT inbox_provider_event_id UNIQUE (provider, event_id);
 ALTER TABLE inbox ADD CONSTRAINT inbox_source_check CHECK ((source = ANY (ARRAY['webhook'::text, 'reconciliation'::text, 'manual'::text])));
 ALTER TABLE inbox ADD CONSTRAINT inbox_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'processed'::text, 'failed'::text, 'ignored'::text])));
+ALTER TABLE inbox ADD CONSTRAINT inbox_traceparent_check CHECK ((length(traceparent) <= 64));
 CREATE INDEX inbox_entity ON inbox USING btree (entity_type, entity_id) WHERE (entity_id IS NOT NULL);
 CREATE INDEX inbox_failed ON inbox USING btree (received_at) WHERE (status = 'failed'::text);
 CREATE INDEX inbox_provider_received ON inbox USING btree (provider, received_at);
@@ -585,11 +587,13 @@ CREATE TABLE operations (
   created_at timestamp with time zone DEFAULT now() NOT NULL,
   sent_at timestamp with time zone,
   completed_at timestamp with time zone,
-  updated_at timestamp with time zone DEFAULT now() NOT NULL
+  updated_at timestamp with time zone DEFAULT now() NOT NULL,
+  traceparent text
 );
 ALTER TABLE operations ADD CONSTRAINT operations_pkey PRIMARY KEY (id);
 ALTER TABLE operations ADD CONSTRAINT operations_provider_idempotency_key UNIQUE (provider, idempotency_key);
 ALTER TABLE operations ADD CONSTRAINT operations_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sending'::text, 'succeeded'::text, 'failed'::text, 'unknown'::text])));
+ALTER TABLE operations ADD CONSTRAINT operations_traceparent_check CHECK ((length(traceparent) <= 64));
 CREATE INDEX operations_entity ON operations USING btree (entity_type, entity_id) WHERE (entity_id IS NOT NULL);
 CREATE INDEX operations_inquiry ON operations USING btree (next_inquiry_at) WHERE (status = ANY (ARRAY['unknown'::text, 'sending'::text]));
 CREATE INDEX operations_status_created ON operations USING btree (status, created_at);
@@ -602,9 +606,11 @@ CREATE TABLE outbox_messages (
   entity_id text,
   attributes jsonb DEFAULT '{}'::jsonb NOT NULL,
   payload jsonb NOT NULL,
-  created_at timestamp with time zone DEFAULT now() NOT NULL
+  created_at timestamp with time zone DEFAULT now() NOT NULL,
+  traceparent text
 );
 ALTER TABLE outbox_messages ADD CONSTRAINT outbox_messages_pkey PRIMARY KEY (id);
+ALTER TABLE outbox_messages ADD CONSTRAINT outbox_messages_traceparent_check CHECK ((length(traceparent) <= 64));
 CREATE INDEX outbox_messages_entity ON outbox_messages USING btree (entity_type, entity_id) WHERE (entity_id IS NOT NULL);
 CREATE INDEX outbox_messages_topic_created ON outbox_messages USING btree (topic, created_at);
 

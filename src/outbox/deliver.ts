@@ -8,6 +8,7 @@ import { nextDelay } from '../kernel/backoff.ts';
 import type { Tx } from '../kernel/db.ts';
 import type { Logger } from '../kernel/logger.ts';
 import { causeOf, runClaimedBatch, type BatchSteps } from '../kernel/work.ts';
+import { SpanKind, SpanStatusCode, contextOf, currentTraceparent, inSpan } from '../kernel/tracing.ts';
 import { signedHeaders } from '../providers/standard-webhooks/signature.ts';
 import type { Consumers, DeliveredMessage } from './consumers.ts';
 
@@ -15,12 +16,12 @@ export type DeliveryOutcome = 'delivered' | 'retry' | 'dead' | 'disabled';
 
 interface HandlerDeliveryRow {
   id: string; attempts: number; message_id: string; handler: string; retry_schedule_ms: string[];
-  topic: string; key: string | null; attributes: Record<string, unknown>; payload: unknown; created_at: Date;
+  topic: string; key: string | null; attributes: Record<string, unknown>; payload: unknown; created_at: Date; traceparent: string | null;
 }
 
 const CLAIM_HANDLER = `
 SELECT d.id, d.attempts, d.message_id, s.target->>'handler' AS handler, s.retry_schedule_ms,
-       m.topic, m.key, m.attributes, m.payload, m.created_at
+       m.topic, m.key, m.attributes, m.payload, m.created_at, m.traceparent
 FROM deliveries d
 JOIN subscriptions s ON s.id = d.subscription_id
 JOIN outbox_messages m ON m.id = d.message_id
@@ -72,8 +73,16 @@ export class HandlerDeliveryProcessor {
       const consumer = this.consumers.get(name);
       if (!consumer) throw new Error(`no consumer named "${name}" in this process`);
       const ctx = { tx, log: this.deps.log };
-      if ('handleBatch' in consumer) await consumer.handleBatch(ctx, list.map(toMessage));
-      else for (const r of list) await consumer.handle(ctx, toMessage(r));
+      if ('handleBatch' in consumer) {
+        await inSpan('delivery.handler', { attributes: { 'seigo.handler': name, 'seigo.messages': list.length } },
+          () => consumer.handleBatch(ctx, list.map(toMessage)));
+      } else {
+        // Each message's span joins the trace that published it.
+        for (const r of list) {
+          await inSpan('delivery.handler', { parent: contextOf(r.traceparent), attributes: deliveryAttributes(r.id, r.topic, name) },
+            () => consumer.handle(ctx, toMessage(r)));
+        }
+      }
     }
     await tx.query({ name: 'deliveries_mark_delivered', text: MARK_DELIVERED, values: [rows.map((r) => r.id)] });
     for (const r of rows) this.deps.onOutcome?.(r.handler, 'delivered');
@@ -90,7 +99,7 @@ export class HandlerDeliveryProcessor {
 
 interface HttpClaimRow {
   id: string; attempts: number; subscription_id: string; name: string; url: string; timeout_ms: string; body_format: string | null; secret: string;
-  retry_schedule_ms: string[]; message_id: string; topic: string; payload: unknown; created_at: Date;
+  retry_schedule_ms: string[]; message_id: string; topic: string; payload: unknown; created_at: Date; traceparent: string | null;
 }
 
 /**
@@ -115,7 +124,7 @@ RETURNING ${returning}`;
 }
 
 const CLAIM_HTTP = leasedClaim('http', `d.id, d.attempts, d.subscription_id, s.name, s.target->>'url' AS url, s.target->>'timeoutMs' AS timeout_ms,
-  s.target->>'body' AS body_format, s.secret, s.retry_schedule_ms, m.id AS message_id, m.topic, m.payload, m.created_at`);
+  s.target->>'body' AS body_format, s.secret, s.retry_schedule_ms, m.id AS message_id, m.topic, m.payload, m.created_at, m.traceparent`);
 const HTTP_DELIVERED = `UPDATE deliveries SET status = 'delivered', delivered_at = now(), last_status_code = $3, last_error = NULL,
   locked_until = NULL, updated_at = now() WHERE id = $1 AND status = 'sending' AND attempts = $2`;
 const HTTP_GONE = `
@@ -146,9 +155,25 @@ export class HttpDeliveryProcessor {
     return rows.length;
   }
 
-  private async deliver(row: HttpClaimRow): Promise<void> {
+  /** One attempt, in a span of the trace that published the message; the receiver gets its `traceparent`. */
+  private deliver(row: HttpClaimRow): Promise<void> {
+    return inSpan('delivery.http', {
+      kind: SpanKind.CLIENT, parent: contextOf(row.traceparent),
+      attributes: { ...deliveryAttributes(row.id, row.topic, row.name), 'seigo.attempt': row.attempts },
+    }, async (span) => {
+      const outcome = await this.attempt(row);
+      span.setAttribute('seigo.outcome', outcome);
+      if (outcome !== 'delivered') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
+    });
+  }
+
+  private async attempt(row: HttpClaimRow): Promise<DeliveryOutcome> {
     const body = row.body_format === 'payload' ? JSON.stringify(row.payload) : webhookBody(row.topic, row.created_at, row.payload);
-    const headers = { ...signedHeaders(row.secret, row.id, body), 'content-type': 'application/json', 'user-agent': this.opts.userAgent ?? 'seigo' };
+    const traceparent = currentTraceparent();
+    const headers = {
+      ...signedHeaders(row.secret, row.id, body), 'content-type': 'application/json', 'user-agent': this.opts.userAgent ?? 'seigo',
+      ...(traceparent ? { traceparent } : {}),
+    };
     const timeout = Number(row.timeout_ms);
     const started = performance.now();
     let status: number | null = null;
@@ -169,16 +194,21 @@ export class HttpDeliveryProcessor {
     if (error === null) {
       await pool.query({ name: 'deliveries_http_delivered', text: HTTP_DELIVERED, values: [row.id, row.attempts, status] });
       this.deps.onOutcome?.(row.name, 'delivered', seconds);
-      return;
+      return 'delivered';
     }
     if (status === 410) {
       await pool.query({ name: 'deliveries_http_gone', text: HTTP_GONE, values: [row.id, row.attempts] });
       this.deps.onOutcome?.(row.name, 'disabled', seconds);
       this.deps.log.warn({ subscription: row.name }, 'subscription disabled: endpoint answered 410 Gone');
-      return;
+      return 'disabled';
     }
     const delay = nextDelay(row.retry_schedule_ms.map(Number), row.attempts);
     await pool.query({ name: 'deliveries_mark_failed', text: MARK_FAILED, values: [row.id, row.attempts, error, status, delay, 'sending', row.attempts] });
     this.deps.onOutcome?.(row.name, delay === null ? 'dead' : 'retry', seconds);
+    return delay === null ? 'dead' : 'retry';
   }
+}
+
+function deliveryAttributes(deliveryId: string, topic: string, subscription: string) {
+  return { 'seigo.delivery_id': deliveryId, 'seigo.topic': topic, 'seigo.subscription': subscription };
 }
