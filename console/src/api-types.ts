@@ -3784,6 +3784,96 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/admin/v1/health": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Request and error rates and p95 per route and provider over the last hours, queue depths, oldest unknown, DLQ, breakers */
+        get: {
+            parameters: {
+                query?: {
+                    hours?: number;
+                    step_minutes?: number;
+                };
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            /** @constant */
+                            object: "health";
+                            from: string;
+                            to: string;
+                            step_minutes: number;
+                            subjects: {
+                                /** @enum {string} */
+                                source: "route" | "webhook" | "provider" | "delivery";
+                                name: string;
+                                requests: number;
+                                errors: number;
+                                /** @description bucket bound; -1 means over 30 s */
+                                p95_ms: number | null;
+                            }[];
+                            series: {
+                                at: string;
+                                requests: number;
+                                errors: number;
+                                /** @description bucket bound; -1 means over 30 s */
+                                p95_ms: number | null;
+                            }[];
+                            inbox: {
+                                pending: number;
+                                failed: number;
+                            };
+                            subscriptions: {
+                                subscription: string;
+                                pending: number;
+                                dead: number;
+                            }[];
+                            dlq_size: number;
+                            unknown_operations: {
+                                count: number;
+                                oldest_at: string | null;
+                            };
+                            breakers: {
+                                endpoint: string;
+                                process_id: string;
+                                state: string;
+                                changed_at: string;
+                            }[];
+                        };
+                    };
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/admin/v1/session": {
         parameters: {
             query?: never;

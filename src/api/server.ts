@@ -16,6 +16,7 @@ import { refundRoutes } from './refunds.ts';
 import { pointsRoutes } from './points.ts';
 import { reconcileRoutes } from './reconcile.ts';
 import { caseRoutes } from './cases.ts';
+import { healthRoutes } from './health.ts';
 import { sagaRoutes } from './sagas.ts';
 import { consoleRoutes } from './console.ts';
 import { needsCsrf, readCookie, SESSION_COOKIE, Sessions, sessionRoutes } from './session.ts';
@@ -151,6 +152,7 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
   await app.register(async (scope) => sagaRoutes(scope, engine, registry));
   await app.register(async (scope) => bankTransferRoutes(scope, engine, registry, { policy: engine.bankTransferPolicy }));
   await app.register(async (scope) => reconcileRoutes(scope, engine, registry));
+  await app.register(async (scope) => healthRoutes(scope, engine, registry));
   await app.register(async (scope) => sessionRoutes(scope, sessions, registry));
   await app.register(async (scope) => consoleRoutes(scope));
   await app.register(async (scope) => partnerAdminRoutes(scope, engine, registry));

@@ -1,7 +1,8 @@
 // The health rollup: real requests to a real server are counted per route and per webhook
 // provider, and several flushes (several processes) add up in the same minute's row.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
+import { VIEWER_TOKEN, startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
+import { reportBreakers } from './index.ts';
 import { sendWebhook } from '../../test/helpers/webhooks.ts';
 import { HealthRollup, LATENCY_BOUNDS_MS, latencyBucket, quantileMs } from './index.ts';
 
@@ -53,5 +54,26 @@ describe('health figures', () => {
     expect(d.rows[0]!.errors).toBe('1');
     expect(d.rows[0]!.latency_counts[latencyBucket(30)]).toBe('1');
     expect(d.rows[0]!.latency_counts[latencyBucket(3_000)]).toBe('2');
+  });
+
+  it('GET /admin/v1/health: traffic per subject and over time, queues, DLQ, unknowns and breakers, for a viewer', async () => {
+    const pool = t.engine.db.pool;
+    await pool.query('TRUNCATE health_buckets');
+    expect((await sendWebhook(t.url, { id: 'evt_health_9' })).status).toBe(200);
+    await reportBreakers(pool, 'proc-a', [{ endpoint: 'stripe', state: 'open', changedAt: new Date() }]);
+    const res = await fetch(`${t.url}/admin/v1/health?hours=2&step_minutes=30`, { headers: { authorization: `Bearer ${VIEWER_TOKEN}` } });
+    expect(res.status).toBe(200);
+    const body = await res.json() as { subjects: { source: string; name: string; requests: number }[]; series: { requests: number }[];
+      breakers: { endpoint: string; state: string }[]; dlq_size: number; step_minutes: number; inbox: { pending: number; failed: number } };
+    expect(body.step_minutes).toBe(30);
+    expect(body.series.length).toBeGreaterThanOrEqual(4);
+    expect(body.series.reduce((n, s) => n + s.requests, 0)).toBe(2);
+    expect(body.subjects).toEqual(expect.arrayContaining([
+      expect.objectContaining({ source: 'webhook', name: 'acme', requests: 1 }),
+      expect.objectContaining({ source: 'route', name: 'POST /webhooks/:provider', requests: 1 }),
+    ]));
+    expect(body.breakers).toEqual([expect.objectContaining({ endpoint: 'stripe', state: 'open' })]);
+    expect(body.dlq_size).toBe(0);
+    expect((await fetch(`${t.url}/admin/v1/health?hours=100`, { headers: { authorization: `Bearer ${VIEWER_TOKEN}` } })).status).toBe(400);
   });
 });
