@@ -16,6 +16,24 @@ CREATE TYPE reconcile_break_row AS (
 
 CREATE SEQUENCE virtual_account_seq AS bigint START 1 INCREMENT 1 MINVALUE 1 MAXVALUE 9999999 NO CYCLE;
 
+CREATE TABLE alert_states (
+  rule text NOT NULL,
+  subject text NOT NULL,
+  status text NOT NULL,
+  value double precision NOT NULL,
+  threshold double precision NOT NULL,
+  summary text NOT NULL,
+  fired_at timestamp with time zone NOT NULL,
+  resolved_at timestamp with time zone,
+  last_notified_at timestamp with time zone NOT NULL,
+  notifications integer DEFAULT 1 NOT NULL
+);
+ALTER TABLE alert_states ADD CONSTRAINT alert_states_notifications_check CHECK ((notifications >= 1));
+ALTER TABLE alert_states ADD CONSTRAINT alert_states_pkey PRIMARY KEY (rule, subject);
+ALTER TABLE alert_states ADD CONSTRAINT alert_states_resolved_at CHECK (((status = 'resolved'::text) = (resolved_at IS NOT NULL)));
+ALTER TABLE alert_states ADD CONSTRAINT alert_states_status_check CHECK ((status = ANY (ARRAY['firing'::text, 'resolved'::text])));
+CREATE INDEX alert_states_firing ON alert_states USING btree (rule) WHERE (status = 'firing'::text);
+
 CREATE TABLE bank_transfers (
   external_id text NOT NULL,
   account_number text NOT NULL,
@@ -57,6 +75,16 @@ CREATE UNIQUE INDEX bank_transfers_deposit ON bank_transfers USING btree (deposi
 CREATE INDEX bank_transfers_escrowed ON bank_transfers USING btree (user_id) WHERE (escrowed > 0);
 CREATE INDEX bank_transfers_status_received ON bank_transfers USING btree (status, received_at DESC, external_id);
 CREATE INDEX bank_transfers_user ON bank_transfers USING btree (user_id, received_at DESC) WHERE (user_id IS NOT NULL);
+
+CREATE TABLE breaker_states (
+  endpoint text NOT NULL,
+  process_id text NOT NULL,
+  state text NOT NULL,
+  changed_at timestamp with time zone NOT NULL,
+  reported_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE breaker_states ADD CONSTRAINT breaker_states_pkey PRIMARY KEY (endpoint, process_id);
+ALTER TABLE breaker_states ADD CONSTRAINT breaker_states_state_check CHECK ((state = ANY (ARRAY['closed'::text, 'open'::text, 'half_open'::text, 'isolated'::text])));
 
 CREATE TABLE case_adjustments (
   id uuid NOT NULL,
@@ -322,6 +350,21 @@ ALTER TABLE gate_sync_batches ENABLE ROW LEVEL SECURITY;
 CREATE POLICY engine_all ON gate_sync_batches AS PERMISSIVE FOR ALL TO public USING ((CURRENT_USER <> 'seigo_partner'::name));
 CREATE POLICY partner_own ON gate_sync_batches AS PERMISSIVE FOR ALL TO seigo_partner USING ((partner_id = seigo_current_partner()));
 
+CREATE TABLE health_buckets (
+  bucket_at timestamp with time zone NOT NULL,
+  source text NOT NULL,
+  name text NOT NULL,
+  requests bigint DEFAULT 0 NOT NULL,
+  errors bigint DEFAULT 0 NOT NULL,
+  latency_counts bigint[] NOT NULL
+);
+ALTER TABLE health_buckets ADD CONSTRAINT health_buckets_check CHECK (((errors >= 0) AND (errors <= requests)));
+ALTER TABLE health_buckets ADD CONSTRAINT health_buckets_name_check CHECK (((length(name) >= 1) AND (length(name) <= 200)));
+ALTER TABLE health_buckets ADD CONSTRAINT health_buckets_pkey PRIMARY KEY (bucket_at, source, name);
+ALTER TABLE health_buckets ADD CONSTRAINT health_buckets_requests_check CHECK ((requests >= 0));
+ALTER TABLE health_buckets ADD CONSTRAINT health_buckets_source_check CHECK ((source = ANY (ARRAY['route'::text, 'webhook'::text, 'provider'::text, 'delivery'::text])));
+CREATE INDEX health_buckets_source ON health_buckets USING btree (source, name, bucket_at);
+
 CREATE TABLE iap_store_ids (
   platform text NOT NULL,
   store_id text NOT NULL,
@@ -390,12 +433,14 @@ CREATE TABLE inbox (
   next_attempt_at timestamp with time zone DEFAULT now() NOT NULL,
   last_error text,
   processed_at timestamp with time zone,
-  replays integer DEFAULT 0 NOT NULL
+  replays integer DEFAULT 0 NOT NULL,
+  traceparent text
 );
 ALTER TABLE inbox ADD CONSTRAINT inbox_pkey PRIMARY KEY (id);
 ALTER TABLE inbox ADD CONSTRAINT inbox_provider_event_id UNIQUE (provider, event_id);
 ALTER TABLE inbox ADD CONSTRAINT inbox_source_check CHECK ((source = ANY (ARRAY['webhook'::text, 'reconciliation'::text, 'manual'::text])));
 ALTER TABLE inbox ADD CONSTRAINT inbox_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'processed'::text, 'failed'::text, 'ignored'::text])));
+ALTER TABLE inbox ADD CONSTRAINT inbox_traceparent_check CHECK ((length(traceparent) <= 64));
 CREATE INDEX inbox_entity ON inbox USING btree (entity_type, entity_id) WHERE (entity_id IS NOT NULL);
 CREATE INDEX inbox_failed ON inbox USING btree (received_at) WHERE (status = 'failed'::text);
 CREATE INDEX inbox_provider_received ON inbox USING btree (provider, received_at);
@@ -692,11 +737,13 @@ CREATE TABLE operations (
   created_at timestamp with time zone DEFAULT now() NOT NULL,
   sent_at timestamp with time zone,
   completed_at timestamp with time zone,
-  updated_at timestamp with time zone DEFAULT now() NOT NULL
+  updated_at timestamp with time zone DEFAULT now() NOT NULL,
+  traceparent text
 );
 ALTER TABLE operations ADD CONSTRAINT operations_pkey PRIMARY KEY (id);
 ALTER TABLE operations ADD CONSTRAINT operations_provider_idempotency_key UNIQUE (provider, idempotency_key);
 ALTER TABLE operations ADD CONSTRAINT operations_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'sending'::text, 'succeeded'::text, 'failed'::text, 'unknown'::text])));
+ALTER TABLE operations ADD CONSTRAINT operations_traceparent_check CHECK ((length(traceparent) <= 64));
 CREATE INDEX operations_entity ON operations USING btree (entity_type, entity_id) WHERE (entity_id IS NOT NULL);
 CREATE INDEX operations_inquiry ON operations USING btree (next_inquiry_at) WHERE (status = ANY (ARRAY['unknown'::text, 'sending'::text]));
 CREATE INDEX operations_status_created ON operations USING btree (status, created_at);
@@ -709,9 +756,11 @@ CREATE TABLE outbox_messages (
   entity_id text,
   attributes jsonb DEFAULT '{}'::jsonb NOT NULL,
   payload jsonb NOT NULL,
-  created_at timestamp with time zone DEFAULT now() NOT NULL
+  created_at timestamp with time zone DEFAULT now() NOT NULL,
+  traceparent text
 );
 ALTER TABLE outbox_messages ADD CONSTRAINT outbox_messages_pkey PRIMARY KEY (id);
+ALTER TABLE outbox_messages ADD CONSTRAINT outbox_messages_traceparent_check CHECK ((length(traceparent) <= 64));
 CREATE INDEX outbox_messages_entity ON outbox_messages USING btree (entity_type, entity_id) WHERE (entity_id IS NOT NULL);
 CREATE INDEX outbox_messages_topic_created ON outbox_messages USING btree (topic, created_at);
 

@@ -4,12 +4,13 @@ import { api, whenSignedOut, type Problem } from './api.ts';
 import { BASE, go, hrefOf, usePlace, type Screen } from './nav.ts';
 import { Cases } from './screens/Cases.tsx';
 import { Deliveries } from './screens/Deliveries.tsx';
+import { Health } from './screens/Health.tsx';
 import { Reconcile } from './screens/Reconcile.tsx';
 import { SignIn } from './screens/SignIn.tsx';
 import { Story } from './screens/Story.tsx';
 import type { Me } from './ui.tsx';
 
-const TITLES: Record<Screen, string> = { story: 'Record story', deliveries: 'Inbox and deliveries', cases: 'Cases', reconcile: 'Reconciliation' };
+const TITLES: Record<Screen, string> = { story: 'Record story', deliveries: 'Inbox and deliveries', cases: 'Cases', reconcile: 'Reconciliation', health: 'Health' };
 
 export function App(): ReactNode {
   const [me, setMe] = useState<Me | null | 'unknown'>('unknown');
@@ -45,6 +46,7 @@ export function App(): ReactNode {
         {place.screen === 'deliveries' && <Deliveries params={place.params} me={me} />}
         {place.screen === 'cases' && <Cases params={place.params} me={me} />}
         {place.screen === 'reconcile' && <Reconcile params={place.params} />}
+        {place.screen === 'health' && <Health params={place.params} />}
       </main>
     </div>
   );

@@ -12,6 +12,7 @@ describe('console places', () => {
     expect(placeOf('/console/', '').screen).toBe('story');
     expect(placeOf('/console', '').screen).toBe('story');
     expect(placeOf('/console/nope', '').screen).toBe('story');
+    expect(placeOf('/console/health', '?hours=24').screen).toBe('health');
   });
   it('writes links that read back the same, without empty filters', () => {
     const href = hrefOf('cases', { status: 'open', assignee: '', cause: 'recon missing&here', before: undefined });

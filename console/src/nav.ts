@@ -2,7 +2,7 @@
 // query string, so any view is a link an operator can share.
 import { useEffect, useState } from 'react';
 
-export const SCREENS = ['story', 'deliveries', 'cases', 'reconcile'] as const;
+export const SCREENS = ['story', 'deliveries', 'cases', 'reconcile', 'health'] as const;
 export type Screen = (typeof SCREENS)[number];
 export const BASE = '/console/';
 

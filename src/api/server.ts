@@ -1,7 +1,7 @@
 // The HTTP server: provider webhooks, the admin API, health, metrics and OpenAPI. Every error is
 // RFC 9457 problem+json with a stable code; nothing about a request's secrets reaches a log.
 import { timingSafeEqual, createHash } from 'node:crypto';
-import Fastify, { type FastifyInstance, type FastifyError, type FastifyReply } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyError, type FastifyReply, type FastifyRequest } from 'fastify';
 import { SeigoError, problem } from '../kernel/errors.ts';
 import { uuidv7 } from '../kernel/ids.ts';
 import { VERSION } from '../kernel/version.ts';
@@ -18,6 +18,7 @@ import { refundRoutes } from './refunds.ts';
 import { pointsRoutes } from './points.ts';
 import { reconcileRoutes } from './reconcile.ts';
 import { caseRoutes } from './cases.ts';
+import { healthRoutes } from './health.ts';
 import { sagaRoutes } from './sagas.ts';
 import { consoleRoutes } from './console.ts';
 import { needsCsrf, readCookie, SESSION_COOKIE, Sessions, sessionRoutes } from './session.ts';
@@ -132,6 +133,7 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
     const route = req.routeOptions.url ?? 'unmatched';
     engine.metrics.httpRequests.inc({ route, method: req.method, status: String(reply.statusCode) });
     engine.metrics.httpDuration.observe({ route, method: req.method }, reply.elapsedTime / 1000);
+    recordHealth(engine, req, route, reply.statusCode, reply.elapsedTime);
     const line = { req_id: req.id, method: req.method, route, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 };
     if (QUIET_ROUTES.has(route)) engine.log.debug(line, 'request');
     else engine.log.info(line, 'request');
@@ -154,6 +156,7 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
   await app.register(async (scope) => sagaRoutes(scope, engine, registry));
   await app.register(async (scope) => bankTransferRoutes(scope, engine, registry, { policy: engine.bankTransferPolicy }));
   await app.register(async (scope) => reconcileRoutes(scope, engine, registry));
+  await app.register(async (scope) => healthRoutes(scope, engine, registry));
   await app.register(async (scope) => sessionRoutes(scope, sessions, registry));
   await app.register(async (scope) => consoleRoutes(scope));
   await app.register(async (scope) => partnerAdminRoutes(scope, engine, registry));
@@ -178,4 +181,17 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
   const doc = openApiDocument(registry, { title: 'seigo', version: VERSION, serverUrl: `http://${engine.config.host}:${engine.config.port}` });
   app.get('/openapi.json', async () => doc);
   return app;
+}
+
+/**
+ * The Health screen's and the alert rules' traffic figures: every route but the quiet ones (a 5xx is an
+ * error), and webhooks per configured provider (any refusal is an error: a wrong secret shows as one).
+ */
+function recordHealth(engine: Engine, req: FastifyRequest, route: string, status: number, ms: number): void {
+  if (QUIET_ROUTES.has(route) || route === 'unmatched') return;
+  engine.health.record('route', `${req.method} ${route}`, ms, status >= 500);
+  const provider = (req.params as { provider?: unknown } | undefined)?.provider;
+  if (route === '/webhooks/:provider' && typeof provider === 'string' && engine.providers.get(provider)) {
+    engine.health.record('webhook', provider, ms, status >= 400);
+  }
 }

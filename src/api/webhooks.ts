@@ -3,6 +3,7 @@
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
 import { NotFoundError, SeigoError, UnauthorizedError } from '../kernel/errors.ts';
+import { SpanKind, inSpan } from '../kernel/tracing.ts';
 import type { Engine } from '../engine/engine.ts';
 import { route, type OpenApiRegistry } from './route.ts';
 
@@ -20,7 +21,7 @@ export async function webhookRoutes(app: FastifyInstance, engine: Engine, regist
     response: webhookAck, auth: 'webhookSignature',
     bodyContent: { '*/*': { schema: { type: 'string', format: 'binary', description: 'the provider\'s exact bytes (its signature is over them)' } } },
     errors: { 400: ['unparseable_payload'], 401: ['invalid_signature'], 404: ['unknown_provider'] },
-  }, async ({ params, req, reply }) => {
+  }, ({ params, req, reply }) => inSpan('webhook.intake', { kind: SpanKind.SERVER, attributes: { 'seigo.provider': params.provider } }, async (span) => {
     const { provider } = params;
     const adapter = engine.providers.get(provider);
     if (!adapter) {
@@ -39,6 +40,7 @@ export async function webhookRoutes(app: FastifyInstance, engine: Engine, regist
     const r = await engine.inboxWriter.write({ provider, eventId: verified.value.eventId, headers: verified.value.headers, body: rawBody });
     engine.metrics.webhooks.inc({ provider, outcome: r.duplicate ? 'duplicate' : 'accepted' });
     engine.metrics.webhookDuration.observe({ provider }, reply.elapsedTime / 1000);
+    span.setAttributes({ 'seigo.inbox_id': r.id, 'seigo.duplicate': r.duplicate });
     return { id: r.id, duplicate: r.duplicate };
-  });
+  }));
 }

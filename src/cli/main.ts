@@ -3,6 +3,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { createServer } from '../api/server.ts';
 import { idempotencyPruneJob } from '../api/idempotency.ts';
 import { createEngine } from '../engine/index.ts';
+import { startTracing } from '../kernel/tracing.ts';
 import { replayInbox, replayInboxSince } from '../intake/index.ts';
 import { SeigoError } from '../kernel/errors.ts';
 import { liveEmbeddedOwner, stopEmbeddedPostgres, type EmbeddedPostgres } from '../kernel/embedded-postgres.ts';
@@ -70,6 +71,9 @@ async function serveClaimed(role: 'start' | 'api' | 'worker', config: Config): P
       simulatedBank(config, log);
     }
   }
+  // OpenTelemetry traces when the standard OTEL_* variables ask for them (src/kernel/tracing.ts).
+  const tracing = await startTracing();
+  if (tracing) log.info('OpenTelemetry tracing on (OTEL_* environment variables)');
   const engine = createEngine({ config, db, log });
   if (role !== 'worker') await syncConfigSubscriptions(db.pool, config.subscriptions);
   let shuttingDown = false;
@@ -89,6 +93,7 @@ async function serveClaimed(role: 'start' | 'api' | 'worker', config: Config): P
     await app?.close();
     await worker?.shutdown();
     await engine.close();
+    await tracing?.shutdown().catch((e: Error) => log.warn({ err: e }, 'could not flush the last spans'));
     await sims?.stop();
     await rt.close();
     releaseRuntime(config.dataDir);

@@ -25,6 +25,9 @@ import { expireLots, pointsConsumer } from '../points/index.ts';
 import { createPartnerDb, type PartnerDb } from '../partners/index.ts';
 import { TicketKeys, settleTickets } from '../tickets/index.ts';
 import { masterdataJobs, publishMasterDigests } from '../masterdata/index.ts';
+import { HealthRollup, reportBreakers } from '../health/index.ts';
+import { evaluateAlerts } from '../alerts/index.ts';
+import { uuidv7 } from '../kernel/ids.ts';
 import { CaseActions, detectCases, redriveDeliveryAction, replayInboxAction, retryOperationAction } from '../cases/index.ts';
 
 export interface EngineOptions {
@@ -72,6 +75,10 @@ export interface Engine {
   /** Deliveries to NATS JetStream targets; connects to config.nats on first use. */
   natsDeliveries: NatsDeliveryProcessor;
   egress: Dispatcher;
+  /** This process's request, error and latency counts (src/health), added to the database every health.flushIntervalMs. */
+  health: HealthRollup;
+  /** Writes the counts so far and this process's breaker states now (also on close). */
+  flushHealth(): Promise<void>;
   createWorker(role?: string, extra?: { loops?: WorkLoop[]; periodic?: PeriodicJob[] }): WorkerRuntime;
   close(): Promise<void>;
 }
@@ -84,11 +91,14 @@ export function createEngine(opts: EngineOptions): Engine {
   const providers = buildProviders(config, opts.providers, egress);
   const handlers = new EventHandlers();
   const consumers = new Consumers();
+  const health = new HealthRollup(() => clock.now().getTime());
+  const resilience = new Resilience(config.endpoints);
   const operations = new Operations({
-    pool: db.pool, providers, resilience: new Resilience(config.endpoints), log, clock,
+    pool: db.pool, providers, resilience, log, clock,
     inquiryScheduleMs: config.operations.inquirySchedule, unknownDeadlineMs: config.operations.unknownDeadlineMs,
     stalePendingMs: config.operations.stalePendingMs,
     onTransition: (provider, status) => metrics.operationTransitions.inc({ provider, status }),
+    onCall: (provider, ms, error) => health.record('provider', provider, ms, error),
   });
   const sagas = new Sagas({ pool: db.pool, log });
   // The intake writer has a small pool of its own, so acknowledgements never wait for a
@@ -118,6 +128,7 @@ export function createEngine(opts: EngineOptions): Engine {
   const onOutcome = (subscription: string, outcome: string, seconds?: number) => {
     metrics.deliveries.inc({ subscription, outcome });
     if (seconds !== undefined) metrics.deliveryDuration.observe({ subscription }, seconds);
+    if (seconds !== undefined) health.record('delivery', subscription, seconds * 1000, outcome !== 'delivered');
   };
   const handlerDeliveries = new HandlerDeliveryProcessor({ pool: db.pool, log, onOutcome }, consumers);
   const httpDeliveries = new HttpDeliveryProcessor({ pool: db.pool, log, onOutcome }, { dispatcher: egress, leaseMs: config.worker.leaseMs, userAgent: 'seigo/0.1' });
@@ -131,10 +142,19 @@ export function createEngine(opts: EngineOptions): Engine {
   const caseActions = new CaseActions().register(retryOperationAction(operations)).register(redriveDeliveryAction()).register(replayInboxAction());
   const reconcileDeps = reconcileDepsOf({ db, providers, inboxWriter, operations, log, bankTransferPolicy });
   caseActions.register(reimportRowAction(reconcileDeps));
+  const processId = `${process.pid}:${uuidv7().slice(-12)}`;
+  const flushHealth = async () => {
+    await health.flush(db.pool);
+    await reportBreakers(db.pool, processId, resilience.breakers());
+  };
+  const flushTimer = setInterval(() => {
+    flushHealth().catch((e: Error) => log.warn({ err: e }, 'could not write health figures; kept for the next flush'));
+  }, config.health.flushIntervalMs);
+  flushTimer.unref();
 
   return {
     config, db, log, clock, metrics, providers, handlers, consumers, operations, sagas, deposits, refunds, expiryInquiry, bankTransferPolicy, partnerDb, ticketKeys, inboxWriter, inbox, handlerDeliveries, httpDeliveries, natsDeliveries, egress,
-    caseActions,
+    caseActions, health, flushHealth,
     createWorker(role = 'worker', extra = {}) {
       const loops: WorkLoop[] = [
         { name: 'inbox', channel: 'inbox', concurrency: 2, runOnce: () => inbox.runOnce(batch) },
@@ -170,12 +190,18 @@ export function createEngine(opts: EngineOptions): Engine {
           : []),
         // Partners' master pulls, each on its source's own schedule (a cheap query when none is due).
         ...masterdataJobs({ pool: db.pool, dispatcher: egress }, { now: () => clock.now(), log }),
+        // Alert rules to Slack, when a webhook is configured: one evaluation per interval, across workers.
+        ...(config.alerts.slackWebhookUrl
+          ? [{ name: 'alerts.evaluate', intervalMs: config.alerts.intervalMs, run: async () => { await evaluateAlerts(db.pool, config.alerts, clock.now()); } }]
+          : []),
         ...(points ? [{ name: 'points.expire-lots', intervalMs: 60 * 60_000, run: async () => { await expireLots(db.pool, clock.now()); } }] : []),
         ...(extra.periodic ?? []),
       ];
       return new WorkerRuntime({ pool: db.pool, databaseUrl: db.url, log, role, pollIntervalMs: config.worker.pollIntervalMs, loops, periodic });
     },
     async close() {
+      clearInterval(flushTimer);
+      await flushHealth().catch((e: Error) => log.warn({ err: e }, 'could not write the last health figures'));
       await egress.close().catch(() => undefined);
       await natsLink.close();
       await intakeDb.close();

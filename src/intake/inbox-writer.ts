@@ -5,6 +5,7 @@ import type pg from 'pg';
 import { uuidv7 } from '../kernel/ids.ts';
 import { wake } from '../kernel/wake.ts';
 import { Batcher, type BatcherOptions } from '../kernel/batcher.ts';
+import { currentTraceparent } from '../kernel/tracing.ts';
 
 export interface InboxRowInput {
   provider: string;
@@ -12,6 +13,8 @@ export interface InboxRowInput {
   headers: Record<string, string>;
   body: Buffer;
   source?: 'webhook' | 'reconciliation' | 'manual';
+  /** The trace the notification arrived in (default: the active span's, taken when write is called). */
+  traceparent?: string | null;
 }
 export interface InboxWriteResult { id: string; duplicate: boolean }
 
@@ -20,20 +23,20 @@ export interface InboxWriteResult { id: string; duplicate: boolean }
 // the duplicates back needed a join on inbox, whose plan, made while the table was small, kept
 // scanning the whole table as it grew. One parameter per field (not arrays): bodies go as binary
 // and nothing is escaped into array literals. Prepared once per batch size and connection.
-const FIELDS = 6;
+const FIELDS = 7;
 const insertSql = new Map<number, string>();
 function insertStatement(rows: number): string {
   let sql = insertSql.get(rows);
   if (!sql) {
     const values = Array.from({ length: rows }, (_, r) => {
       const b = r * FIELDS;
-      return `($${b + 1}::uuid, $${b + 2}::text, $${b + 3}::text, $${b + 4}::text, $${b + 5}::jsonb, $${b + 6}::bytea)`;
+      return `($${b + 1}::uuid, $${b + 2}::text, $${b + 3}::text, $${b + 4}::text, $${b + 5}::jsonb, $${b + 6}::bytea, $${b + 7}::text)`;
     }).join(', ');
     sql = `
-WITH input (id, provider, event_id, source, headers, body) AS (VALUES ${values}),
+WITH input (id, provider, event_id, source, headers, body, traceparent) AS (VALUES ${values}),
 ins AS (
-  INSERT INTO inbox (id, provider, event_id, source, headers, body)
-  SELECT id, provider, event_id, source, headers, body FROM input
+  INSERT INTO inbox (id, provider, event_id, source, headers, body, traceparent)
+  SELECT id, provider, event_id, source, headers, body, traceparent FROM input
   ON CONFLICT (provider, event_id) DO NOTHING
   RETURNING id, provider, event_id
 )
@@ -62,7 +65,8 @@ export class InboxWriter {
   }
 
   write(row: InboxRowInput): Promise<InboxWriteResult> {
-    return this.batcher.submit(row);
+    // The batch is written from another async context: the caller's span is taken here.
+    return this.batcher.submit(row.traceparent !== undefined ? row : { ...row, traceparent: currentTraceparent() });
   }
 
   private async flush(batch: readonly InboxRowInput[]): Promise<(InboxWriteResult | Error)[]> {
@@ -79,7 +83,7 @@ export class InboxWriter {
       }
     });
     const values: unknown[] = [];
-    for (const r of rows) values.push(r.id, r.row.provider, r.row.eventId, r.row.source ?? 'webhook', JSON.stringify(r.row.headers), r.row.body);
+    for (const r of rows) values.push(r.id, r.row.provider, r.row.eventId, r.row.source ?? 'webhook', JSON.stringify(r.row.headers), r.row.body, r.row.traceparent ?? null);
     const res = await this.pool.query<{ id: string; provider: string; event_id: string; inserted: boolean }>({
       name: `inbox_insert_${rows.length}`,
       text: insertStatement(rows.length),

@@ -8,8 +8,10 @@ import type { Logger } from '../kernel/logger.ts';
 import { PermanentFailure, causeOf, runClaimedBatch, type BatchSteps } from '../kernel/work.ts';
 import { nextDelay } from '../kernel/backoff.ts';
 import { wake } from '../kernel/wake.ts';
+import { contextOf, currentTraceparent, inSpan } from '../kernel/tracing.ts';
 import { publishMany, type OutboxMessage } from '../outbox/publish.ts';
 import type { ProviderRegistry } from '../providers/registry.ts';
+import type { CanonicalEvent } from '../providers/types.ts';
 import type { EventHandlers, InboxEventMeta } from './handlers.ts';
 
 interface InboxRow {
@@ -21,9 +23,10 @@ interface InboxRow {
   body: Buffer;
   attempts: number;
   received_at: Date;
+  traceparent: string | null;
 }
 
-const COLUMNS = 'id, provider, event_id, source, headers, body, attempts, received_at';
+const COLUMNS = 'id, provider, event_id, source, headers, body, attempts, received_at, traceparent';
 const CLAIM = `SELECT ${COLUMNS} FROM inbox WHERE status = 'pending' AND next_attempt_at <= now()
 ORDER BY next_attempt_at LIMIT $1 FOR UPDATE SKIP LOCKED`;
 const CLAIM_ONE = `SELECT ${COLUMNS} FROM inbox WHERE id = $1 AND status = 'pending' FOR UPDATE SKIP LOCKED`;
@@ -68,42 +71,51 @@ export class InboxProcessor {
     const done = { id: [] as string[], status: [] as string[], type: [] as (string | null)[], entityType: [] as (string | null)[], entityId: [] as (string | null)[] };
     const messages: OutboxMessage[] = [];
     for (const row of rows) {
-      const adapter = this.deps.providers.get(row.provider);
-      if (!adapter) throw new PermanentFailure(`provider "${row.provider}" is not configured`);
-      const normalized = adapter.normalize({ headers: row.headers, body: row.body });
-      if (!normalized.ok) throw new PermanentFailure(`cannot normalize: ${normalized.error}`);
-      const meta: InboxEventMeta = { inboxId: row.id, provider: row.provider, eventId: row.event_id, source: row.source, receivedAt: row.received_at };
-      const events = normalized.value;
-      for (const [index, event] of events.entries()) {
-        for (const handler of this.deps.handlers.for(event.type)) {
-          await handler({ tx, log: this.deps.log }, event, meta);
-        }
-        // Every canonical event is also published, so consumers subscribe without touching intake.
-        // The id is derived from the inbox row: replaying a processed row publishes nothing twice.
-        messages.push({
-          id: nameBasedId('inbox', row.id, String(index)),
-          topic: event.type,
-          key: event.entityId,
-          entity: event.entityId !== undefined ? { type: event.entityType ?? 'unknown', id: event.entityId } : undefined,
-          attributes: { ...event.attributes, provider: row.provider, source: row.source },
-          payload: {
-            inbox_id: row.id, provider: row.provider, event_id: row.event_id, type: event.type,
-            entity_type: event.entityType ?? null, entity_id: event.entityId ?? null, occurred_at: event.occurredAt ?? null, data: event.data,
-          },
-        });
-      }
-      const first = events[0];
+      // One span per notification, in the trace it arrived in: handlers' operations and messages join it.
+      const applied = await inSpan('inbox.process', {
+        parent: contextOf(row.traceparent), attributes: { 'seigo.provider': row.provider, 'seigo.inbox_id': row.id, 'seigo.event_id': row.event_id },
+      }, () => this.applyOne(tx, row, messages));
       done.id.push(row.id);
-      done.status.push(first ? 'processed' : 'ignored');
-      done.type.push(first?.type ?? null);
-      done.entityType.push(first?.entityType ?? null);
-      done.entityId.push(first?.entityId ?? null);
+      done.status.push(applied.first ? 'processed' : 'ignored');
+      done.type.push(applied.first?.type ?? null);
+      done.entityType.push(applied.first?.entityType ?? null);
+      done.entityId.push(applied.first?.entityId ?? null);
     }
     await publishMany(tx, messages);
     await tx.query({ name: 'inbox_mark_done', text: MARK_DONE, values: [done.id, done.status, done.type, done.entityType, done.entityId] });
     for (const [i, provider] of rows.map((r) => r.provider).entries()) {
       this.deps.onProcessed?.(provider, done.status[i] === 'ignored' ? 'ignored' : 'processed');
     }
+  }
+
+  /** Normalizes one row, runs its handlers and adds its messages; returns its first canonical event. */
+  private async applyOne(tx: Tx, row: InboxRow, messages: OutboxMessage[]): Promise<{ first: CanonicalEvent | undefined }> {
+    const adapter = this.deps.providers.get(row.provider);
+    if (!adapter) throw new PermanentFailure(`provider "${row.provider}" is not configured`);
+    const normalized = adapter.normalize({ headers: row.headers, body: row.body });
+    if (!normalized.ok) throw new PermanentFailure(`cannot normalize: ${normalized.error}`);
+    const meta: InboxEventMeta = { inboxId: row.id, provider: row.provider, eventId: row.event_id, source: row.source, receivedAt: row.received_at };
+    const events = normalized.value;
+    for (const [index, event] of events.entries()) {
+      for (const handler of this.deps.handlers.for(event.type)) {
+        await handler({ tx, log: this.deps.log }, event, meta);
+      }
+      // Every canonical event is also published, so consumers subscribe without touching intake.
+      // The id is derived from the inbox row: replaying a processed row publishes nothing twice.
+      messages.push({
+        id: nameBasedId('inbox', row.id, String(index)),
+        topic: event.type,
+        key: event.entityId,
+        entity: event.entityId !== undefined ? { type: event.entityType ?? 'unknown', id: event.entityId } : undefined,
+        attributes: { ...event.attributes, provider: row.provider, source: row.source },
+        payload: {
+          inbox_id: row.id, provider: row.provider, event_id: row.event_id, type: event.type,
+          entity_type: event.entityType ?? null, entity_id: event.entityId ?? null, occurred_at: event.occurredAt ?? null, data: event.data,
+        },
+        traceparent: currentTraceparent(),
+      });
+    }
+    return { first: events[0] };
   }
 
   private async fail(pool: pg.Pool, row: InboxRow, e: Error): Promise<void> {

@@ -120,6 +120,41 @@ const endpointSchema = z.object({
   }).strict().default({ consecutiveFailures: 5, halfOpenAfterMs: 30_000 }),
 }).strict();
 
+const ALERT_DEFAULTS = {
+  intervalMs: 60_000, repeatIntervalMs: 4 * 3_600_000, windowMs: 15 * 60_000,
+  errorRate: { enabled: true, threshold: 0.05, minRequests: 20 },
+  p95Latency: { enabled: true, thresholdMs: 2_500, minRequests: 20 },
+  dlqGrowth: { enabled: true, threshold: 1 },
+  unknownOperations: { enabled: true, olderThanMs: 30 * 60_000 },
+  reconciliationBreaks: { enabled: true, threshold: 1 },
+  casesOverdue: { enabled: true, olderThanMs: 24 * 3_600_000 },
+  breakerOpen: { enabled: true },
+} as const;
+const rule = <T extends z.ZodRawShape>(shape: T) => z.object({ enabled: z.boolean().default(true), ...shape }).strict();
+const alertsSchema = z.object({
+  slackWebhookUrl: z.string().url().optional(),
+  /** How often the rules are evaluated (once across all workers). */
+  intervalMs: duration.default(ALERT_DEFAULTS.intervalMs),
+  /** A rule still firing is posted again after this long. */
+  repeatIntervalMs: duration.default(ALERT_DEFAULTS.repeatIntervalMs),
+  /** The window error rates, p95 latency and DLQ growth are measured over. */
+  windowMs: duration.default(ALERT_DEFAULTS.windowMs),
+  /** Per HTTP route, webhook provider, outbound provider and delivery subscription: errors / requests. */
+  errorRate: rule({ threshold: z.number().gt(0).max(1).default(0.05), minRequests: z.number().int().min(1).default(20) })
+    .default(ALERT_DEFAULTS.errorRate),
+  p95Latency: rule({ thresholdMs: z.number().int().positive().default(2_500), minRequests: z.number().int().min(1).default(20) })
+    .default(ALERT_DEFAULTS.p95Latency),
+  /** Deliveries that went dead within the window, per subscription. */
+  dlqGrowth: rule({ threshold: z.number().int().min(1).default(1) }).default(ALERT_DEFAULTS.dlqGrowth),
+  /** Operations still unknown this long after they were sent, per provider. */
+  unknownOperations: rule({ olderThanMs: duration.default(30 * 60_000) }).default(ALERT_DEFAULTS.unknownOperations),
+  /** Open reconciliation breaks, per scope. */
+  reconciliationBreaks: rule({ threshold: z.number().int().min(1).default(1) }).default(ALERT_DEFAULTS.reconciliationBreaks),
+  /** Cases open or investigating for longer than this, per kind. */
+  casesOverdue: rule({ olderThanMs: duration.default(24 * 3_600_000) }).default(ALERT_DEFAULTS.casesOverdue),
+  breakerOpen: rule({}).default(ALERT_DEFAULTS.breakerOpen),
+}).strict().default(ALERT_DEFAULTS);
+
 export const configSchema = z.object({
   /** Where the HTTP API listens (SEIGO_PORT); 0 picks a free port. */
   port: z.number().int().min(0).max(65535).default(8787),
@@ -258,6 +293,13 @@ export const configSchema = z.object({
     slackWebhookUrl: z.string().url().optional(),
     intervalMs: duration.default(24 * 3_600_000),
   }).strict().default({ intervalMs: 24 * 3_600_000 }),
+  /** Health figures (src/health): how often each process adds its counts to the database. */
+  health: z.object({ flushIntervalMs: duration.default(10_000) }).strict().default({ flushIntervalMs: 10_000 }),
+  /**
+   * Alert rules (src/alerts), posted to a Slack incoming webhook through the outbox: one message when a rule
+   * fires, one when it resolves, again every repeatIntervalMs while it keeps firing. Off without the webhook.
+   */
+  alerts: alertsSchema,
   /** The partner API (/partner/v1): its own bounded pool under the seigo_partner role, and the default rate limit of a new key. */
   partners: z.object({
     pool: z.object({
@@ -303,6 +345,9 @@ export const MASTERDATA_DIGEST_SUBSCRIPTION = 'digest.masterdata.slack';
 export const MASTERDATA_DIGEST_TOPIC = 'digest.masterdata';
 /** The subscription that `points` becomes: every card.* message to the in-process consumer `points`. */
 export const POINTS_SUBSCRIPTION = 'points';
+/** The subscription that alerts.slackWebhookUrl becomes, and the topic alert messages take (src/alerts). */
+export const ALERTS_SUBSCRIPTION = 'alerts.slack';
+export const ALERTS_TOPIC = 'alerts.slack';
 
 function formatIssues(error: z.ZodError, source: string): string {
   return error.issues
@@ -333,6 +378,10 @@ export function parseConfig(input: unknown, source = 'configuration'): Config {
     r.data.subscriptions.push({
       name: MASTERDATA_DIGEST_SUBSCRIPTION, topic: MASTERDATA_DIGEST_TOPIC, filter: {}, target: { type: 'http', url: slack, timeoutMs: 10_000, body: 'payload' },
     });
+  }
+  const alerts = r.data.alerts.slackWebhookUrl;
+  if (alerts && !r.data.subscriptions.some((s) => s.name === ALERTS_SUBSCRIPTION)) {
+    r.data.subscriptions.push({ name: ALERTS_SUBSCRIPTION, topic: ALERTS_TOPIC, filter: {}, target: { type: 'http', url: alerts, timeoutMs: 10_000, body: 'payload' } });
   }
   if (r.data.points && !r.data.subscriptions.some((s) => s.name === POINTS_SUBSCRIPTION)) {
     r.data.subscriptions.push({ name: POINTS_SUBSCRIPTION, topic: 'card.*', filter: {}, target: { type: 'handler', handler: 'points' } });

@@ -2,6 +2,7 @@
 // outside any transaction through the resilience policy; tx2 records the result and its effects.
 // A call that may have reached the provider but gave no answer is `unknown`, never `failed`: the
 // janitor asks the provider (`inquire`) on a backoff schedule until it knows.
+import { SpanKind, contextOf, currentTraceparent, inSpan } from '../kernel/tracing.ts';
 import type pg from 'pg';
 import type { Clock } from '../kernel/clock.ts';
 import { withTx, type Queryable, type Tx } from '../kernel/db.ts';
@@ -31,6 +32,8 @@ export interface Operation {
   response: Record<string, unknown> | null; error_code: string | null; error_message: string | null;
   attempts: number; inquiries: number; next_inquiry_at: Date | null; deadline_at: Date | null;
   created_at: Date; sent_at: Date | null; completed_at: Date | null; updated_at: Date;
+  /** The trace that recorded it (W3C traceparent); its call's span joins it. */
+  traceparent: string | null;
 }
 
 export interface RecordOperation {
@@ -57,6 +60,8 @@ export interface OperationsDeps {
   /** A `pending` operation older than this was orphaned before sending; default 30 s. */
   stalePendingMs?: number | undefined;
   onTransition?: (provider: string, to: OperationStatus) => void;
+  /** Each call made to a provider: how long it took, and whether it ended without the provider's answer. */
+  onCall?: (provider: string, ms: number, error: boolean) => void;
 }
 
 interface Change { status: OperationStatus; cause: string; response?: Record<string, unknown> | undefined; errorCode?: string | undefined; errorMessage?: string | undefined }
@@ -76,11 +81,11 @@ export class Operations {
   async record(db: Queryable, input: RecordOperation): Promise<{ operation: Operation; created: boolean }> {
     const id = uuidv7();
     const ins = await db.query<Operation>(
-      `INSERT INTO operations (id, provider, kind, idempotency_key, idempotent, request, entity_type, entity_id, deadline_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + $9::bigint * interval '1 millisecond')
+      `INSERT INTO operations (id, provider, kind, idempotency_key, idempotent, request, entity_type, entity_id, deadline_at, traceparent)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + $9::bigint * interval '1 millisecond', $10)
        ON CONFLICT (provider, idempotency_key) DO NOTHING RETURNING *`,
       [id, input.provider, input.kind, input.idempotencyKey, input.idempotent ?? false, JSON.stringify(input.request),
-        input.entity?.type ?? null, input.entity?.id ?? null, this.deps.unknownDeadlineMs]);
+        input.entity?.type ?? null, input.entity?.id ?? null, this.deps.unknownDeadlineMs, currentTraceparent()]);
     if (ins.rows[0]) {
       await db.query('INSERT INTO operation_events (operation_id, from_status, to_status, cause) VALUES ($1, NULL, $2, $3)', [id, 'pending', 'recorded']);
       return { operation: ins.rows[0], created: true };
@@ -131,13 +136,24 @@ export class Operations {
     } else {
       const client = adapter.client.bind(adapter);
       const request: OperationRequest = { id: op.id, kind: op.kind, idempotencyKey: op.idempotency_key, request: op.request };
+      const started = performance.now();
       try {
-        const outcome: CallOutcome = await this.deps.resilience.execute(op.provider, op.idempotent, (signal) => client(request, signal));
+        // The call's span, in the trace of whatever recorded the operation (a notification's processing, a request).
+        const outcome: CallOutcome = await inSpan('operation.call', {
+          kind: SpanKind.CLIENT, parent: contextOf(op.traceparent),
+          attributes: { 'seigo.provider': op.provider, 'seigo.operation_id': op.id, 'seigo.operation_kind': op.kind },
+        }, async (span) => {
+          const o = await this.deps.resilience.execute(op.provider, op.idempotent, (signal) => client(request, signal));
+          span.setAttribute('seigo.outcome', o.status);
+          return o;
+        });
         change = outcome.status === 'succeeded'
           ? { status: 'succeeded', cause: 'provider answered', response: outcome.response }
           : { status: 'failed', cause: 'provider declined', response: outcome.response, errorCode: outcome.code, errorMessage: outcome.message };
+        this.deps.onCall?.(op.provider, performance.now() - started, false);
       } catch (e) {
         const c = classifyCallError(e);
+        this.deps.onCall?.(op.provider, performance.now() - started, true);
         change = c.kind === 'not_sent'
           ? { status: 'failed', cause: `not sent: ${c.reason}`, errorCode: c.reason, errorMessage: causeOf(e as Error) }
           : { status: 'unknown', cause: `no answer: ${c.reason}`, errorCode: c.reason, errorMessage: causeOf(e as Error) };

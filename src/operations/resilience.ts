@@ -1,7 +1,7 @@
 // One resilience policy per endpoint (provider): bulkhead, circuit breaker and timeout from
 // cockatiel, with retries only for calls the caller marked idempotent.
 import {
-  BrokenCircuitError, BulkheadRejectedError, ConsecutiveBreaker, ExponentialBackoff, TaskCancelledError, TimeoutStrategy,
+  BrokenCircuitError, BulkheadRejectedError, CircuitState, ConsecutiveBreaker, ExponentialBackoff, TaskCancelledError, TimeoutStrategy,
   bulkhead, circuitBreaker, handleWhen, retry, timeout, wrap, type IPolicy,
 } from 'cockatiel';
 import type { Config } from '../kernel/config.ts';
@@ -35,7 +35,14 @@ export function classifyCallError(e: unknown): { kind: 'not_sent'; reason: strin
   return { kind: 'unknown', reason: (err.message ?? String(e)).slice(0, 200) };
 }
 
-interface EndpointPolicies { plain: IPolicy; idempotent: IPolicy; inquiry: IPolicy; leaseMs: number }
+interface EndpointPolicies { plain: IPolicy; idempotent: IPolicy; inquiry: IPolicy; leaseMs: number; breaker: BreakerState }
+
+/** A circuit breaker's state as this process holds it (health reports it; the breaker_open alert reads it). */
+export interface BreakerState { endpoint: string; state: 'closed' | 'open' | 'half_open' | 'isolated'; changedAt: Date }
+
+const STATE_NAMES: Record<CircuitState, BreakerState['state']> = {
+  [CircuitState.Closed]: 'closed', [CircuitState.Open]: 'open', [CircuitState.HalfOpen]: 'half_open', [CircuitState.Isolated]: 'isolated',
+};
 
 export class Resilience {
   private readonly endpoints = new Map<string, EndpointPolicies>();
@@ -52,6 +59,8 @@ export class Resilience {
         halfOpenAfter: c.breaker.halfOpenAfterMs,
         breaker: new ConsecutiveBreaker(c.breaker.consecutiveFailures),
       });
+      const state: BreakerState = { endpoint, state: 'closed', changedAt: new Date() };
+      breaker.onStateChange((to) => { state.state = STATE_NAMES[to]; state.changedAt = new Date(); });
       const limit = bulkhead(c.concurrency, c.concurrency * 4);
       const time = timeout(c.timeoutMs, TimeoutStrategy.Aggressive);
       // Only failures that certainly did not reach the provider are retried for non-idempotent calls.
@@ -70,6 +79,7 @@ export class Resilience {
         inquiry: wrap(inquiryLimit, timeout(c.timeoutMs, TimeoutStrategy.Aggressive)),
         // Every attempt's timeout plus the backoff between them, with room to record the result.
         leaseMs: c.maxAttempts * c.timeoutMs + (c.maxAttempts - 1) * 2_000 + 30_000,
+        breaker: state,
       };
       this.endpoints.set(endpoint, p);
     }
@@ -86,6 +96,11 @@ export class Resilience {
 
   inquire<T>(endpoint: string, fn: (signal: AbortSignal) => Promise<T>): Promise<T> {
     return this.policies(endpoint).inquiry.execute(({ signal }) => fn(signal), new AbortController().signal) as Promise<T>;
+  }
+
+  /** The breakers of every endpoint called so far in this process. */
+  breakers(): BreakerState[] {
+    return [...this.endpoints.values()].map((p) => ({ ...p.breaker }));
   }
 
   /** How long a call to this endpoint can take at most, retries included: the lease on a `sending` operation. */

@@ -9,6 +9,7 @@ import type { Tx } from '../kernel/db.ts';
 import type { Logger } from '../kernel/logger.ts';
 import { causeOf, runClaimedBatch, type BatchSteps } from '../kernel/work.ts';
 import { uuidv7 } from '../kernel/ids.ts';
+import { SpanKind, SpanStatusCode, contextOf, currentTraceparent, inSpan } from '../kernel/tracing.ts';
 import { signedHeaders } from '../providers/standard-webhooks/signature.ts';
 import type { Consumers, DeliveredMessage } from './consumers.ts';
 
@@ -16,12 +17,12 @@ export type DeliveryOutcome = 'delivered' | 'retry' | 'dead' | 'disabled';
 
 interface HandlerDeliveryRow {
   id: string; attempts: number; message_id: string; handler: string; retry_schedule_ms: string[];
-  topic: string; key: string | null; attributes: Record<string, unknown>; payload: unknown; created_at: Date;
+  topic: string; key: string | null; attributes: Record<string, unknown>; payload: unknown; created_at: Date; traceparent: string | null;
 }
 
 const CLAIM_HANDLER = `
 SELECT d.id, d.attempts, d.message_id, s.target->>'handler' AS handler, s.retry_schedule_ms,
-       m.topic, m.key, m.attributes, m.payload, m.created_at
+       m.topic, m.key, m.attributes, m.payload, m.created_at, m.traceparent
 FROM deliveries d
 JOIN subscriptions s ON s.id = d.subscription_id
 JOIN outbox_messages m ON m.id = d.message_id
@@ -73,8 +74,16 @@ export class HandlerDeliveryProcessor {
       const consumer = this.consumers.get(name);
       if (!consumer) throw new Error(`no consumer named "${name}" in this process`);
       const ctx = { tx, log: this.deps.log };
-      if ('handleBatch' in consumer) await consumer.handleBatch(ctx, list.map(toMessage));
-      else for (const r of list) await consumer.handle(ctx, toMessage(r));
+      if ('handleBatch' in consumer) {
+        await inSpan('delivery.handler', { attributes: { 'seigo.handler': name, 'seigo.messages': list.length } },
+          () => consumer.handleBatch(ctx, list.map(toMessage)));
+      } else {
+        // Each message's span joins the trace that published it.
+        for (const r of list) {
+          await inSpan('delivery.handler', { parent: contextOf(r.traceparent), attributes: deliveryAttributes(r.id, r.topic, name) },
+            () => consumer.handle(ctx, toMessage(r)));
+        }
+      }
     }
     await tx.query({ name: 'deliveries_mark_delivered', text: MARK_DELIVERED, values: [rows.map((r) => r.id)] });
     for (const r of rows) this.deps.onOutcome?.(r.handler, 'delivered');
@@ -91,7 +100,7 @@ export class HandlerDeliveryProcessor {
 
 interface HttpClaimRow {
   id: string; attempts: number; subscription_id: string; name: string; url: string; timeout_ms: string; body_format: string | null; secret: string;
-  previous_secret: string | null; retry_schedule_ms: string[]; message_id: string; topic: string; payload: unknown; created_at: Date;
+  previous_secret: string | null; retry_schedule_ms: string[]; message_id: string; topic: string; payload: unknown; created_at: Date; traceparent: string | null;
 }
 
 /**
@@ -117,7 +126,7 @@ RETURNING ${returning}`;
 
 const CLAIM_HTTP = leasedClaim('http', `d.id, d.attempts, d.subscription_id, s.name, s.target->>'url' AS url, s.target->>'timeoutMs' AS timeout_ms,
   s.target->>'body' AS body_format, s.secret, CASE WHEN s.previous_secret_expires_at > now() THEN s.previous_secret END AS previous_secret,
-  s.retry_schedule_ms, m.id AS message_id, m.topic, m.payload, m.created_at`);
+  s.retry_schedule_ms, m.id AS message_id, m.topic, m.payload, m.created_at, m.traceparent`);
 const HTTP_DELIVERED = `UPDATE deliveries SET status = 'delivered', delivered_at = now(), last_status_code = $3, last_error = NULL,
   locked_until = NULL, updated_at = now() WHERE id = $1 AND status = 'sending' AND attempts = $2`;
 const HTTP_GONE = `
@@ -180,11 +189,27 @@ export class HttpDeliveryProcessor {
     return rows.length;
   }
 
-  private async deliver(row: HttpClaimRow): Promise<void> {
+  /** One attempt, in a span of the trace that published the message; the receiver gets its `traceparent`. */
+  private deliver(row: HttpClaimRow): Promise<void> {
+    return inSpan('delivery.http', {
+      kind: SpanKind.CLIENT, parent: contextOf(row.traceparent),
+      attributes: { ...deliveryAttributes(row.id, row.topic, row.name), 'seigo.attempt': row.attempts },
+    }, async (span) => {
+      const outcome = await this.attempt(row);
+      span.setAttribute('seigo.outcome', outcome);
+      if (outcome !== 'delivered') span.setStatus({ code: SpanStatusCode.ERROR, message: outcome });
+    });
+  }
+
+  private async attempt(row: HttpClaimRow): Promise<DeliveryOutcome> {
     const body = row.body_format === 'payload' ? JSON.stringify(row.payload) : webhookBody(row.topic, row.created_at, row.payload);
     // During a rotation's overlap the secret it replaced signs too (one more `v1,` signature).
     const secrets = row.previous_secret ? [row.secret, row.previous_secret] : [row.secret];
-    const headers = { ...signedHeaders(secrets, row.id, body), 'content-type': 'application/json', 'user-agent': this.opts.userAgent ?? 'seigo' };
+    const traceparent = currentTraceparent();
+    const headers = {
+      ...signedHeaders(secrets, row.id, body), 'content-type': 'application/json', 'user-agent': this.opts.userAgent ?? 'seigo',
+      ...(traceparent ? { traceparent } : {}),
+    };
     const timeout = Number(row.timeout_ms);
     const startedAt = new Date();
     const started = performance.now();
@@ -208,13 +233,13 @@ export class HttpDeliveryProcessor {
     if (error === null) {
       await pool.query({ name: 'deliveries_http_delivered', text: HTTP_DELIVERED_LOGGED, values: [row.id, row.attempts, status, ...attempt('delivered')] });
       this.deps.onOutcome?.(row.name, 'delivered', seconds);
-      return;
+      return 'delivered';
     }
     if (status === 410) {
       await pool.query({ name: 'deliveries_http_gone', text: HTTP_GONE_LOGGED, values: [row.id, row.attempts, ...attempt('disabled')] });
       this.deps.onOutcome?.(row.name, 'disabled', seconds);
       this.deps.log.warn({ subscription: row.name }, 'subscription disabled: endpoint answered 410 Gone');
-      return;
+      return 'disabled';
     }
     const delay = nextDelay(row.retry_schedule_ms.map(Number), row.attempts);
     const outcome = delay === null ? 'dead' : 'retry';
@@ -223,5 +248,10 @@ export class HttpDeliveryProcessor {
       values: [row.id, row.attempts, error, status, delay, 'sending', row.attempts, ...attempt(outcome)],
     });
     this.deps.onOutcome?.(row.name, outcome, seconds);
+    return outcome;
   }
+}
+
+function deliveryAttributes(deliveryId: string, topic: string, subscription: string) {
+  return { 'seigo.delivery_id': deliveryId, 'seigo.topic': topic, 'seigo.subscription': subscription };
 }

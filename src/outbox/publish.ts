@@ -3,6 +3,7 @@
 import type { Queryable } from '../kernel/db.ts';
 import { uuidv7 } from '../kernel/ids.ts';
 import { wakeAfterCommit } from '../kernel/wake.ts';
+import { currentTraceparent } from '../kernel/tracing.ts';
 
 export interface PublishOptions {
   /** Ordering / grouping key, e.g. the entity id. */
@@ -13,6 +14,8 @@ export interface PublishOptions {
   id?: string | undefined;
   /** The record this message is about, for its integration status. */
   entity?: { type: string; id: string } | undefined;
+  /** The trace its deliveries join (default: the active span's). */
+  traceparent?: string | null | undefined;
 }
 
 export interface OutboxMessage {
@@ -22,6 +25,7 @@ export interface OutboxMessage {
   attributes?: Record<string, string | number | boolean> | undefined;
   id?: string | undefined;
   entity?: { type: string; id: string } | undefined;
+  traceparent?: string | null | undefined;
 }
 
 // Subscriptions match an exact topic, a prefix ending in '*' ("deposit.*"), or '*' for everything.
@@ -35,8 +39,8 @@ FROM m JOIN subscriptions s
 
 const PUBLISH_MANY = `
 WITH m AS (
-  INSERT INTO outbox_messages (id, topic, key, attributes, payload, entity_type, entity_id)
-  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[], $7::text[])
+  INSERT INTO outbox_messages (id, topic, key, attributes, payload, entity_type, entity_id, traceparent)
+  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::text[], $7::text[], $8::text[])
   ON CONFLICT (id) DO NOTHING
   RETURNING id, topic, attributes
 )${FANOUT}`;
@@ -48,7 +52,7 @@ function jsonReplacer(_key: string, value: unknown): unknown {
 
 /** Publishes one message in `tx`; returns its id. */
 export async function publish(tx: Queryable, topic: string, payload: unknown, opts: PublishOptions = {}): Promise<string> {
-  const [id] = await publishMany(tx, [{ topic, payload, key: opts.key, attributes: opts.attributes, id: opts.id, entity: opts.entity }]);
+  const [id] = await publishMany(tx, [{ topic, payload, key: opts.key, attributes: opts.attributes, id: opts.id, entity: opts.entity, traceparent: opts.traceparent }]);
   return id!;
 }
 
@@ -56,6 +60,7 @@ export async function publish(tx: Queryable, topic: string, payload: unknown, op
 export async function publishMany(tx: Queryable, messages: readonly OutboxMessage[]): Promise<string[]> {
   if (messages.length === 0) return [];
   const ids = messages.map((m) => m.id ?? uuidv7());
+  const active = currentTraceparent();
   // Workers are woken once the caller's transaction commits (through withTx or a worker batch);
   // a transaction managed elsewhere is picked up by polling.
   wakeAfterCommit(tx, 'deliveries');
@@ -70,6 +75,7 @@ export async function publishMany(tx: Queryable, messages: readonly OutboxMessag
       messages.map((m) => JSON.stringify(m.payload ?? null, jsonReplacer)),
       messages.map((m) => m.entity?.type ?? null),
       messages.map((m) => m.entity?.id ?? null),
+      messages.map((m) => (m.traceparent === undefined ? active : m.traceparent)),
     ],
   });
   return ids;
