@@ -342,6 +342,20 @@ function reportProof(r: { ok: boolean; seed: number; violations: string[] }, jso
   }
 }
 
+bench.command('fanout')
+  .description('100,000 messages to a NATS JetStream subscription target against the official client publishing them straight to the same stream (64 in flight); then card event → points latency at a steady rate (needs nats-server)')
+  .addOption(new Option('--count <n>', 'messages').default(100_000).argParser(numberIn('--count', 1, 10_000_000)))
+  .addOption(new Option('--in-flight <n>', 'the direct publisher\'s acks in flight').default(64).argParser(numberIn('--in-flight', 1, 10_000)))
+  .addOption(new Option('--batch <n>', 'deliveries a worker loop claims at once').default(500).argParser(numberIn('--batch', 1, 10_000)))
+  .addOption(new Option('--rate <n>', 'card events per second for the latency run').default(500).argParser(numberIn('--rate', 1, 100_000)))
+  .addOption(new Option('--latency-seconds <s>', 'length of the latency run').default(10).argParser(numberIn('--latency-seconds', 1, 3_600)))
+  .option('--json', 'print only the JSON result')
+  .action(async (o: { count: number; inFlight: number; batch: number; rate: number; latencySeconds: number; json?: boolean }) => {
+    const { benchFanout } = await import('../bench/fanout.ts');
+    const r = await benchFanout({ count: o.count, inFlight: o.inFlight, batchSize: o.batch, rate: o.rate, latencySeconds: o.latencySeconds });
+    console.log(JSON.stringify(r, null, o.json ? 0 : 2));
+  });
+
 bench.command('ledger')
   .description('Single-posting transactions with the balance-limit check over many wallets with Zipf-skewed hot accounts, against pgbench single-row inserts')
   .addOption(new Option('--accounts <n>', 'wallets').default(100_000).argParser(Number))

@@ -124,7 +124,7 @@ export function createEngine(opts: EngineOptions): Engine {
   const points = config.points;
   if (points) consumers.register('points', pointsConsumer({ config: points, now: () => clock.now() }));
   const natsLink = new NatsLink(config.nats, log);
-  const natsDeliveries = new NatsDeliveryProcessor({ pool: db.pool, log, onOutcome }, { link: natsLink, leaseMs: config.worker.leaseMs });
+  const natsDeliveries = new NatsDeliveryProcessor({ pool: db.pool, log, onOutcome }, { link: natsLink });
   const batch = config.worker.batchSize;
   const janitorMs = config.operations.janitorIntervalMs ?? 10_000;
   const caseActions = new CaseActions().register(retryOperationAction(operations)).register(redriveDeliveryAction()).register(replayInboxAction());
