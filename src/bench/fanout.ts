@@ -48,7 +48,7 @@ export async function benchFanout(o: FanoutOptions): Promise<Record<string, unkn
       benchmark: 'fanout',
       server: { postgres: bdb.serverVersion, embedded: bdb.embedded, nats: 'nats-server (JetStream, file store, loopback)' },
       messages: o.count,
-      seigo: { ...seigo, batch: o.batchSize, loops: 2 },
+      seigo: { ...seigo, batch: o.batchSize, loops: 4 },
       baseline: { 'nats.js direct': { client: '@nats-io/jetstream 3.3', in_flight: o.inFlight, ...direct } },
       ratio: round(seigo.per_s / direct.per_s, 3),
       card_to_points: latency,

@@ -141,7 +141,7 @@ export function createEngine(opts: EngineOptions): Engine {
         { name: 'deliveries.http', channel: 'deliveries', concurrency: 1, runOnce: () => httpDeliveries.runOnce(Math.min(batch, config.worker.concurrency * 8)) },
         // Due sagas, and sagas whose worker died mid-step (their lease ended): claimed with SKIP LOCKED.
         { name: 'sagas', channel: 'sagas', concurrency: 1, runOnce: () => sagas.runOnce(Math.min(batch, 20)) },
-        { name: 'deliveries.nats', channel: 'deliveries', concurrency: 2, runOnce: () => natsDeliveries.runOnce(batch) },
+        { name: 'deliveries.nats', channel: 'deliveries', concurrency: 4, runOnce: () => natsDeliveries.runOnce(batch) },
         // Ticket sales, refunds and redemptions to the ledger; redemption conflicts to cases.
         { name: 'tickets.settle', channel: null, concurrency: 1, runOnce: () => settleTickets(db.pool) },
         ...(extra.loops ?? []),
