@@ -14,15 +14,22 @@ interface NatsClaimRow {
 }
 
 // Due deliveries, and ones a lease-taking version of seigo left `sending` past their lease.
+// The due ids are chosen and locked first, and only those 500 rows joined to their messages: a single
+// SELECT joining outbox_messages was planned as a join of the whole queue, then a sort (826 ms at 50,000).
 const CLAIM_NATS = `
-SELECT d.id, d.attempts, s.name, s.target->>'subject' AS subject, s.target->>'stream' AS stream,
+WITH c AS (
+  SELECT d.id, d.attempts, d.subscription_id, d.message_id, d.next_attempt_at
+  FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id
+  WHERE d.target_type = 'nats' AND s.status = 'active'
+    AND ((d.status = 'pending' AND d.next_attempt_at <= now()) OR (d.status = 'sending' AND d.locked_until < now()))
+  ORDER BY d.next_attempt_at
+  LIMIT $1
+  FOR UPDATE OF d SKIP LOCKED
+)
+SELECT c.id, c.attempts, s.name, s.target->>'subject' AS subject, s.target->>'stream' AS stream,
   s.target->>'timeoutMs' AS timeout_ms, s.retry_schedule_ms, m.id AS message_id, m.topic, m.key, m.payload, m.created_at
-FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id JOIN outbox_messages m ON m.id = d.message_id
-WHERE d.target_type = 'nats' AND s.status = 'active'
-  AND ((d.status = 'pending' AND d.next_attempt_at <= now()) OR (d.status = 'sending' AND d.locked_until < now()))
-ORDER BY d.next_attempt_at
-LIMIT $1
-FOR UPDATE OF d SKIP LOCKED`;
+FROM c JOIN subscriptions s ON s.id = c.subscription_id JOIN outbox_messages m ON m.id = c.message_id
+ORDER BY c.next_attempt_at`;
 const ASYNC_COMMIT = 'SET LOCAL synchronous_commit = off';
 const NATS_DELIVERED = `
 UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = now(), last_error = NULL, last_status_code = NULL,
