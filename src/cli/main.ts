@@ -355,6 +355,20 @@ sim.command('chaos')
     reportProof(r, o.json);
   });
 
+sim.command('cards')
+  .description('Card events to points and NATS end to end: N purchases from the card network simulator with duplicates, reordering and unknown types; the points consumer killed and failing, NATS restarted; exit 1 unless points, ledger and stream all agree with the events')
+  .addOption(new Option('--count <n>', 'purchases to drive').default(200).argParser(numberIn('--count', 1, 100_000)))
+  .addOption(new Option('--faults <rate>', 'share of events duplicated and reordered (unknown types at a quarter of it); above 0 also the outages').default(0.2).argParser(numberIn('--faults', 0, 1, false)))
+  .addOption(new Option('--seed <n>', 'seed for the purchases and the faults (random if not given)').argParser(numberIn('--seed', 0, 2 ** 31 - 1)))
+  .addOption(new Option('--rate <n>', 'events per second the network sends').default(100).argParser(numberIn('--rate', 1, 100_000)))
+  .option('--json', 'print only the JSON result')
+  .action(async (o: { count: number; faults: number; seed?: number; rate: number; json?: boolean }) => {
+    const { runCardsSim } = await import('../sim/cards.ts');
+    const seed = o.seed ?? Math.floor(Math.random() * 2 ** 31);
+    const r = await runCardsSim({ seed, count: o.count, faultRate: o.faults, perSecond: o.rate, databaseUrl: process.env.DATABASE_URL, progress: simProgress(o.json) });
+    reportProof(r, o.json);
+  });
+
 function workloadOption(): Option {
   return new Option('--min-per-minute <n>', 'least deposits completed per minute of driving, per method, for the run to pass (default 6)')
     .argParser(numberIn('--min-per-minute', 0, 1_000_000, false));
@@ -377,6 +391,20 @@ function reportProof(r: { ok: boolean; seed: number; violations: string[] }, jso
     process.exitCode = 1;
   }
 }
+
+bench.command('fanout')
+  .description('100,000 messages to a NATS JetStream subscription target against the official client publishing them straight to the same stream (64 in flight); then card event → points latency at a steady rate (needs nats-server)')
+  .addOption(new Option('--count <n>', 'messages').default(100_000).argParser(numberIn('--count', 1, 10_000_000)))
+  .addOption(new Option('--in-flight <n>', 'the direct publisher\'s acks in flight').default(64).argParser(numberIn('--in-flight', 1, 10_000)))
+  .addOption(new Option('--batch <n>', 'deliveries a worker loop claims at once').default(500).argParser(numberIn('--batch', 1, 10_000)))
+  .addOption(new Option('--rate <n>', 'card events per second for the latency run').default(500).argParser(numberIn('--rate', 1, 100_000)))
+  .addOption(new Option('--latency-seconds <s>', 'length of the latency run').default(10).argParser(numberIn('--latency-seconds', 1, 3_600)))
+  .option('--json', 'print only the JSON result')
+  .action(async (o: { count: number; inFlight: number; batch: number; rate: number; latencySeconds: number; json?: boolean }) => {
+    const { benchFanout } = await import('../bench/fanout.ts');
+    const r = await benchFanout({ count: o.count, inFlight: o.inFlight, batchSize: o.batch, rate: o.rate, latencySeconds: o.latencySeconds });
+    console.log(JSON.stringify(r, null, o.json ? 0 : 2));
+  });
 
 bench.command('ledger')
   .description('Single-posting transactions with the balance-limit check over many wallets with Zipf-skewed hot accounts, against pgbench single-row inserts')

@@ -136,7 +136,7 @@ export function createEngine(opts: EngineOptions): Engine {
   const points = config.points;
   if (points) consumers.register('points', pointsConsumer({ config: points, now: () => clock.now() }));
   const natsLink = new NatsLink(config.nats, log);
-  const natsDeliveries = new NatsDeliveryProcessor({ pool: db.pool, log, onOutcome }, { link: natsLink, leaseMs: config.worker.leaseMs });
+  const natsDeliveries = new NatsDeliveryProcessor({ pool: db.pool, log, onOutcome }, { link: natsLink });
   const batch = config.worker.batchSize;
   const janitorMs = config.operations.janitorIntervalMs ?? 10_000;
   const caseActions = new CaseActions().register(retryOperationAction(operations)).register(redriveDeliveryAction()).register(replayInboxAction());
@@ -162,7 +162,7 @@ export function createEngine(opts: EngineOptions): Engine {
         { name: 'deliveries.http', channel: 'deliveries', concurrency: 1, runOnce: () => httpDeliveries.runOnce(Math.min(batch, config.worker.concurrency * 8)) },
         // Due sagas, and sagas whose worker died mid-step (their lease ended): claimed with SKIP LOCKED.
         { name: 'sagas', channel: 'sagas', concurrency: 1, runOnce: () => sagas.runOnce(Math.min(batch, 20)) },
-        { name: 'deliveries.nats', channel: 'deliveries', concurrency: 2, runOnce: () => natsDeliveries.runOnce(batch) },
+        { name: 'deliveries.nats', channel: 'deliveries', concurrency: 4, runOnce: () => natsDeliveries.runOnce(batch) },
         // Ticket sales, refunds and redemptions to the ledger; redemption conflicts to cases.
         { name: 'tickets.settle', channel: null, concurrency: 1, runOnce: () => settleTickets(db.pool) },
         ...(extra.loops ?? []),

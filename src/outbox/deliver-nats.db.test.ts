@@ -77,6 +77,18 @@ describe.skipIf(!natsAvailable())('NATS JetStream delivery', () => {
     expect(await stored('ORDERS')).toBe(1);
   });
 
+  it('a batch published by a worker that crashed before its commit is published again and stored once', async () => {
+    const pool = t.tdb.db.pool;
+    await jsm.streams.add({ name: 'REPLAYED', subjects: ['replayed.>'] });
+    await upsertSubscription(pool, { name: 'replayed', topic: 'replay.x', target: { type: 'nats', subject: 'replayed.x', stream: 'REPLAYED' } });
+    const id = await withTx(pool, (tx) => publish(tx, 'replay.x', { n: 1 }));
+    // The crashed worker's publish reached the stream; its transaction (the row lock, the outcome) rolled back.
+    await jetstream(nc).publish('replayed.x', '{}', { msgID: id, expect: { streamName: 'REPLAYED' } });
+    await drain(t);
+    expect((await deliveriesOf(t, 'replayed'))[0]).toMatchObject({ message_id: id, status: 'delivered', attempts: 1, last_error: null });
+    expect(await stored('REPLAYED')).toBe(1);
+  });
+
   it('a service reads the stream with a durable consumer (the README\'s example), resuming where it acked', async () => {
     await withTx(t.tdb.db.pool, (tx) => publish(tx, 'order.shipped', { orderId: 'o1' }));
     await drain(t);
