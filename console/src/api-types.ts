@@ -3312,6 +3312,84 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/iap/purchases": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Records an in-app purchase: verified with the store, started or renewed in the billing system, mapped to the member */
+        post: {
+            parameters: {
+                query?: never;
+                header?: {
+                    /** @description Same key and parameters replay the first response (kept 24 h); different parameters: 422; while the first runs: 409 */
+                    "Idempotency-Key"?: string;
+                };
+                path?: never;
+                cookie?: never;
+            };
+            requestBody: {
+                content: {
+                    "application/json": {
+                        /** @constant */
+                        platform: "app_store";
+                        /** @description the StoreKit 2 signed transaction (JWS) */
+                        signed_transaction: string;
+                        product_id?: string;
+                        member_id: string;
+                    } | {
+                        /** @constant */
+                        platform: "google_play";
+                        purchase_token: string;
+                        product_id: string;
+                        member_id: string;
+                    };
+                };
+            };
+            responses: {
+                /** @description OK */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            saga_id: string;
+                            /** @enum {string} */
+                            status: "completed" | "pending";
+                            subscription?: {
+                                id: string;
+                                member_id: string;
+                                /** @enum {string} */
+                                platform: "app_store" | "google_play";
+                                product_id: string;
+                                expires_at: string | null;
+                                created: boolean;
+                            };
+                        };
+                    };
+                };
+                /** @description Problem (RFC 9457) */
+                default: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/problem+json": components["schemas"]["Problem"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/virtual-accounts": {
         parameters: {
             query?: never;

@@ -2,6 +2,7 @@
 // given dispatcher (the engine's SSRF-checking agent).
 import type { Dispatcher } from 'undici';
 import type { Config } from '../kernel/config.ts';
+import { billingAdapter } from './billing/index.ts';
 import { cardNetworkAdapter } from './card-network/index.ts';
 import { komojuAdapter } from './komoju/index.ts';
 import { standardWebhooksAdapter } from './standard-webhooks/index.ts';
@@ -35,6 +36,9 @@ export function buildProviders(
         break;
       case 'komoju':
         out.set(name, komojuAdapter(name, { secretKey: p.secretKey, webhookSecrets: p.webhookSecrets, apiBase: p.apiBase, ...via }));
+        break;
+      case 'billing':
+        out.set(name, billingAdapter({ name, apiBase: p.apiBase, apiKey: p.apiKey, ...via }));
         break;
     }
   }
