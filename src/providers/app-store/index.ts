@@ -7,3 +7,5 @@ export {
   type AppStoreEnvironment, type AppStoreRefusal, type AppStoreVerifier, type AppStoreVerifierOptions, type DecodedNotification,
 } from './verify.ts';
 export { APPLE_STATUS, AppStoreSimulator, type AppStoreSimulatorOptions, type SignedNotification, type SimulatedAppleSubscription } from './simulator.ts';
+export { appStoreAdapter, normalizeAppleNotification, verifyAppleNotification } from './adapter.ts';
+export { appleChangeOf, IAP_CHANGES, type IapChange } from './changes.ts';
