@@ -8,7 +8,7 @@ import { AppStoreSimulator } from '../providers/app-store/index.ts';
 import { BillingSimulator } from '../providers/billing/index.ts';
 import { GooglePlaySimulator } from '../providers/google-play/index.ts';
 import { getCase } from '../cases/index.ts';
-import { startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
+import { eventually, startTestEngine, type TestEngine } from '../../test/helpers/engine.ts';
 
 const API_KEY = 'iap-test-api-key-0123456789abcdef';
 const billing = new BillingSimulator({ apiKey: 'bk_iap_api', seed: 3 });
@@ -103,4 +103,26 @@ describe('POST /v1/iap/purchases', () => {
     const mapped = await t.tdb.db.pool.query("SELECT count(*)::int AS n FROM iap_subscriptions WHERE member_id LIKE 'm-bad-%'");
     expect(mapped.rows[0].n).toBe(0);
   });
+});
+
+describe('store notifications applied through the iap.notification saga', () => {
+  it('an App Store EXPIRED cancels in billing and records the state; a billing outage never refuses the notification', async () => {
+    await t.startWorker();
+    const { originalTransactionId, signedTransaction } = await apple.buy({ productId: 'gold.monthly' });
+    expect((await post({ platform: 'app_store', signed_transaction: signedTransaction, member_id: 'm-notif' })).status).toBe(200);
+    const off = await apple.notify(originalTransactionId, 'DID_CHANGE_RENEWAL_STATUS', 'AUTO_RENEW_DISABLED', (s) => { s.autoRenewStatus = 0; });
+    expect((await apple.deliver(`${t.url}/webhooks/app_store`, off)).delivered).toBe(true);
+    const state = async () => (await t.tdb.db.pool.query<{ state: string; auto_renew: boolean }>(
+      "SELECT s.state, s.auto_renew FROM iap_store_ids i JOIN iap_subscriptions s ON s.id = i.subscription_id WHERE i.platform = 'app_store' AND i.store_id = $1", [originalTransactionId])).rows[0];
+    await eventually(async () => (await state())?.auto_renew === false);
+    expect(billing.subscription('m-notif')?.status).toBe('active');
+    // Billing down: the notification is still acknowledged at once; the saga retries until billing answers.
+    billing.setFaults({ error500: 1 });
+    const expired = await apple.notify(originalTransactionId, 'EXPIRED', 'VOLUNTARY', (s) => { s.status = 2; });
+    expect(await apple.deliver(`${t.url}/webhooks/app_store`, expired, { delaysMs: [] })).toEqual({ attempts: 1, delivered: true });
+    await eventually(async () => (await t.tdb.db.pool.query("SELECT 1 FROM saga_step_attempts a JOIN sagas s ON s.id = a.saga_id WHERE s.name = 'iap.notification' AND a.step_id = 'billing' AND a.status <> 'succeeded'")).rowCount! > 0);
+    billing.setFaults({});
+    await eventually(async () => (await state())?.state === 'expired', 60_000);
+    expect(billing.subscription('m-notif')?.status).toBe('cancelled');
+  }, 90_000);
 });

@@ -93,7 +93,7 @@ export function createEngine(opts: EngineOptions): Engine {
     onTransition: (provider, status) => metrics.operationTransitions.inc({ provider, status }),
   });
   const sagas = new Sagas({ pool: db.pool, log });
-  const iap = createIap({ pool: db.pool, operations, sagas, config, dispatcher: egress });
+  const iap = createIap({ pool: db.pool, operations, sagas, handlers, config, dispatcher: egress });
   // The intake writer has a small pool of its own, so acknowledgements never wait for a
   // connection behind admin queries or workers; one connection per batch in flight, plus one.
   const intakeDb = createDb(db.url, { max: config.intake.commitsInFlight + 1, applicationName: 'seigo-intake', log });

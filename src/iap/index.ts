@@ -5,4 +5,5 @@ export {
   type ClaimRefusal, type IapPlatform, type IapSubscription, type StoreClaim,
 } from './mapping.ts';
 export { purchaseSaga, PURCHASE_SAGA, type PurchaseInput, type PurchaseSagaDeps, type VerifiedPurchase } from './purchase-saga.ts';
+export { BILLING_ACTION, NOTIFICATION_SAGA, notificationSaga, registerNotificationHandlers, type NotificationInput } from './notification-saga.ts';
 export { createIap, purchaseOutcome, runPurchase, storesOf, type Iap, type PurchaseOutcome } from './purchases.ts';

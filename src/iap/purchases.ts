@@ -11,9 +11,12 @@ import { sagaHistory, type SagaDefinition, type Sagas, type SagaStatus } from '.
 import type { Dispatcher } from 'undici';
 import { subscriptionOfStoreId, type IapSubscription } from './mapping.ts';
 import { purchaseSaga, verifiedOf, type PurchaseInput } from './purchase-saga.ts';
+import { notificationSaga, registerNotificationHandlers, type NotificationInput } from './notification-saga.ts';
+import type { EventHandlers } from '../intake/index.ts';
 
 export interface Iap {
   purchase: SagaDefinition<PurchaseInput>;
+  notification: SagaDefinition<NotificationInput>;
   appStore: AppStoreVerifier | undefined;
   googlePlay: GooglePlayClientOptions | undefined;
   products: readonly string[];
@@ -39,12 +42,16 @@ export function storesOf(config: Pick<Config, 'providers' | 'iap'>, dispatcher?:
 }
 
 /** Defines the purchase saga when the configuration sells in-app purchases; undefined otherwise. */
-export function createIap(deps: { pool: pg.Pool; operations: Operations; sagas: Sagas; config: Pick<Config, 'providers' | 'iap'>; dispatcher?: Dispatcher }): Iap | undefined {
+export function createIap(deps: {
+  pool: pg.Pool; operations: Operations; sagas: Sagas; handlers: EventHandlers; config: Pick<Config, 'providers' | 'iap'>; dispatcher?: Dispatcher;
+}): Iap | undefined {
   const c = deps.config.iap;
   if (!c) return undefined;
   const stores = storesOf(deps.config, deps.dispatcher);
   const purchase = deps.sagas.define(purchaseSaga({ pool: deps.pool, operations: deps.operations, billingProvider: c.billingProvider, products: c.products, ...stores }));
-  return { purchase, ...stores, products: c.products };
+  const notification = deps.sagas.define(notificationSaga({ pool: deps.pool, operations: deps.operations, billingProvider: c.billingProvider }));
+  registerNotificationHandlers(deps.handlers, deps.sagas, notification);
+  return { purchase, notification, ...stores, products: c.products };
 }
 
 /** Starts (or, with the same key, finds) the purchase's saga, advances it now, and reads its outcome. */
