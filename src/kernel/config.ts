@@ -298,6 +298,13 @@ export const configSchema = z.object({
     deliveryDeadlineMs: duration.default(24 * 3_600_000),
   }).strict().default({ schedule: true, intervalMs: 24 * 3_600_000, deliveryDeadlineMs: 24 * 3_600_000 }),
 }).strict().superRefine((c, ctx) => {
+  // A misspelt billing provider would leave every purchase saga calling nobody.
+  if (c.iap && c.providers[c.iap.billingProvider]?.kind !== 'billing') {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom, path: ['iap', 'billingProvider'],
+      message: `names no declared provider of kind billing: declare providers.${c.iap.billingProvider} = { "kind": "billing", "apiBase": ..., "apiKey": ... }`,
+    });
+  }
   // A misspelt bank-transfer provider would match no event and book nothing, silently.
   const name = c.deposits.bankTransferProvider;
   if (name !== undefined && c.providers[name]?.kind !== 'standard-webhooks') {
