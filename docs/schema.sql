@@ -385,12 +385,15 @@ CREATE TABLE iap_subscriptions (
   product_id text NOT NULL,
   expires_at timestamp with time zone,
   created_at timestamp with time zone DEFAULT now() NOT NULL,
-  updated_at timestamp with time zone DEFAULT now() NOT NULL
+  updated_at timestamp with time zone DEFAULT now() NOT NULL,
+  state text DEFAULT 'active'::text NOT NULL,
+  auto_renew boolean DEFAULT true NOT NULL
 );
 ALTER TABLE iap_subscriptions ADD CONSTRAINT iap_subscriptions_member_id_check CHECK (((length(member_id) >= 1) AND (length(member_id) <= 64)));
 ALTER TABLE iap_subscriptions ADD CONSTRAINT iap_subscriptions_pkey PRIMARY KEY (id);
 ALTER TABLE iap_subscriptions ADD CONSTRAINT iap_subscriptions_platform_check CHECK ((platform = ANY (ARRAY['app_store'::text, 'google_play'::text])));
 ALTER TABLE iap_subscriptions ADD CONSTRAINT iap_subscriptions_product_id_check CHECK (((length(product_id) >= 1) AND (length(product_id) <= 200)));
+ALTER TABLE iap_subscriptions ADD CONSTRAINT iap_subscriptions_state_check CHECK ((state = ANY (ARRAY['active'::text, 'grace_period'::text, 'billing_retry'::text, 'expired'::text, 'refunded'::text, 'revoked'::text])));
 CREATE INDEX iap_subscriptions_member ON iap_subscriptions USING btree (member_id);
 
 CREATE TABLE idempotency_keys (

@@ -20,6 +20,7 @@ import { reconcileRoutes } from './reconcile.ts';
 import { caseRoutes } from './cases.ts';
 import { healthRoutes } from './health.ts';
 import { sagaRoutes } from './sagas.ts';
+import { iapRoutes } from './iap.ts';
 import { consoleRoutes } from './console.ts';
 import { needsCsrf, readCookie, SESSION_COOKIE, Sessions, sessionRoutes } from './session.ts';
 import { partnerAdminRoutes } from './partner-admin.ts';
@@ -154,6 +155,7 @@ export async function createServer(engine: Engine, opts: ServerOptions = {}): Pr
   await app.register(async (scope) => pointsRoutes(scope, engine, registry));
   await app.register(async (scope) => caseRoutes(scope, engine, registry));
   await app.register(async (scope) => sagaRoutes(scope, engine, registry));
+  await app.register(async (scope) => iapRoutes(scope, engine, registry));
   await app.register(async (scope) => bankTransferRoutes(scope, engine, registry, { policy: engine.bankTransferPolicy }));
   await app.register(async (scope) => reconcileRoutes(scope, engine, registry));
   await app.register(async (scope) => healthRoutes(scope, engine, registry));

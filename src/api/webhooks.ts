@@ -31,7 +31,8 @@ export async function webhookRoutes(app: FastifyInstance, engine: Engine, regist
     const rawBody = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     const headers: Record<string, string | undefined> = {};
     for (const [k, v] of Object.entries(req.headers)) headers[k] = Array.isArray(v) ? v.join(', ') : v;
-    const verified = adapter.verify({ headers, rawBody, receivedAt: engine.clock.now() });
+    const incoming = { headers, rawBody, receivedAt: engine.clock.now() };
+    const verified = adapter.verifyAsync ? await adapter.verifyAsync(incoming) : adapter.verify(incoming);
     if (!verified.ok) {
       engine.metrics.webhooks.inc({ provider, outcome: verified.error.code });
       if (verified.error.code === 'invalid_signature') throw new UnauthorizedError('invalid_signature', verified.error.message);

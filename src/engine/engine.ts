@@ -21,6 +21,7 @@ import { createExpiryInquiry, type ExpiryInquiry } from '../deposits/expiry-inqu
 import { reconcileDepsOf, reconcileJobs, reimportRowAction } from '../reconcile/index.ts';
 import { publishDigest } from '../digest/digest.ts';
 import { Sagas } from '../sagas/index.ts';
+import { createIap, type Iap } from '../iap/index.ts';
 import { expireLots, pointsConsumer } from '../points/index.ts';
 import { createPartnerDb, type PartnerDb } from '../partners/index.ts';
 import { TicketKeys, settleTickets } from '../tickets/index.ts';
@@ -54,6 +55,8 @@ export interface Engine {
   operations: Operations;
   /** Sagas: modules define theirs here; the worker's `sagas` loop advances and resumes them. */
   sagas: Sagas;
+  /** In-app purchases (config `iap`): the purchase saga and the stores' verifiers; undefined when not configured. */
+  iap: Iap | undefined;
   /** Deposits for the wallet's backend (card realtime flow). */
   deposits: Deposits;
   /** Refunds of escrowed money to the users' registered bank accounts. */
@@ -101,6 +104,7 @@ export function createEngine(opts: EngineOptions): Engine {
     onCall: (provider, ms, error) => health.record('provider', provider, ms, error),
   });
   const sagas = new Sagas({ pool: db.pool, log });
+  const iap = createIap({ pool: db.pool, operations, sagas, handlers, config, dispatcher: egress });
   // The intake writer has a small pool of its own, so acknowledgements never wait for a
   // connection behind admin queries or workers; one connection per batch in flight, plus one.
   const intakeDb = createDb(db.url, { max: config.intake.commitsInFlight + 1, applicationName: 'seigo-intake', log });
@@ -153,7 +157,7 @@ export function createEngine(opts: EngineOptions): Engine {
   flushTimer.unref();
 
   return {
-    config, db, log, clock, metrics, providers, handlers, consumers, operations, sagas, deposits, refunds, expiryInquiry, bankTransferPolicy, partnerDb, ticketKeys, inboxWriter, inbox, handlerDeliveries, httpDeliveries, natsDeliveries, egress,
+    config, db, log, clock, metrics, providers, handlers, consumers, operations, sagas, iap, deposits, refunds, expiryInquiry, bankTransferPolicy, partnerDb, ticketKeys, inboxWriter, inbox, handlerDeliveries, httpDeliveries, natsDeliveries, egress,
     caseActions, health, flushHealth,
     createWorker(role = 'worker', extra = {}) {
       const loops: WorkLoop[] = [

@@ -20,7 +20,7 @@ export interface StoreClaim {
   expiresAt?: Date | undefined;
 }
 
-export interface IapSubscription { id: string; member_id: string; platform: IapPlatform; product_id: string; expires_at: Date | null; created_at: Date; updated_at: Date }
+export interface IapSubscription { id: string; member_id: string; platform: IapPlatform; product_id: string; expires_at: Date | null; state: string; auto_renew: boolean; created_at: Date; updated_at: Date }
 
 export type ClaimRefusal = { code: 'claimed_by_another_member'; subscriptionId: string; ownerMemberId: string };
 

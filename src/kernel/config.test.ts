@@ -97,3 +97,12 @@ describe('configuration', () => {
     expect(() => loadConfig({ SEIGO_PORT: 'eighty' }, mkdtempSync(join(tmpdir(), 'seigo-config-')))).toThrowError(/SEIGO_PORT must be a port number/);
   });
 });
+
+describe('iap configuration', () => {
+  it('refuses an iap section whose billing provider is not declared as kind billing', () => {
+    expect(() => parseConfig({ iap: { products: ['gold.monthly'] } })).toThrow(/iap\.billingProvider/);
+    const c = parseConfig({ providers: { billing: { kind: 'billing', apiBase: 'http://127.0.0.1:9', apiKey: 'bk' } }, iap: { products: ['gold.monthly'] } });
+    expect(c.iap).toMatchObject({ billingProvider: 'billing', appStoreProvider: 'app_store', googlePlayProvider: 'google_play' });
+    expect(() => parseConfig({ providers: { app_store: { kind: 'app-store', bundleId: 'jp.example.app' } } })).toThrow(/appAppleId/);
+  });
+});

@@ -73,6 +73,40 @@ export const providerSchema = z.discriminatedUnion('kind', [
     /** Default https://komoju.com; point it at the simulator in development. */
     apiBase: z.string().url().optional(),
   }).strict(),
+  z.object({
+    /** The legacy billing system (src/providers/billing): member ids only; outbound calls, no notifications. */
+    kind: z.literal('billing'),
+    apiBase: z.string().url(),
+    apiKey: secretSchema(),
+  }).strict(),
+  z.object({
+    /** The App Store (src/providers/app-store): StoreKit 2 transactions and Server Notifications V2, verified with Apple's library. */
+    kind: z.literal('app-store'),
+    bundleId: z.string().min(1),
+    environment: z.enum(['Production', 'Sandbox']).default('Production'),
+    /** Required by Apple's library in Production. */
+    appAppleId: z.number().int().positive().optional(),
+    /** Trusted roots (PEM or base64 DER); default Apple Root CA G3. The simulator's test root in development. */
+    rootCertificates: z.array(z.string().min(1)).min(1).optional(),
+    /** OCSP revocation and expiry against now, as Apple advises; default true. */
+    onlineChecks: z.boolean().default(true),
+  }).strict().refine((p) => p.environment !== 'Production' || p.appAppleId !== undefined, { message: 'appAppleId is required in Production', path: ['appAppleId'] }),
+  z.object({
+    /** Google Play (src/providers/google-play): purchases.subscriptionsv2.get, and RTDN through a Pub/Sub push subscription. */
+    kind: z.literal('google-play'),
+    packageName: z.string().min(1),
+    /** An OAuth 2.0 access token of the service account with access to the app. */
+    accessToken: secretSchema(),
+    /** Default https://androidpublisher.googleapis.com; the simulator in development. */
+    apiBase: z.string().url().optional(),
+    /** The Pub/Sub push subscription's OIDC token, checked on every RTDN push; without it RTDN pushes are refused. */
+    pubsub: z.object({
+      jwksUrl: z.string().url().default('https://www.googleapis.com/oauth2/v3/certs'),
+      issuer: z.array(z.string().min(1)).min(1).default(['https://accounts.google.com', 'accounts.google.com']),
+      audience: z.string().min(1),
+      serviceAccountEmail: z.string().email(),
+    }).strict().optional(),
+  }).strict(),
 ]);
 
 const filterSchema = z.record(z.string(), z.unknown()).default({});
@@ -311,6 +345,16 @@ export const configSchema = z.object({
       windowSeconds: z.number().int().min(1).max(86_400).default(60),
     }).strict().default({ requests: 600, windowSeconds: 60 }),
   }).strict().default({ pool: { max: 8, acquireTimeoutMs: 5_000 }, rateLimit: { requests: 600, windowSeconds: 60 } }),
+  /**
+   * In-app purchases (src/iap): products sold in the apps, and the providers (declared above) for the
+   * billing system and the stores. Off unless given.
+   */
+  iap: z.object({
+    products: z.array(z.string().min(1)).min(1),
+    billingProvider: z.string().min(1).default('billing'),
+    appStoreProvider: z.string().min(1).default('app_store'),
+    googlePlayProvider: z.string().min(1).default('google_play'),
+  }).strict().optional(),
   /** Reconciliation: scheduled runs for every provider with a history, and for HTTP deliveries to internal services. */
   reconcile: z.object({
     /** Run reconciliation periodically (every `intervalMs`); `seigo reconcile` runs it on demand either way. */
@@ -320,6 +364,13 @@ export const configSchema = z.object({
     deliveryDeadlineMs: duration.default(24 * 3_600_000),
   }).strict().default({ schedule: true, intervalMs: 24 * 3_600_000, deliveryDeadlineMs: 24 * 3_600_000 }),
 }).strict().superRefine((c, ctx) => {
+  // A misspelt billing provider would leave every purchase saga calling nobody.
+  if (c.iap && c.providers[c.iap.billingProvider]?.kind !== 'billing') {
+    ctx.addIssue({
+      code: z.ZodIssueCode.custom, path: ['iap', 'billingProvider'],
+      message: `names no declared provider of kind billing: declare providers.${c.iap.billingProvider} = { "kind": "billing", "apiBase": ..., "apiKey": ... }`,
+    });
+  }
   // A misspelt bank-transfer provider would match no event and book nothing, silently.
   const name = c.deposits.bankTransferProvider;
   if (name !== undefined && c.providers[name]?.kind !== 'standard-webhooks') {

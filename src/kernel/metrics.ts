@@ -10,6 +10,8 @@ export interface Metrics {
   httpRequests: client.Counter<'route' | 'method' | 'status'>;
   httpDuration: client.Histogram<'route' | 'method'>;
   webhooks: client.Counter<'provider' | 'outcome'>;
+  /** In-app purchases by platform and outcome (completed, pending, or the refusal's code: invalid_signature, unknown_product, …). */
+  iapPurchases: client.Counter<'platform' | 'outcome'>;
   webhookDuration: client.Histogram<'provider'>;
   inboxProcessed: client.Counter<'provider' | 'outcome'>;
   deliveries: client.Counter<'subscription' | 'outcome'>;
@@ -25,6 +27,7 @@ export function createMetrics(pool?: pg.Pool): Metrics {
     registry,
     httpRequests: new client.Counter({ name: 'seigo_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['route', 'method', 'status'], registers: [registry] }),
     httpDuration: new client.Histogram({ name: 'seigo_http_request_duration_seconds', help: 'HTTP request latency by route', labelNames: ['route', 'method'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers: [registry] }),
+    iapPurchases: new client.Counter({ name: 'seigo_iap_purchases_total', help: 'In-app purchases by platform and outcome (completed, pending, or the refusal code)', labelNames: ['platform', 'outcome'], registers: [registry] }),
     webhooks: new client.Counter({ name: 'seigo_webhooks_received_total', help: 'Provider notifications by provider and outcome (accepted, duplicate, invalid_signature, …)', labelNames: ['provider', 'outcome'], registers: [registry] }),
     webhookDuration: new client.Histogram({ name: 'seigo_webhook_ack_duration_seconds', help: 'Time from request to acknowledgement (stored and committed) by provider', labelNames: ['provider'], buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5], registers: [registry] }),
     inboxProcessed: new client.Counter({ name: 'seigo_inbox_processed_total', help: 'Inbox rows processed by provider and outcome', labelNames: ['provider', 'outcome'], registers: [registry] }),

@@ -2,6 +2,9 @@
 // given dispatcher (the engine's SSRF-checking agent).
 import type { Dispatcher } from 'undici';
 import type { Config } from '../kernel/config.ts';
+import { appStoreAdapter, appStoreVerifier } from './app-store/index.ts';
+import { billingAdapter } from './billing/index.ts';
+import { googlePlayRtdnAdapter } from './google-play/index.ts';
 import { cardNetworkAdapter } from './card-network/index.ts';
 import { komojuAdapter } from './komoju/index.ts';
 import { standardWebhooksAdapter } from './standard-webhooks/index.ts';
@@ -35,6 +38,15 @@ export function buildProviders(
         break;
       case 'komoju':
         out.set(name, komojuAdapter(name, { secretKey: p.secretKey, webhookSecrets: p.webhookSecrets, apiBase: p.apiBase, ...via }));
+        break;
+      case 'billing':
+        out.set(name, billingAdapter({ name, apiBase: p.apiBase, apiKey: p.apiKey, ...via }));
+        break;
+      case 'app-store':
+        out.set(name, appStoreAdapter(name, appStoreVerifier(p)));
+        break;
+      case 'google-play':
+        out.set(name, googlePlayRtdnAdapter(name, p.pubsub));
         break;
     }
   }

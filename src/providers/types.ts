@@ -70,6 +70,11 @@ export interface ProviderAdapter {
   readonly kind: string;
   /** Verifies authenticity and extracts the provider's event id, without trusting anything unverified. */
   verify(req: IncomingNotification): Result<Verified, VerifyFailure>;
+  /**
+   * For verifiers that must wait (a certificate chain, a remote JWKS): when present the intake awaits
+   * this instead of `verify`.
+   */
+  verifyAsync?(req: IncomingNotification): Promise<Result<Verified, VerifyFailure>>;
   /** The provider's id for this notification, used for dedupe (provider, event id). */
   eventId(req: IncomingNotification): string | undefined;
   /** Turns a stored notification into canonical events; runs in the worker, not in the request. */

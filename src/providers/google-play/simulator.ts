@@ -2,7 +2,9 @@
 // token with the real SubscriptionPurchaseV2 field names, a bearer access token, Google's error shape,
 // and the other simulators' faults (latency, 500s). The buyer's side (buy, upgrade, renew, cancel,
 // expire) is driven by plain methods, never over HTTP.
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, SignJWT, type CryptoKey, type JWK } from 'jose';
+import { request } from 'undici';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -13,6 +15,15 @@ export interface GooglePlayFaults { latencyMs?: number; error500?: number }
 
 export interface GooglePlaySimulatorOptions { packageName: string; accessToken: string; seed?: number | undefined; now?: (() => Date) | undefined }
 
+/** An RTDN push as Pub/Sub sends it: the JSON body and its Authorization header (an OIDC token). */
+export interface RtdnPush { messageId: string; body: string; authorization: string }
+
+/** What the push's OIDC token claims; tests vary it to see refusals. */
+export interface OidcClaims { audience: string; email: string; issuer?: string; expiresInSeconds?: number; emailVerified?: boolean }
+
+/** The JWKS path the simulator serves, as Google's https://www.googleapis.com/oauth2/v3/certs. */
+export const JWKS_PATH = '/oauth2/v3/certs';
+
 const googleError = (code: number, message: string, reason: string) => ({ error: { code, message, errors: [{ message, domain: 'androidpublisher', reason }] } });
 
 export class GooglePlaySimulator {
@@ -22,6 +33,7 @@ export class GooglePlaySimulator {
   private server: Server | undefined;
   private readonly now: () => Date;
   private orders = 0;
+  private signing: { key: CryptoKey; jwk: JWK } | undefined;
 
   constructor(private readonly opts: GooglePlaySimulatorOptions) {
     this.rand = mulberry32(opts.seed ?? 1);
@@ -35,6 +47,8 @@ export class GooglePlaySimulator {
   }
 
   async start(): Promise<{ url: string }> {
+    const { privateKey, publicKey } = await generateKeyPair('RS256');
+    this.signing = { key: privateKey, jwk: { ...(await exportJWK(publicKey)), kid: randomBytes(8).toString('hex'), alg: 'RS256', use: 'sig' } };
     const server = createServer((req, res) => { void this.handle(req, res); });
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
@@ -81,6 +95,42 @@ export class GooglePlaySimulator {
     }
   }
 
+  /** A Real-time developer notification for `token` as Pub/Sub pushes it, signed with the simulator's key. */
+  async rtdn(token: string, notificationType: number, claims: OidcClaims): Promise<RtdnPush> {
+    if (!this.signing) throw new Error('start the simulator first (it makes its signing key)');
+    const productId = this.subs.get(token)?.lineItems[0]?.productId;
+    const notification = {
+      version: '1.0', packageName: this.opts.packageName, eventTimeMillis: String(this.now().getTime()),
+      subscriptionNotification: { version: '1.0', notificationType, purchaseToken: token, ...(productId ? { subscriptionId: productId } : {}) },
+    };
+    const messageId = String(Math.floor(this.rand() * 1e15));
+    const body = JSON.stringify({
+      message: { data: Buffer.from(JSON.stringify(notification)).toString('base64'), messageId, message_id: messageId, publishTime: this.now().toISOString() },
+      subscription: 'projects/seigo-sim/subscriptions/play-rtdn',
+    });
+    const now = Math.floor(this.now().getTime() / 1000);
+    const jwt = await new SignJWT({ email: claims.email, email_verified: claims.emailVerified ?? true })
+      .setProtectedHeader({ alg: 'RS256', kid: this.signing.jwk.kid!, typ: 'JWT' })
+      .setIssuer(claims.issuer ?? 'https://accounts.google.com').setAudience(claims.audience).setSubject(randomUUID())
+      .setIssuedAt(now).setExpirationTime(now + (claims.expiresInSeconds ?? 3_600)).sign(this.signing.key);
+    return { messageId, body, authorization: `Bearer ${jwt}` };
+  }
+
+  /** Pushes as Pub/Sub does: retried with backoff until a 2xx (102, 200, 201, 202, 204 ack), once more when `duplicate`. */
+  async push(url: string, p: RtdnPush, o: { delaysMs?: readonly number[]; duplicate?: boolean } = {}): Promise<{ attempts: number; delivered: boolean }> {
+    const delays = o.delaysMs ?? [10, 50, 100, 200, 400];
+    const send = () => request(url, { method: 'POST', body: p.body, headers: { 'content-type': 'application/json', authorization: p.authorization } })
+      .then(async (r) => { await r.body.dump(); return r.statusCode >= 200 && r.statusCode < 300; }, () => false);
+    for (let i = 0; i <= delays.length; i++) {
+      if (await send()) {
+        if (o.duplicate) await send();
+        return { attempts: i + 1, delivered: true };
+      }
+      if (i < delays.length) await sleep(delays[i]!);
+    }
+    return { attempts: delays.length + 1, delivered: false };
+  }
+
   subscription(token: string): SubscriptionPurchaseV2 | undefined {
     const s = this.subs.get(token);
     return s ? structuredClone(s) : undefined;
@@ -88,6 +138,7 @@ export class GooglePlaySimulator {
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const send = (status: number, body: unknown): void => { res.writeHead(status, { 'content-type': 'application/json; charset=UTF-8' }).end(JSON.stringify(body)); };
+    if (req.method === 'GET' && req.url === JWKS_PATH) return send(200, { keys: this.signing ? [this.signing.jwk] : [] });
     if (this.faults.latencyMs > 0) await sleep(Math.floor(this.rand() * this.faults.latencyMs));
     if (req.headers.authorization !== `Bearer ${this.opts.accessToken}`) {
       return send(401, googleError(401, 'Request had invalid authentication credentials.', 'authError'));
