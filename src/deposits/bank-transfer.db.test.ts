@@ -1,5 +1,6 @@
 // Bank-transfer deposits (銀行振込) on real PostgreSQL: virtual accounts, the import of
 // Zengin transfer-notice files built with formatTransferNotice, and where every yen ends up.
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findAccount, getBalance, restrictOwner, setBalanceLimit } from '../ledger/index.ts';
 import { formatTransferNotice, type TransferNoticeInput } from '../providers/zengin/index.ts';
@@ -204,6 +205,30 @@ describe('importing transfers', () => {
     expect(total).toBe(2);
     expect(await balanceOf('wallet', va.userId)).toBe(3_000n);
     expect((await transfersTo(va.accountNumber)).length).toBe(2);
+  });
+
+  it('overlapping files sent several times at once by several processes are all taken in, each transfer booked once', async () => {
+    // A duplicate storm: eight files naming the same six accounts in different orders, each sent by
+    // three processes (pools) at once. Two files booked side by side locked the wallets in different
+    // orders and deadlocked, and the aborted import was refused with a 500.
+    const users = await Promise.all(Array.from({ length: 6 }, () => user('ヤマダ タロウ')));
+    // File r names the accounts rotated by r, every other file in reverse.
+    const order = (r: number) => users.map((_, i) => users[(r % 2 === 0 ? i + r : users.length - 1 - i + r) % users.length]!);
+    const files = Array.from({ length: 8 }, (_, r) => file(order(r).map((va) => ({ accountNumber: va.accountNumber, transfers: [transfer(1_000n, 'ﾔﾏﾀﾞ ﾀﾛｳ')] }))));
+    const pools = [pool(), new pg.Pool({ connectionString: t.tdb.url, max: 4 }), new pg.Pool({ connectionString: t.tdb.url, max: 4 })];
+    try {
+      const rs = await Promise.all(files.flatMap((f) => pools.map((p) => importTransferNoticeFile(p, f))));
+      const counts = rs.map((r) => (r.ok ? r.value : undefined));
+      expect(counts.every((c) => c !== undefined)).toBe(true);
+      expect(counts.reduce((s, c) => s + c!.credited, 0)).toBe(files.length * users.length);
+      expect(counts.reduce((s, c) => s + c!.duplicates, 0)).toBe(files.length * users.length * (pools.length - 1));
+      for (const va of users) {
+        expect(await balanceOf('wallet', va.userId)).toBe(BigInt(files.length) * 1_000n);
+        expect((await transfersTo(va.accountNumber)).length).toBe(files.length);
+      }
+    } finally {
+      await Promise.all(pools.slice(1).map((p) => p.end()));
+    }
   });
 });
 

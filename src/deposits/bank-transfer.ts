@@ -44,6 +44,7 @@ import {
 import { payerNameMatches } from './payer-name.ts';
 import { reportCase } from './report-case.ts';
 import { reverseDepositCredit } from './reverse-credit.ts';
+import { FILE_IMPORT_LOCK, knownRecords, queued, withTxRetried } from './file-import-queue.ts';
 import { publishDeposit, releaseDepositHold } from './flow.ts';
 import { DEPOSIT_COLUMNS, toDeposit, transitionDeposit, type Deposit, type DepositRow } from './state.ts';
 import type { BankAccountType } from './refunds.ts';
@@ -514,6 +515,8 @@ export interface ImportCounts {
  * Imports a Zengin transfer-notice file: a malformed file is refused whole with the parser's
  * line and field; otherwise every transfer is imported in ONE transaction (all or nothing).
  * With a pool, the transaction is opened here; with a client, the caller's transaction is used.
+ * Files are imported one at a time (file-import-queue.ts says why); a file whose every record is
+ * already booked (a copy the bank sent again) is answered without waiting for the others.
  */
 export async function importTransferNoticeFile(
   q: Queryable, buffer: Uint8Array, policy: BankTransferPolicy = {}, parseOptions: ParseTransferNoticeOptions = {},
@@ -521,23 +524,36 @@ export async function importTransferNoticeFile(
   const parsed = parseTransferNotice(buffer, parseOptions);
   if (!parsed.ok) return err(parsed.error);
   const transfers: readonly TransferNotice[] = parsed.value.transfers;
-  const run = async (tx: Queryable): Promise<ImportCounts> => {
-    const counts: ImportCounts = { credited: 0, suspense: 0, duplicates: 0, cancellations: 0, unmatchedCancellations: 0 };
-    for (const t of transfers) {
-      if (t.cancelled) {
-        const c = await importCancellation(tx, t, policy);
-        if (c.duplicate) counts.duplicates++;
-        else if (c.transfer.status === 'cancellation') counts.cancellations++;
-        else counts.unmatchedCancellations++;
-        continue;
-      }
-      const r = await importTransfer(tx, t, policy);
-      if (r.duplicate) counts.duplicates++;
-      else counts[r.transfer.status === 'credited' ? 'credited' : 'suspense']++;
+  if (!(q instanceof pg.Pool)) return ok(await importRecords(q, transfers, policy));
+  const known = await knownRecords(q, transfers.map((t) => t.externalId));
+  if (transfers.every((t) => known.has(t.externalId))) return ok({ ...NO_COUNTS, duplicates: transfers.length });
+  return ok(await queued(q, () => withTxRetried(q, (tx) => importRecords(tx, transfers, policy))));
+}
+
+const NO_COUNTS: ImportCounts = { credited: 0, suspense: 0, duplicates: 0, cancellations: 0, unmatchedCancellations: 0 };
+
+/** Books a file's records in order in `tx`, under the file-import lock; records already booked count as duplicates. */
+async function importRecords(tx: Tx, transfers: readonly TransferNotice[], policy: BankTransferPolicy): Promise<ImportCounts> {
+  await tx.query(FILE_IMPORT_LOCK);
+  const known = await knownRecords(tx, transfers.map((t) => t.externalId));
+  const counts: ImportCounts = { ...NO_COUNTS };
+  for (const t of transfers) {
+    if (known.has(t.externalId)) {
+      counts.duplicates++;
+      continue;
     }
-    return counts;
-  };
-  return ok(q instanceof pg.Pool ? await withTx(q, run) : await run(q));
+    if (t.cancelled) {
+      const c = await importCancellation(tx, t, policy);
+      if (c.duplicate) counts.duplicates++;
+      else if (c.transfer.status === 'cancellation') counts.cancellations++;
+      else counts.unmatchedCancellations++;
+      continue;
+    }
+    const r = await importTransfer(tx, t, policy);
+    if (r.duplicate) counts.duplicates++;
+    else counts[r.transfer.status === 'credited' ? 'credited' : 'suspense']++;
+  }
+  return counts;
 }
 
 export interface ListBankTransfersOptions {

@@ -87,7 +87,9 @@ async function settleAndCheck(w: World, o: ProofOptions, since: Date, progress: 
   // Repairs go through the normal paths (intake, the janitor): let them finish too.
   const settled = await waitUntilQuiet(w, o.quiesceTimeoutMs ?? 180_000);
   const figures = await computeFigures(w);
-  return { settled: { quiet: first.quiet && settled.quiet, waitedMs: first.waitedMs + settled.waitedMs }, figures, reconcile };
+  // What was still under way when a wait gave up: the counts that `unsettled` in the figures details.
+  const backlog = !first.quiet ? first.backlog : !settled.quiet ? settled.backlog : undefined;
+  return { settled: { quiet: first.quiet && settled.quiet, waitedMs: first.waitedMs + settled.waitedMs, backlog }, figures, reconcile };
 }
 
 /**
@@ -128,7 +130,7 @@ function result(seed: number, stats: DriveStats, s: Awaited<ReturnType<typeof se
   if (!workload.ok) v.push(workload.reason!);
   return {
     seed, requested: stats.requested, workload, ...s.figures, ok: v.length === 0, violations: v,
-    reconcile: s.reconcile, quiesced: s.settled.quiet, quiesce_ms: s.settled.waitedMs,
+    reconcile: s.reconcile, quiesced: s.settled.quiet, quiesce_ms: s.settled.waitedMs, ...(s.settled.backlog ? { backlog: s.settled.backlog } : {}),
     drive: stats, ...extra,
   };
 }

@@ -13,7 +13,7 @@ import { NOTICE_SUBSCRIPTION } from './world.ts';
 const hasCase = (type: string, id: string) => `EXISTS (SELECT 1 FROM cases c WHERE c.closed_at IS NULL AND ((c.subject_type = '${type}' AND c.subject_id = ${id}::text)
   OR c.related @> jsonb_build_array(jsonb_build_object('type', '${type}', 'id', ${id}::text))))`;
 
-/** Work still under way in seigo (an unknown operation a case hands to a person is no longer seigo's to finish): a run is quiet when all of it is zero. */
+/** Work still under way in seigo (an unknown operation or deposit a case hands to a person is no longer seigo's to finish, as in the figures): a run is quiet when all of it is zero. */
 export interface Backlog {
   inbox: number;
   operations: number;
@@ -26,7 +26,7 @@ export async function backlog(pool: pg.Pool): Promise<Backlog> {
   const r = await pool.query<Backlog>(`
     SELECT (SELECT count(*) FROM inbox WHERE status = 'pending')::int AS inbox,
            (SELECT count(*) FROM operations o WHERE status IN ('pending', 'sending') OR (status = 'unknown' AND NOT ${hasCase('operation', 'o.id')}))::int AS operations,
-           (SELECT count(*) FROM deposits WHERE status IN ('pending', 'processing', 'unknown'))::int AS deposits,
+           (SELECT count(*) FROM deposits d WHERE status IN ('pending', 'processing') OR (status = 'unknown' AND NOT ${hasCase('deposit', 'd.id')}))::int AS deposits,
            (SELECT count(*) FROM deliveries WHERE status IN ('pending', 'sending'))::int AS deliveries,
            -- A payout the provider took (sent) is work under way too, until it settles or an open case has it.
            (SELECT count(*) FROM deposit_refunds r WHERE status = 'pending' OR (status = 'sent'
@@ -397,6 +397,17 @@ async function unsettled(pool: pg.Pool): Promise<Record<string, unknown>[]> {
     const ev = await pool.query<{ at: Date; to_status: string; cause: string }>('SELECT at, to_status, cause FROM deposit_refund_events WHERE refund_id = $1 ORDER BY id', [r.id]);
     out.push({ refund: r, history: ev.rows.map((e) => `${e.at.toISOString()} ${e.to_status}: ${e.cause}`) });
   }
+  // Deliveries and notices still under way: a retry scheduled far ahead, a lease nobody renews.
+  const deliveries = await pool.query(
+    `SELECT d.id, s.name AS subscription, d.target_type, d.status, d.attempts, d.next_attempt_at, d.locked_until, d.last_status_code,
+            left(d.last_error, 300) AS last_error, m.topic, d.created_at
+     FROM deliveries d JOIN subscriptions s ON s.id = d.subscription_id JOIN outbox_messages m ON m.id = d.message_id
+     WHERE d.status IN ('pending', 'sending') ORDER BY d.next_attempt_at LIMIT 20`);
+  for (const d of deliveries.rows) out.push({ delivery: d });
+  const inbox = await pool.query(
+    `SELECT id, provider, event_id, event_type, attempts, next_attempt_at, left(last_error, 300) AS last_error, received_at
+     FROM inbox WHERE status = 'pending' ORDER BY next_attempt_at LIMIT 20`);
+  for (const i of inbox.rows) out.push({ inbox: i });
   return out;
 }
 

@@ -144,6 +144,8 @@ export class KomojuSimulator {
   readonly droppedEventIds = new Set<string>();
 
   private readonly payments = new Map<string, SimPayment>();
+  /** The first payment made for each external_order_num, so a customer finds theirs without scanning them all. */
+  private readonly byOrder = new Map<string, string>();
   private readonly disbursements = new Map<string, SimDisbursement>();
   private readonly idempotency = new Map<string, ApiReply | 'in_flight'>();
   private readonly deliveries = new Set<Promise<void>>();
@@ -229,6 +231,11 @@ export class KomojuSimulator {
   payment(id: string): Readonly<Record<string, unknown>> | undefined {
     const p = this.payments.get(id);
     return p ? render(p) : undefined;
+  }
+
+  /** The id of the first payment made with this external_order_num (the merchant's order), if any. */
+  paymentIdForOrder(orderNum: string): string | undefined {
+    return this.byOrder.get(orderNum);
   }
 
   /** Every payment as KOMOJU holds it now, oldest first: the provider's own record, for end-to-end checks. */
@@ -495,6 +502,7 @@ export class KomojuSimulator {
       created_at: now.toISOString(), amount_refunded: 0, refunds: [], refund_requests: [], preliminaryPending: false,
     };
     this.payments.set(id, p);
+    if (p.external_order_num !== null && !this.byOrder.has(p.external_order_num)) this.byOrder.set(p.external_order_num, id);
     this.counters.created++;
     // KOMOJU announces the reservation ("authorized": awaiting the customer's cash) as it creates it.
     this.emit('payment.authorized', p);
