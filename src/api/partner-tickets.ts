@@ -66,6 +66,7 @@ export function partnerTicketRoutes(app: FastifyInstance, engine: Engine, regist
 
   route(app, registry, {
     method: 'POST', url: `${P}/tickets`, tags: ['partner'], partnerScope: 'tickets:issue', responseStatus: 201,
+    errors: { 404: ['product_not_found'], 422: ['invalid_date'] },
     summary: 'Issue tickets for a product and a day, each with a QR payload signed by seigo (Ed25519)',
     body: z.object({ product_id: uuid, date: day, quantity: z.number().int().min(1).max(MAX_QUANTITY).default(1) }).strict(),
   }, async ({ body, req }) => {
@@ -77,7 +78,7 @@ export function partnerTicketRoutes(app: FastifyInstance, engine: Engine, regist
   });
 
   route(app, registry, {
-    method: 'GET', url: `${P}/tickets/:id`, tags: ['partner'], partnerScope: 'tickets:read', summary: 'One of this partner\'s tickets',
+    method: 'GET', url: `${P}/tickets/:id`, tags: ['partner'], partnerScope: 'tickets:read', errors: { 404: ['ticket_not_found'] }, summary: 'One of this partner\'s tickets',
     params: z.object({ id: uuid }),
   }, async ({ params, req }) => {
     const t = await withPartner(pool, req.partner!.partnerId, (tx) => getTicket(tx, params.id));
@@ -88,6 +89,7 @@ export function partnerTicketRoutes(app: FastifyInstance, engine: Engine, regist
   for (const [action, to] of [['cancel', 'cancelled'], ['refund', 'refunded']] as const) {
     route(app, registry, {
       method: 'POST', url: `${P}/tickets/:id/${action}`, tags: ['partner'], partnerScope: 'tickets:issue',
+      errors: { 404: ['ticket_not_found'], 409: ['ticket_not_unused'] },
       summary: `${action === 'cancel' ? 'Cancel' : 'Refund'} an unused ticket: gates refuse it and its sale is reversed in the ledger`,
       params: z.object({ id: uuid }),
     }, async ({ params, req }) => {
@@ -100,6 +102,10 @@ export function partnerTicketRoutes(app: FastifyInstance, engine: Engine, regist
 
   route(app, registry, {
     method: 'POST', url: `${P}/redemptions`, tags: ['partner'], partnerScope: 'tickets:redeem', responseStatus: 201,
+    errors: {
+      404: ['gate_not_found', 'ticket_not_found'], 409: ['already_redeemed', 'ticket_cancelled', 'ticket_refunded'],
+      422: ['qr_invalid', 'qr_expired', 'qr_not_yet_valid', 'wrong_facility', 'ticket_not_valid_now'],
+    },
     summary: 'Redeem a ticket at a gate, exactly once (409 already_redeemed with when and where otherwise)',
     body: z.object({ gate_id: uuid, qr: qr.optional(), ticket_id: uuid.optional() }).strict()
       .refine((b) => (b.qr === undefined) !== (b.ticket_id === undefined), 'needs exactly one of qr and ticket_id'),
@@ -120,7 +126,7 @@ export function partnerTicketRoutes(app: FastifyInstance, engine: Engine, regist
   });
 
   route(app, registry, {
-    method: 'GET', url: `${P}/gates/:gate/manifest`, tags: ['partner'], partnerScope: 'gates:sync',
+    method: 'GET', url: `${P}/gates/:gate/manifest`, tags: ['partner'], partnerScope: 'gates:sync', errors: { 404: ['gate_not_found'] },
     summary: 'What a gate needs offline for a day: the verification keys (JWK) and the revoked tickets',
     params: z.object({ gate: uuid }), query: z.object({ date: day.optional() }),
   }, async ({ params, query, req }) => {
@@ -132,7 +138,7 @@ export function partnerTicketRoutes(app: FastifyInstance, engine: Engine, regist
   });
 
   route(app, registry, {
-    method: 'POST', url: `${P}/gates/:gate/sync`, tags: ['partner'], partnerScope: 'gates:sync',
+    method: 'POST', url: `${P}/gates/:gate/sync`, tags: ['partner'], partnerScope: 'gates:sync', errors: { 404: ['gate_not_found'], 422: ['invalid_batch', 'batch_mismatch'] },
     summary: 'Upload what a gate redeemed offline; idempotent per batch_id; the earliest scan by gate time wins',
     params: z.object({ gate: uuid }),
     body: z.object({ batch_id: z.string().min(1).max(200), redemptions: z.array(scanSchema).min(1).max(1000) }).strict(),

@@ -85,7 +85,7 @@ export async function partnerRoutes(app: FastifyInstance, engine: Engine, regist
   }, async ({ req }) => wholeList((await as(req.partner!.partnerId, (tx) => listProducts(tx, req.partner!.partnerId))).map(productJson)));
 
   route(app, registry, {
-    method: 'GET', url: `${P}/products/:id`, tags: ['partner'], partnerScope: 'products:read', summary: 'One of this partner\'s products',
+    method: 'GET', url: `${P}/products/:id`, tags: ['partner'], partnerScope: 'products:read', errors: { 404: ['product_not_found'] }, summary: 'One of this partner\'s products',
     params: z.object({ id: uuid }),
   }, async ({ params, req }) => {
     const p = await as(req.partner!.partnerId, (tx) => getProduct(tx, params.id));
@@ -94,7 +94,7 @@ export async function partnerRoutes(app: FastifyInstance, engine: Engine, regist
   });
 
   route(app, registry, {
-    method: 'GET', url: `${P}/gates/:gate`, tags: ['partner'], partnerScope: 'gates:sync', summary: 'One of this partner\'s gates',
+    method: 'GET', url: `${P}/gates/:gate`, tags: ['partner'], partnerScope: 'gates:sync', errors: { 404: ['gate_not_found'] }, summary: 'One of this partner\'s gates',
     params: z.object({ gate: uuid }),
   }, async ({ params, req }) => {
     const g = await as(req.partner!.partnerId, (tx) => getGate(tx, params.gate));

@@ -9932,6 +9932,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description Not found: product_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        code?: "product_not_found";
+                    };
+                };
+            };
             /** @description Too many requests: rate_limited */
             429: {
                 headers: {
@@ -10006,6 +10018,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
                         code?: "insufficient_scope";
+                    };
+                };
+            };
+            /** @description Not found: gate_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        code?: "gate_not_found";
                     };
                 };
             };
@@ -10097,6 +10121,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description Not found: product_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        code?: "product_not_found";
+                    };
+                };
+            };
             /** @description Conflict: idempotency_conflict */
             409: {
                 headers: {
@@ -10133,7 +10169,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Unprocessable: idempotency_mismatch */
+            /** @description Unprocessable: idempotency_mismatch, invalid_date */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -10141,7 +10177,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        code?: "idempotency_mismatch";
+                        code?: "idempotency_mismatch" | "invalid_date";
                     };
                 };
             };
@@ -10219,6 +10255,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
                         code?: "insufficient_scope";
+                    };
+                };
+            };
+            /** @description Not found: ticket_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        code?: "ticket_not_found";
                     };
                 };
             };
@@ -10302,7 +10350,19 @@ export interface operations {
                     };
                 };
             };
-            /** @description Conflict: idempotency_conflict */
+            /** @description Not found: ticket_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        code?: "ticket_not_found";
+                    };
+                };
+            };
+            /** @description Conflict: idempotency_conflict, ticket_not_unused */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -10310,7 +10370,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        code?: "idempotency_conflict";
+                        code?: "idempotency_conflict" | "ticket_not_unused";
                     };
                 };
             };
@@ -10406,7 +10466,19 @@ export interface operations {
                     };
                 };
             };
-            /** @description Conflict: idempotency_conflict */
+            /** @description Not found: ticket_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        code?: "ticket_not_found";
+                    };
+                };
+            };
+            /** @description Conflict: idempotency_conflict, ticket_not_unused */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -10414,7 +10486,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        code?: "idempotency_conflict";
+                        code?: "idempotency_conflict" | "ticket_not_unused";
                     };
                 };
             };
@@ -10518,7 +10590,19 @@ export interface operations {
                     };
                 };
             };
-            /** @description Conflict: idempotency_conflict */
+            /** @description Not found: gate_not_found, ticket_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        code?: "gate_not_found" | "ticket_not_found";
+                    };
+                };
+            };
+            /** @description Conflict: already_redeemed, idempotency_conflict, ticket_cancelled, ticket_refunded */
             409: {
                 headers: {
                     [name: string]: unknown;
@@ -10526,7 +10610,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        code?: "idempotency_conflict";
+                        code?: "already_redeemed" | "idempotency_conflict" | "ticket_cancelled" | "ticket_refunded";
                     };
                 };
             };
@@ -10554,7 +10638,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Unprocessable: idempotency_mismatch */
+            /** @description Unprocessable: idempotency_mismatch, qr_expired, qr_invalid, qr_not_yet_valid, ticket_not_valid_now, wrong_facility */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -10562,7 +10646,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        code?: "idempotency_mismatch";
+                        code?: "idempotency_mismatch" | "qr_expired" | "qr_invalid" | "qr_not_yet_valid" | "ticket_not_valid_now" | "wrong_facility";
                     };
                 };
             };
@@ -10642,6 +10726,18 @@ export interface operations {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
                         code?: "insufficient_scope";
+                    };
+                };
+            };
+            /** @description Not found: gate_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        code?: "gate_not_found";
                     };
                 };
             };
@@ -10738,6 +10834,18 @@ export interface operations {
                     };
                 };
             };
+            /** @description Not found: gate_not_found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"] & {
+                        /** @enum {string} */
+                        code?: "gate_not_found";
+                    };
+                };
+            };
             /** @description Conflict: idempotency_conflict */
             409: {
                 headers: {
@@ -10774,7 +10882,7 @@ export interface operations {
                     };
                 };
             };
-            /** @description Unprocessable: idempotency_mismatch */
+            /** @description Unprocessable: batch_mismatch, idempotency_mismatch, invalid_batch */
             422: {
                 headers: {
                     [name: string]: unknown;
@@ -10782,7 +10890,7 @@ export interface operations {
                 content: {
                     "application/problem+json": components["schemas"]["Problem"] & {
                         /** @enum {string} */
-                        code?: "idempotency_mismatch";
+                        code?: "batch_mismatch" | "idempotency_mismatch" | "invalid_batch";
                     };
                 };
             };
