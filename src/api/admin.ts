@@ -2,7 +2,7 @@
 // inspect and replay notifications, manage subscriptions, redrive deliveries and watch operations.
 import type { FastifyInstance } from 'fastify';
 import { z } from 'zod';
-import { durationSchema, subscriptionTargetSchema } from '../kernel/config.ts';
+import { durationSchema } from '../kernel/config.ts';
 import { NotFoundError } from '../kernel/errors.ts';
 import type { Engine } from '../engine/engine.ts';
 import { replayInbox, replayInboxSince } from '../intake/index.ts';
@@ -11,7 +11,7 @@ import { withTx } from '../kernel/db.ts';
 import { integrationStatus } from '../status/integration-status.ts';
 import { listOf, listQuery, pageOf, wholeList } from './list.ts';
 import { route, type OpenApiRegistry } from './route.ts';
-import { subscriptionView } from './subscriptions.ts';
+import { subscriptionView, targetBody } from './subscriptions.ts';
 
 const uuid = z.string().uuid();
 const paging = listQuery({ max: 500, default: 50 });
@@ -68,16 +68,6 @@ const statusJson = (s: Awaited<ReturnType<typeof integrationStatus>>) => ({
 });
 
 // A subscription on the wire: the configuration file's camelCase keys (timeoutMs, retrySchedule) are snake_case here.
-const [httpTarget, handlerTarget, natsTarget] = subscriptionTargetSchema.options;
-const targetBody = z.discriminatedUnion('type', [
-  httpTarget.omit({ timeoutMs: true }).extend({ timeout_ms: httpTarget.shape.timeoutMs }),
-  handlerTarget,
-  natsTarget.omit({ timeoutMs: true }).extend({ timeout_ms: natsTarget.shape.timeoutMs }),
-]).transform((t) => {
-  if (t.type === 'handler') return t;
-  const { timeout_ms: timeoutMs, ...rest } = t;
-  return { ...rest, timeoutMs };
-});
 const subscriptionBody = z.object({
   name: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,99}$/),
   topic: z.string().min(1).max(200),

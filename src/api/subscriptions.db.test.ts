@@ -28,7 +28,7 @@ describe('subscription management', () => {
   afterAll(async () => { await t?.close(); });
 
   async function create(name: string, url: string, extra: Record<string, unknown> = {}) {
-    const r = await admin<{ secret: string }>(t.url, 'POST', '/subscriptions', { name, topic: 'orders.*', target: { type: 'http', url, timeoutMs: 5_000 }, ...extra });
+    const r = await admin<{ secret: string }>(t.url, 'POST', '/subscriptions', { name, topic: 'orders.*', target: { type: 'http', url, timeout_ms: 5_000 }, ...extra });
     expect(r.status).toBe(201);
     return r.json.secret;
   }
@@ -37,7 +37,7 @@ describe('subscription management', () => {
     let n = 0;
     const rx = await receiver(() => (++n === 1 ? { status: 503, body: 'x'.repeat(5000) } : { status: 200, body: '{"ok":true}' }));
     const other = await receiver();
-    const secret = await create('tested', rx.url, { retrySchedule: ['1s'] });
+    const secret = await create('tested', rx.url, { retry_schedule: ['1s'] });
     await create('bystander', other.url);
     const sent = await admin<{ delivery_id: string; topic: string }>(t.url, 'POST', '/subscriptions/tested/test', { payload: { hello: 'world' } });
     expect(sent.status).toBe(202);

@@ -20,7 +20,7 @@ const DEFAULT_OVERLAP_SECONDS = 86_400;
 
 // A target on the wire: the configuration's camelCase timeoutMs is timeout_ms here.
 const [httpTarget, handlerTarget, natsTarget] = subscriptionTargetSchema.options;
-const targetBody = z.discriminatedUnion('type', [
+export const targetBody = z.discriminatedUnion('type', [
   httpTarget.omit({ timeoutMs: true }).extend({ timeout_ms: httpTarget.shape.timeoutMs }),
   handlerTarget,
   natsTarget.omit({ timeoutMs: true }).extend({ timeout_ms: natsTarget.shape.timeoutMs }),
