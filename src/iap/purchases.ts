@@ -55,10 +55,23 @@ export function createIap(deps: {
 }
 
 /** Starts (or, with the same key, finds) the purchase's saga, advances it now, and reads its outcome. */
+/** How long a purchase request waits for a saga that a worker claimed before this request could run it. */
+const WAIT_FOR_WORKER_MS = 5_000;
+const LEASED_ELSEWHERE = 'SELECT locked_until > now() AS leased FROM sagas WHERE id = $1';
+
 export async function runPurchase(pool: pg.Pool, sagas: Sagas, iap: Iap, input: PurchaseInput, key?: string): Promise<PurchaseOutcome> {
   const { id } = await sagas.start(pool, iap.purchase, input, { key, entity: { type: 'member', id: input.member_id } });
   await sagas.run(id);
-  return purchaseOutcome(pool, id, input);
+  // A worker woken by the new saga may have claimed it before run() could: while that worker holds
+  // it, wait for its result rather than answer 202 to a purchase that is completing right now.
+  let outcome = await purchaseOutcome(pool, id, input);
+  for (const until = Date.now() + WAIT_FOR_WORKER_MS; outcome.kind === 'pending' && outcome.status === 'running' && Date.now() < until;) {
+    const { rows } = await pool.query<{ leased: boolean | null }>(LEASED_ELSEWHERE, [id]);
+    if (!rows[0]?.leased) break;
+    await new Promise((r) => setTimeout(r, 50));
+    outcome = await purchaseOutcome(pool, id, input);
+  }
+  return outcome;
 }
 
 export async function purchaseOutcome(pool: pg.Pool, sagaId: string, input: PurchaseInput): Promise<PurchaseOutcome> {
