@@ -1374,6 +1374,23 @@ CREATE OR REPLACE FUNCTION seigo_current_partner()
  STABLE
 AS $function$ SELECT nullif(current_setting('seigo.partner_id', true), '')::uuid $function$;
 
+CREATE OR REPLACE FUNCTION seigo_input_is_valid(v text, type_name text)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+BEGIN
+  CASE type_name
+    WHEN 'timestamptz' THEN PERFORM v::timestamptz;
+    WHEN 'date' THEN PERFORM v::date;
+    WHEN 'jsonb' THEN PERFORM v::jsonb;
+    ELSE RAISE EXCEPTION 'seigo_input_is_valid: no check for type %', type_name;
+  END CASE;
+  RETURN true;
+EXCEPTION WHEN data_exception THEN
+  RETURN false;
+END $function$;
+
 CREATE OR REPLACE FUNCTION seigo_ledger_check_wallet(p_posted bigint, b_posted bigint, b_pending_in bigint, b_pending_out bigint, p_limit bigint, p_restricted boolean, OUT error text, OUT amount bigint)
  RETURNS record
  LANGUAGE plpgsql

@@ -14,7 +14,7 @@ const COPY_STAGE = `COPY ${STAGE_TABLE} (line, ${STAGE_COLUMNS.join(', ')}) FROM
 
 const INT = `'^[0-9]{1,15}$'`;
 const EMPTY = (c: string) => `coalesce(${c}, '') = ''`;
-const TS_OK = (c: string) => `(${EMPTY(c)} OR pg_input_is_valid(${c}, 'timestamptz'))`;
+const TS_OK = (c: string) => `(${EMPTY(c)} OR seigo_input_is_valid(${c}, 'timestamptz'))`;
 /** The first broken price entry of a `prices` array, as a reason (NULL when all are sound). */
 const PRICES_BAD = `(SELECT format('prices[%s]: %s', x.i - 1, x.reason) FROM (
     SELECT e.i, CASE
@@ -22,7 +22,7 @@ const PRICES_BAD = `(SELECT format('prices[%s]: %s', x.i - 1, x.reason) FROM (
       WHEN coalesce(e.v->>'age_group', '') = '' THEN 'age_group is empty'
       WHEN coalesce(e.v->>'amount', '') !~ ${INT} THEN format('impossible price %s', coalesce(e.v->>'amount', 'null'))
       WHEN (e.v->>'amount')::numeric > ${MAX_PRICE} THEN format('impossible price %s: above %s', e.v->>'amount', ${MAX_PRICE})
-      WHEN e.v->>'from' IS NOT NULL AND NOT pg_input_is_valid(e.v->>'from', 'date') THEN format('from %s is not a date', e.v->>'from')
+      WHEN e.v->>'from' IS NOT NULL AND NOT seigo_input_is_valid(e.v->>'from', 'date') THEN format('from %s is not a date', e.v->>'from')
     END AS reason
     FROM jsonb_array_elements(s.prices::jsonb) WITH ORDINALITY AS e(v, i)) x
   WHERE x.reason IS NOT NULL ORDER BY x.i LIMIT 1)`;
@@ -40,12 +40,12 @@ WITH dup AS (
     CASE WHEN d.first <> s.line THEN format('duplicate of line %s (product %s, plan %s)', d.first, s.product_code, s.plan_code) END,
     CASE WHEN coalesce(s.facility, '') !~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$' THEN format('facility %s is not a facility code', coalesce(s.facility, 'null')) END,
     CASE WHEN ${EMPTY('s.name')} THEN 'name is empty' WHEN length(s.name) > 200 THEN 'name is longer than 200' END,
-    CASE WHEN NOT ${EMPTY('s.images')} AND (NOT pg_input_is_valid(s.images, 'jsonb') OR jsonb_typeof(s.images::jsonb) <> 'array')
+    CASE WHEN NOT ${EMPTY('s.images')} AND (NOT seigo_input_is_valid(s.images, 'jsonb') OR jsonb_typeof(s.images::jsonb) <> 'array')
       THEN 'images is not a list' END,
     CASE WHEN coalesce(s.price, '') !~ '^-?[0-9]+$' THEN format('price %s is not an amount in minor units', coalesce(s.price, 'null'))
       WHEN s.price LIKE '-%' THEN format('impossible price %s: negative', s.price)
       WHEN length(s.price) > 15 OR s.price::numeric > ${MAX_PRICE} THEN format('impossible price %s: above %s', s.price, ${MAX_PRICE}) END,
-    CASE WHEN NOT ${EMPTY('s.prices')} AND (NOT pg_input_is_valid(s.prices, 'jsonb') OR jsonb_typeof(s.prices::jsonb) <> 'array')
+    CASE WHEN NOT ${EMPTY('s.prices')} AND (NOT seigo_input_is_valid(s.prices, 'jsonb') OR jsonb_typeof(s.prices::jsonb) <> 'array')
       THEN 'prices is not a list' WHEN NOT ${EMPTY('s.prices')} THEN ${PRICES_BAD} END,
     CASE WHEN NOT ${TS_OK('s.sale_from')} THEN format('sale_from %s is not a time', s.sale_from) END,
     CASE WHEN NOT ${TS_OK('s.sale_until')} THEN format('sale_until %s is not a time', s.sale_until)
